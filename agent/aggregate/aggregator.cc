@@ -1,0 +1,72 @@
+#include "agent/aggregate/aggregator.h"
+
+#include <algorithm>
+
+namespace ember {
+
+size_t StackAggregator::KeyHash::operator()(const Key& k) const {
+  size_t h = std::hash<uint32_t>()(k.pid) ^ (std::hash<std::string>()(k.comm) << 1);
+  for (const Location* l : k.frames) h = h * 1000003 ^ std::hash<const void*>()(l);
+  return h;
+}
+
+StackAggregator::StackAggregator(Options opts, Metrics& metrics)
+    : opts_(opts),
+      aggregated_(metrics.counter("ember_samples_aggregated_total", "",
+                                  "Samples counted into profiles")),
+      dropped_(metrics.counter("ember_samples_lost_total", "reason=\"too_many_stacks\"",
+                               "Samples lost, by reason")) {}
+
+void StackAggregator::add(LabeledSample&& ls) {
+  if (!ls.labels) return;
+  auto [sit, inserted] = series_.try_emplace(ls.labels.get());
+  Series& series = sit->second;
+  if (inserted) series.labels = ls.labels;  // the key points into this LabelSet
+
+  Key key;
+  key.pid = ls.sample.meta.pid;
+  key.comm = ls.sample.meta.comm;
+  key.frames.reserve(ls.sample.stack.size());
+  for (const auto& loc : ls.sample.stack) key.frames.push_back(loc.get());
+
+  auto it = series.stacks.find(key);
+  if (it == series.stacks.end()) {
+    if (stacks_ >= opts_.max_stacks) {
+      dropped_.add();
+      return;
+    }
+    Entry e;
+    e.stack = std::move(ls.sample.stack);
+    it = series.stacks.emplace(std::move(key), std::move(e)).first;
+    ++stacks_;
+  }
+  it->second.count++;
+  ++pending_;
+  aggregated_.add();
+}
+
+ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns) {
+  ProfileBatch batch;
+  for (auto& [_, series] : series_) {
+    Profile p;
+    p.labels = series.labels;
+    p.start_time_ns = start_time_ns;
+    p.end_time_ns = end_time_ns;
+    p.frequency_hz = opts_.frequency_hz;
+    p.period_ns = opts_.frequency_hz > 0 ? 1'000'000'000ull / uint64_t(opts_.frequency_hz) : 0;
+    p.samples.reserve(series.stacks.size());
+    for (auto& [key, e] : series.stacks)
+      p.samples.push_back(ProfileSample{std::move(e.stack), e.count, key.pid, key.comm});
+    batch.profiles.push_back(std::move(p));
+  }
+  // Deterministic order for files and tests: by labels.
+  std::sort(batch.profiles.begin(), batch.profiles.end(), [](const Profile& a, const Profile& b) {
+    return a.labels->labels() < b.labels->labels();
+  });
+  series_.clear();
+  stacks_ = 0;
+  pending_ = 0;
+  return batch;
+}
+
+}  // namespace ember

@@ -1,0 +1,357 @@
+// `ember record`: profile a command (and its descendants), a pid, or the
+// whole system, then write one file whose format follows its extension.
+//
+// Threads: the main thread forks/waits and handles signals (SIGINT, SIGTERM
+// and SIGCHLD are blocked everywhere and taken synchronously with
+// sigtimedwait); the session runs the drain and pipeline threads.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <cxxopts.hpp>
+#include <iostream>
+#include <set>
+
+#include "agent/cli/commands.h"
+#include "agent/cli/preflight.h"
+#include "agent/cli/session.h"
+#include "agent/export/file_exporter.h"
+#include "common/log.h"
+
+namespace ember {
+namespace {
+
+// Keeps the batches the pipeline exports, for writing once recording ends.
+class CollectingExporter final : public Exporter {
+ public:
+  void export_batch(ProfileBatch&& batch) override {
+    for (auto& p : batch.profiles) profiles_.push_back(std::move(p));
+  }
+  // One profile covering everything recorded.
+  Profile merged(int frequency_hz, uint64_t start_ns, uint64_t end_ns) {
+    Profile out;
+    out.frequency_hz = frequency_hz;
+    out.period_ns = 1'000'000'000ull / uint64_t(frequency_hz);
+    out.start_time_ns = start_ns;
+    out.end_time_ns = end_ns;
+    for (auto& p : profiles_) {
+      if (!out.labels) out.labels = p.labels;
+      for (auto& s : p.samples) out.samples.push_back(std::move(s));
+    }
+    if (!out.labels) out.labels = std::make_shared<const LabelSet>();
+    return out;
+  }
+
+ private:
+  std::vector<Profile> profiles_;
+};
+
+std::string join_args(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) {
+    if (!s.empty()) s += ' ';
+    s += a;
+  }
+  return s;
+}
+
+std::string human_bytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1u << 20)) std::snprintf(buf, sizeof(buf), "%.1f MiB", double(n) / (1 << 20));
+  else if (n >= 1024) std::snprintf(buf, sizeof(buf), "%.1f KiB", double(n) / 1024);
+  else std::snprintf(buf, sizeof(buf), "%llu B", (unsigned long long)n);
+  return buf;
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+}  // namespace
+
+int run_record(int argc, char** argv) {
+  // Everything after "--" is the command; cxxopts sees only our flags.
+  std::vector<std::string> command;
+  int our_argc = argc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) {
+      for (int j = i + 1; j < argc; ++j) command.emplace_back(argv[j]);
+      our_argc = i;
+      break;
+    }
+  }
+
+  cxxopts::Options options("ember record",
+                           "Profile a command, a process or the whole system, then write a "
+                           "profile file.\n\n  ember record [options] -- COMMAND [ARGS...]\n"
+                           "  ember record [options] -p PID\n  ember record [options] -a -d 30s\n");
+  options.add_options()
+      ("F,frequency", "Samples per second per CPU", cxxopts::value<int>()->default_value("100"))
+      ("d,duration", "Stop after this long (e.g. 500ms, 20s, 1m)", cxxopts::value<std::string>())
+      ("p,pid", "Profile this process and its descendants", cxxopts::value<int>())
+      ("a,all", "Profile the whole system")
+      ("o,output", "Output file: .pb.gz (pprof), .folded/.txt (folded stacks), .svg/.html "
+       "(flamegraph); repeat -o to write several", cxxopts::value<std::vector<std::string>>()->default_value("ember.pb.gz"))
+      ("no-kernel", "Do not capture kernel stacks")
+      ("idle", "With -a, also count idle CPU time")
+      ("bpf-stats", "Report the kernel-measured cost of the BPF sampler")
+      ("q,quiet", "Print nothing but errors")
+      ("log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))
+      ("h,help", "Show this help");
+
+  cxxopts::ParseResult args;
+  try {
+    args = options.parse(our_argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "ember record: " << e.what() << "\n" << options.help() << std::endl;
+    return kExitUsage;
+  }
+  if (args.count("help")) {
+    std::cout << options.help() << std::endl;
+    return 0;
+  }
+  log::Level level;
+  if (!log::parse_level(args["log-level"].as<std::string>(), &level)) {
+    std::cerr << "ember record: --log-level must be debug, info, warn or error" << std::endl;
+    return kExitUsage;
+  }
+  const bool quiet = args.count("quiet") > 0;
+  log::set_level(quiet ? log::Level::kError : level);
+
+  int modes = int(!command.empty()) + int(args.count("pid") > 0) + int(args.count("all") > 0);
+  if (modes != 1) {
+    std::cerr << "ember record: give exactly one of: -- COMMAND, -p PID, -a\n"
+              << options.help() << std::endl;
+    return kExitUsage;
+  }
+  Config config;
+  config.frequency_hz = args["frequency"].as<int>();
+  config.sampler.kernel_stacks = args.count("no-kernel") == 0;
+  config.sampler.include_idle = args.count("idle") > 0;
+  if (auto st = validate_config(config); !st) {
+    std::cerr << "ember record: " << st.error().message << std::endl;
+    return kExitUsage;
+  }
+  Duration duration{0};
+  if (args.count("duration")) {
+    auto d = parse_duration(args["duration"].as<std::string>());
+    if (!d || d->count() <= 0) {
+      std::cerr << "ember record: --duration: "
+                << (d ? std::string("must be positive") : d.error().message) << std::endl;
+      return kExitUsage;
+    }
+    duration = *d;
+  }
+  const auto outputs = args["output"].as<std::vector<std::string>>();
+  std::vector<OutputFormat> formats;
+  for (const auto& o : outputs) {
+    auto format = output_format_for(o);
+    if (!format) {
+      std::cerr << "ember record: " << format.error().message << std::endl;
+      return kExitUsage;
+    }
+    formats.push_back(*format);
+  }
+  pid_t target_pid = args.count("pid") ? args["pid"].as<int>() : 0;
+  if (target_pid < 0 || (target_pid > 0 && kill(target_pid, 0) != 0 && errno == ESRCH)) {
+    std::cerr << "ember record: no process with pid " << target_pid << std::endl;
+    return kExitUsage;
+  }
+
+  auto pre = preflight(config.paths.sys);
+  for (const auto& w : pre.warnings) EMBER_WARN("%s", w.c_str());
+  if (!pre.ok()) {
+    for (const auto& e : pre.errors) std::cerr << "ember: error: " << e << std::endl;
+    return kExitCannotRun;
+  }
+
+  // Signals are taken synchronously by this thread; every thread started
+  // from here on inherits the mask.
+  sigset_t wait_set, old_mask;
+  sigemptyset(&wait_set);
+  sigaddset(&wait_set, SIGINT);
+  sigaddset(&wait_set, SIGTERM);
+  sigaddset(&wait_set, SIGCHLD);
+  sigaddset(&wait_set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &wait_set, &old_mask);
+
+  // A command is forked first but held before exec until the sampler is
+  // attached, so its first instructions are profiled.
+  pid_t child = 0;
+  int release_fd = -1;
+  if (!command.empty()) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      std::cerr << "ember: error: pipe: " << std::strerror(errno) << std::endl;
+      return kExitCannotRun;
+    }
+    child = fork();
+    if (child < 0) {
+      std::cerr << "ember: error: fork: " << std::strerror(errno) << std::endl;
+      return kExitCannotRun;
+    }
+    if (child == 0) {
+      close(fds[1]);
+      sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+      char go;
+      if (read(fds[0], &go, 1) != 1) _exit(127);  // ember gave up
+      std::vector<char*> cargv;
+      for (auto& a : command) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      execvp(cargv[0], cargv.data());
+      std::fprintf(stderr, "ember: cannot run '%s': %s\n", cargv[0], std::strerror(errno));
+      _exit(127);
+    }
+    close(fds[0]);
+    release_fd = fds[1];
+  }
+
+  CollectingExporter collector;
+  SessionOptions so;
+  so.config = config;
+  so.single_series = true;
+  so.filter_targets = child != 0 || target_pid != 0;
+  so.collect_bpf_stats = args.count("bpf-stats") > 0;
+  auto session = Session::create(so, collector);
+  if (!session) {
+    std::cerr << "ember: error: " << session.error().message << std::endl;
+    if (child) {
+      close(release_fd);  // the child sees EOF and exits
+      waitpid(child, nullptr, 0);
+    }
+    return kExitCannotRun;
+  }
+  Session& s = **session;
+  if (pid_t t = child ? child : target_pid) {
+    if (auto st = s.sampler().add_target(uint32_t(t)); !st) {
+      std::cerr << "ember: error: " << st.error().message << std::endl;
+      if (child) {
+        close(release_fd);
+        waitpid(child, nullptr, 0);
+      }
+      return kExitCannotRun;
+    }
+  }
+  const uint64_t start_mono = SystemClock::instance().monotonic_ns();
+  const uint64_t start_real = SystemClock::instance().realtime_ns();
+  s.start();
+  if (child) {
+    if (write(release_fd, "x", 1) != 1) EMBER_WARN("cannot release the command: %s", std::strerror(errno));
+    close(release_fd);
+  } else if (!quiet && duration.count() == 0) {
+    std::cerr << "ember: recording " << (target_pid ? "pid " + std::to_string(target_pid) : "all CPUs")
+              << "; press Ctrl-C to stop" << std::endl;
+  }
+
+  // Wait for the end: the command exits, the pid goes away, the duration
+  // passes, or the user interrupts.
+  int exit_code = 0;
+  bool child_done = child == 0;
+  bool profiling = true;
+  int interrupts = 0;
+  const uint64_t deadline = duration.count() ? start_mono + uint64_t(duration.count()) : 0;
+  auto stop_profiling = [&] {
+    if (!profiling) return;
+    profiling = false;
+    s.stop();
+  };
+  for (;;) {
+    uint64_t now = SystemClock::instance().monotonic_ns();
+    if (deadline && now >= deadline) stop_profiling();
+    if (child_done && (!profiling || child)) break;
+    if (!profiling && child_done) break;
+    if (target_pid && kill(target_pid, 0) != 0 && errno == ESRCH) {
+      stop_profiling();
+      break;
+    }
+    timespec ts{0, 100'000'000};
+    if (deadline && profiling && deadline - now < 100'000'000ull)
+      ts.tv_nsec = long(deadline - now);
+    siginfo_t si{};
+    int sig = sigtimedwait(&wait_set, &si, &ts);
+    if (sig == SIGCHLD || (child && !child_done)) {
+      int status = 0;
+      if (child && waitpid(child, &status, WNOHANG) == child) {
+        child_done = true;
+        exit_code = exit_code_of(status);
+        stop_profiling();
+      }
+    }
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+      ++interrupts;
+      if (!child) {
+        stop_profiling();
+        break;
+      }
+      // A Ctrl-C at the terminal reaches the command too (same process
+      // group); a signal sent to ember alone is passed on. A second one
+      // stops the profile; a third kills the command.
+      if (si.si_code != SI_KERNEL) kill(child, sig);
+      if (interrupts == 2) stop_profiling();
+      if (interrupts >= 3) kill(child, SIGKILL);
+    }
+  }
+  stop_profiling();
+  const uint64_t end_mono = SystemClock::instance().monotonic_ns();
+
+  Profile profile = collector.merged(config.frequency_hz, start_real,
+                                     start_real + (end_mono - start_mono));
+  WriteOptions wo;
+  std::string what = child ? join_args(command)
+                           : target_pid ? "pid " + std::to_string(target_pid) : "all CPUs";
+  char when[64];
+  time_t secs = time_t(start_real / 1000000000ull);
+  tm t{};
+  localtime_r(&secs, &t);
+  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &t);
+  wo.subtitle = what + "  ·  " + std::to_string(config.frequency_hz) + " Hz  ·  " + when;
+  wo.pprof.comments.push_back("ember record: " + what);
+  bool write_failed = false;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (auto st = write_profile_file(profile, outputs[i], formats[i], wo); !st) {
+      std::cerr << "ember: error: " << st.error().message << std::endl;
+      write_failed = true;
+    }
+  }
+  if (write_failed) return child ? exit_code : 1;
+
+  if (!quiet) {
+    Metrics& m = s.metrics();
+    std::set<uint32_t> pids;
+    for (const auto& ps : profile.samples) pids.insert(ps.pid);
+    std::string written;
+    for (const auto& o : outputs) {
+      struct stat st{};
+      stat(o.c_str(), &st);
+      written += (written.empty() ? "" : ", ") + o + " (" + human_bytes(uint64_t(st.st_size)) + ")";
+    }
+    double secs_recorded = double(end_mono - start_mono) / 1e9;
+    std::fprintf(stderr, "ember: %llu samples from %zu process%s in %.1fs, lost %llu; wrote %s\n",
+                 (unsigned long long)profile.total_count(), pids.size(), pids.size() == 1 ? "" : "es",
+                 secs_recorded, (unsigned long long)m.total("ember_samples_lost_total"),
+                 written.c_str());
+    for (const auto& row : m.snapshot()) {
+      if (row.value == 0) continue;
+      if (row.name == "ember_samples_lost_total" || row.name == "ember_events_lost_total" ||
+          row.name == "ember_bpf_stack_errors_total")
+        std::fprintf(stderr, "ember:   %s{%s} %llu\n", row.name.c_str(), row.labels.c_str(),
+                     (unsigned long long)row.value);
+    }
+    if (so.collect_bpf_stats) {
+      auto ps = s.sampler().sample_prog_stats();
+      std::fprintf(stderr, "ember: BPF sampler: %llu runs, %.0f ns per run\n",
+                   (unsigned long long)ps.run_count,
+                   ps.run_count ? double(ps.run_time_ns) / double(ps.run_count) : 0.0);
+    }
+  }
+  return child ? exit_code : 0;
+}
+
+}  // namespace ember

@@ -1,0 +1,77 @@
+#include "agent/cli/session.h"
+
+namespace ember {
+
+Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exporter& exporter) {
+  const Config& c = opts.config;
+  const Clock& clock = SystemClock::instance();
+  std::unique_ptr<Session> s(new Session());
+
+  SymbolizerOptions so;
+  so.proc_root = c.paths.proc;
+  so.demangle = c.symbolizer.demangle;
+  so.cache.max_entries = size_t(c.symbolizer.cache_max_binaries);
+  so.cache.max_bytes = size_t(c.symbolizer.cache_max_bytes);
+  s->symbolizer_ = std::make_unique<Symbolizer>(so);
+
+  ProcessTable::Options pt;
+  pt.proc_root = c.paths.proc;
+  pt.max_processes = size_t(c.sampler.max_processes);
+  Symbolizer* sym = s->symbolizer_.get();
+  pt.file_known = [sym](uint64_t dev, uint64_t ino) { return sym->knows_file(dev, ino); };
+  s->processes_ = std::make_unique<ProcessTable>(pt, clock, s->metrics_);
+
+  s->unwinder_ = std::make_unique<FramePointerUnwinder>(s->metrics_);
+  s->symbolize_ = std::make_unique<DefaultSymbolizeStage>(*s->symbolizer_, s->processes_.get(),
+                                                          clock, s->metrics_);
+  ProcessLabeler::Options lo;
+  lo.single_series = opts.single_series;
+  lo.static_labels = c.labels;
+  s->labeler_ = std::make_unique<ProcessLabeler>(lo);
+  StackAggregator::Options ao;
+  ao.frequency_hz = c.frequency_hz;
+  s->aggregator_ = std::make_unique<StackAggregator>(ao, s->metrics_);
+
+  Pipeline::Options po;
+  po.interval = opts.interval;
+  s->pipeline_ = std::make_unique<Pipeline>(
+      po, Pipeline::Stages{*s->unwinder_, *s->symbolize_, *s->labeler_, *s->aggregator_, exporter},
+      s->processes_.get(), clock, s->metrics_);
+
+  SamplerOptions sa;
+  sa.frequency_hz = c.frequency_hz;
+  sa.ring_buffer_bytes = c.sampler.ring_buffer_bytes;
+  sa.filter_targets = opts.filter_targets;
+  sa.max_processes = uint32_t(c.sampler.max_processes);
+  sa.include_idle = c.sampler.include_idle;
+  sa.kernel_stacks = c.sampler.kernel_stacks;
+  sa.user_stacks = c.sampler.user_stacks;
+  sa.sysfs_root = c.paths.sys;
+  sa.collect_bpf_stats = opts.collect_bpf_stats;
+  Pipeline* pipeline = s->pipeline_.get();
+  auto sampler = BpfSampler::create(
+      sa, [pipeline](const void* data, size_t size) { pipeline->on_record(data, size); },
+      s->metrics_);
+  if (!sampler) return sampler.error();
+  s->sampler_ = std::move(*sampler);
+  return s;
+}
+
+Session::~Session() { stop(); }
+
+void Session::start() {
+  pipeline_->start();
+  sampler_->start();
+}
+
+void Session::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (sampler_) {
+    sampler_->stop();  // final drain happens here, in ring order
+    sampler_->read_counters();
+  }
+  if (pipeline_) pipeline_->stop();
+}
+
+}  // namespace ember

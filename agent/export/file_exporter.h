@@ -1,0 +1,76 @@
+// Exporters that write profiles to local files.
+//
+// DirectoryExporter is the agent's "no server configured" sink: one
+// gzip-compressed pprof per series per interval, written atomically (temp
+// file + rename) by its own thread so a slow disk never stalls sampling.
+// The directory is bounded by `max_bytes`: the oldest Ember files go first.
+//
+// write_profile_file() is `ember record`'s writer: the format follows the
+// output file's extension.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agent/export/pprof.h"
+#include "agent/pipeline/metrics.h"
+#include "agent/pipeline/stages.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace ember {
+
+enum class OutputFormat { kPprof, kFolded, kSvg, kHtml };
+
+Result<OutputFormat> output_format_for(const std::string& path);
+
+struct WriteOptions {
+  PprofOptions pprof;
+  std::string title = "Ember CPU profile";
+  std::string subtitle;
+};
+
+// Writes `profile` to `path` in `format`, atomically.
+Status write_profile_file(const Profile& profile, const std::string& path, OutputFormat format,
+                          const WriteOptions& opts);
+Status write_file_atomic(const std::string& path, const std::string& data);
+
+class DirectoryExporter final : public Exporter {
+ public:
+  struct Options {
+    std::string directory;
+    uint64_t max_bytes = uint64_t(1) << 30;
+    size_t max_queued_batches = 64;
+  };
+  static Result<std::unique_ptr<DirectoryExporter>> create(Options opts, Metrics& metrics);
+  ~DirectoryExporter() override;
+
+  void export_batch(ProfileBatch&& batch) override;
+  void flush() override;  // blocks until every queued batch is written
+
+  // File name for one profile: <service>-<UTC time>.pb.gz, sanitized.
+  static std::string file_name_for(const Profile& p);
+
+ private:
+  DirectoryExporter(Options opts, Metrics& metrics);
+  void run();
+  void write_batch(const ProfileBatch& batch);
+  void enforce_retention();
+
+  Options opts_;
+  Counter& written_;
+  Counter& bytes_;
+  Counter& failures_;
+  Counter& dropped_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ProfileBatch> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after everything above is built
+};
+
+}  // namespace ember

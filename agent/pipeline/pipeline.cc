@@ -1,0 +1,132 @@
+#include "agent/pipeline/pipeline.h"
+
+#include "agent/sampler/record_decoder.h"
+#include "common/log.h"
+#include "ember_abi.h"
+
+namespace ember {
+
+Pipeline::Pipeline(Options opts, Stages stages, ProcessTable* processes, const Clock& clock,
+                   Metrics& metrics)
+    : opts_(opts),
+      stages_(stages),
+      processes_(processes),
+      clock_(clock),
+      received_(metrics.counter("ember_samples_received_total", "",
+                                "Samples drained from the ring buffer")),
+      processed_(metrics.counter("ember_samples_processed_total", "",
+                                 "Samples taken through every pipeline stage")),
+      queue_full_(metrics.counter("ember_samples_lost_total", "reason=\"pipeline_queue_full\"")),
+      malformed_(metrics.counter("ember_records_malformed_total", "",
+                                 "Ring buffer records that could not be decoded")),
+      filtered_(metrics.counter("ember_samples_unlabeled_total", "",
+                                "Samples the label stage chose not to profile")) {
+  interval_start_ns_ = clock_.realtime_ns();
+}
+
+Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::on_record(const void* data, size_t size) {
+  DecodedRecord rec = decode_record(data, size);
+  if (auto* s = std::get_if<RawSample>(&rec)) {
+    on_sample(std::move(*s));
+  } else if (auto* e = std::get_if<ExecEvent>(&rec)) {
+    if (processes_) processes_->on_exec(*e);
+  } else if (auto* x = std::get_if<ExitEvent>(&rec)) {
+    if (processes_) processes_->on_exit(*x);
+  } else {
+    malformed_.add();
+    EMBER_WARN_LIMITED("malformed ring buffer record: %s",
+                       std::get<DecodeError>(rec).reason.c_str());
+  }
+}
+
+void Pipeline::on_sample(RawSample&& s) {
+  received_.add();
+  if (processes_ && !s.meta.process && s.meta.pid != 0 &&
+      !(s.flags & EMBER_SAMPLE_F_KERNEL_THREAD))
+    s.meta.process = processes_->snapshot_for(s.meta.pid, s.user_stack);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queue_.size() >= opts_.max_queued_samples) {
+    queue_full_.add();
+    return;
+  }
+  queue_.push_back(std::move(s));
+  if (queue_.size() == 1) cv_.notify_one();
+}
+
+void Pipeline::process(RawSample&& raw) {
+  UnwoundSample u = stages_.unwinder.unwind(std::move(raw));
+  SymbolizedSample s = stages_.symbolizer.symbolize(std::move(u));
+  LabelSetRef labels = stages_.labeler.labels_for(s);
+  if (!labels) {
+    filtered_.add();
+    return;
+  }
+  stages_.aggregator.add(LabeledSample{std::move(s), std::move(labels)});
+  processed_.add();
+}
+
+void Pipeline::flush_interval() {
+  uint64_t now = clock_.realtime_ns();
+  ProfileBatch batch = stages_.aggregator.take(interval_start_ns_, now);
+  interval_start_ns_ = now;
+  stages_.symbolizer.end_interval();
+  if (!batch.profiles.empty()) stages_.exporter.export_batch(std::move(batch));
+}
+
+void Pipeline::start() {
+  if (thread_.joinable()) return;
+  interval_start_ns_ = clock_.realtime_ns();
+  thread_ = std::thread([this] { run(); });
+}
+
+void Pipeline::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Pipeline::run() {
+  const bool periodic = opts_.interval.count() > 0;
+  uint64_t next_flush = clock_.monotonic_ns() + uint64_t(opts_.interval.count());
+  std::deque<RawSample> batch;
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto ready = [this] { return stopping_ || !queue_.empty(); };
+      if (periodic) {
+        uint64_t now = clock_.monotonic_ns();
+        uint64_t wait_ns = next_flush > now ? next_flush - now : 0;
+        cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns), ready);
+      } else {
+        cv_.wait(lock, ready);
+      }
+      batch.swap(queue_);
+      stopping = stopping_;
+    }
+    for (auto& s : batch) process(std::move(s));
+    batch.clear();
+    if (periodic && clock_.monotonic_ns() >= next_flush) {
+      flush_interval();
+      next_flush += uint64_t(opts_.interval.count());
+      // After a long stall, realign instead of flushing back-to-back.
+      if (next_flush < clock_.monotonic_ns())
+        next_flush = clock_.monotonic_ns() + uint64_t(opts_.interval.count());
+    }
+    if (stopping) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!queue_.empty()) continue;  // samples drained during shutdown
+      break;
+    }
+  }
+  flush_interval();
+  stages_.exporter.flush();
+}
+
+}  // namespace ember

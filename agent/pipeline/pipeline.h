@@ -1,0 +1,86 @@
+// Pipeline: runs every stage behind the BPF ring buffer.
+//
+// Two threads meet here:
+//  - the drain thread (owned by the sampler) calls on_record() for each ring
+//    record: it decodes it, applies exec/exit events to the ProcessTable and
+//    attaches the process snapshot to each sample *in ring order*, then
+//    queues the sample. This part must be quick: it decides whether a
+//    short-lived process can still be symbolized.
+//  - the pipeline thread (owned here) takes queued samples through unwind,
+//    symbolize, label and aggregate, and every `interval` hands the
+//    aggregated profiles to the exporter.
+//
+// The queue between them is bounded; overflow is counted as a lost sample.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "agent/pipeline/metrics.h"
+#include "agent/pipeline/stages.h"
+#include "agent/process/process_table.h"
+#include "common/clock.h"
+#include "common/duration.h"
+
+namespace ember {
+
+class Pipeline {
+ public:
+  struct Stages {
+    Unwinder& unwinder;
+    SymbolizeStage& symbolizer;
+    Labeler& labeler;
+    Aggregator& aggregator;
+    Exporter& exporter;
+  };
+  struct Options {
+    // Aggregation interval; zero means one interval that ends at stop().
+    Duration interval = std::chrono::seconds(10);
+    size_t max_queued_samples = 1 << 17;
+  };
+
+  // `processes` may be null in tests that attach snapshots themselves.
+  Pipeline(Options opts, Stages stages, ProcessTable* processes, const Clock& clock,
+           Metrics& metrics);
+  ~Pipeline();
+
+  // Drain thread.
+  void on_record(const void* data, size_t size);
+  void on_sample(RawSample&& sample);  // after decoding
+
+  // Control (any one thread).
+  void start();
+  // Processes everything queued, exports the last interval, joins the thread.
+  void stop();
+
+  // Synchronous path for tests: runs one sample through every stage.
+  void process(RawSample&& sample);
+  // Ends the current interval now: aggregate -> exporter.
+  void flush_interval();
+
+  uint64_t samples_processed() const { return processed_.value(); }
+
+ private:
+  void run();
+
+  Options opts_;
+  Stages stages_;
+  ProcessTable* processes_;
+  const Clock& clock_;
+  Counter& received_;
+  Counter& processed_;
+  Counter& queue_full_;
+  Counter& malformed_;
+  Counter& filtered_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<RawSample> queue_;
+  bool stopping_ = false;
+  uint64_t interval_start_ns_ = 0;  // wall clock
+  std::thread thread_;
+};
+
+}  // namespace ember

@@ -1,0 +1,181 @@
+// The plain values that flow between the pipeline's stages:
+//
+//   sample (BPF ring) -> RawSample
+//   unwind            -> UnwoundSample
+//   symbolize         -> SymbolizedSample
+//   label             -> LabeledSample
+//   aggregate         -> ProfileBatch (once per interval)
+//   export            -> files, servers
+//
+// Values are copied or moved between threads; the only shared state they
+// carry is immutable (ProcessSnapshot, Mapping, Location, LabelSet), held by
+// shared_ptr so a process can exit without invalidating samples in flight.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "symbolizer/process_maps.h"
+
+namespace ember {
+
+// What every stage knows about a sample besides its stack.
+struct SampleMeta {
+  uint32_t pid = 0;  // tgid
+  uint32_t tid = 0;
+  uint32_t cpu = 0;
+  uint64_t time_ns = 0;    // CLOCK_MONOTONIC, as BPF took it
+  uint64_t cgroup_id = 0;  // cgroup v2 id
+  std::string comm;        // thread name
+  // The process's mappings as the sample stage saw them when it drained the
+  // sample; null for kernel threads. Immutable and shared.
+  std::shared_ptr<const ProcessSnapshot> process;
+};
+
+// --- sample stage ------------------------------------------------------------
+struct RawSample {
+  SampleMeta meta;
+  uint32_t flags = 0;  // EMBER_SAMPLE_F_*
+  int32_t kstack_err = 0;
+  int32_t ustack_err = 0;
+  std::vector<uint64_t> kernel_stack;  // innermost first
+  std::vector<uint64_t> user_stack;    // innermost first
+};
+
+struct ExecEvent {
+  uint32_t pid = 0;
+  uint64_t time_ns = 0;
+  ExecHint hint;  // executable identity and load placement
+  std::string comm;
+  std::string filename;  // as passed to execve
+};
+
+struct ExitEvent {
+  uint32_t pid = 0;
+  uint64_t time_ns = 0;
+};
+
+// --- unwind stage ------------------------------------------------------------
+enum class FrameKind : uint8_t { kKernel, kUser };
+
+struct StackFrame {
+  uint64_t address = 0;
+  FrameKind kind = FrameKind::kUser;
+  // True for every frame but the one the CPU was executing: the address is a
+  // return address, and the call that produced it ends one byte earlier.
+  bool return_address = false;
+};
+
+// Why the user stack ended. kComplete means it reached the outermost frame
+// as far as the unwinder can tell.
+enum class UnwindStop : uint8_t {
+  kComplete,
+  kNoUserStack,   // kernel thread, or user stacks disabled
+  kReadError,     // the kernel could not read the user stack
+  kEmpty,         // a user task with no user frames
+  kTruncated,     // hit the depth limit
+};
+const char* unwind_stop_name(UnwindStop stop);
+
+struct UnwoundSample {
+  SampleMeta meta;
+  std::vector<StackFrame> frames;  // innermost first: kernel frames, then user
+  UnwindStop stop = UnwindStop::kComplete;
+};
+
+// --- symbolize stage ---------------------------------------------------------
+// A file (or the kernel) mapped into an address space. One Mapping exists per
+// mapping of a process snapshot, so addresses stay in the process's own
+// address space in every output.
+struct Mapping {
+  uint64_t start = 0;
+  uint64_t limit = 0;
+  uint64_t file_offset = 0;
+  std::string file;      // path as the process sees it, or "[kernel.kallsyms]"
+  std::string build_id;  // lowercase hex, empty if none
+  bool kernel = false;
+};
+
+// One source-level frame: a function, and where in it.
+struct Line {
+  std::string function;     // demangled, as shown to users
+  std::string system_name;  // as in the symbol table (mangled)
+  std::string file;         // source file, when known
+  int64_t line = 0;
+  // Offset of the address from the function's start (0 if unknown).
+  uint64_t offset = 0;
+};
+
+// A symbolized address. `lines` is innermost first: a call inlined into its
+// caller yields two Lines for one address. Never empty: an address that could
+// not be resolved gets one Line named "module+0xoffset" or "[unknown]".
+struct Location {
+  uint64_t address = 0;
+  FrameKind kind = FrameKind::kUser;
+  bool resolved = false;  // false when the name is a placeholder
+  std::shared_ptr<const Mapping> mapping;  // null when the address is in no known mapping
+  std::vector<Line> lines;
+};
+using LocationRef = std::shared_ptr<const Location>;
+
+struct SymbolizedSample {
+  SampleMeta meta;
+  std::vector<LocationRef> stack;  // innermost first
+  UnwindStop stop = UnwindStop::kComplete;
+};
+
+// --- label stage -------------------------------------------------------------
+// Sorted, unique label names. Immutable once built; shared by all samples of
+// a process.
+class LabelSet {
+ public:
+  LabelSet() = default;
+  explicit LabelSet(std::vector<std::pair<std::string, std::string>> labels);
+  const std::vector<std::pair<std::string, std::string>>& labels() const { return labels_; }
+  const std::string& get(const std::string& name) const;  // "" if absent
+  bool operator==(const LabelSet& o) const { return labels_ == o.labels_; }
+  size_t hash() const { return hash_; }
+  std::string to_string() const;  // {a="1", b="2"}
+
+ private:
+  std::vector<std::pair<std::string, std::string>> labels_;
+  size_t hash_ = 0;
+};
+using LabelSetRef = std::shared_ptr<const LabelSet>;
+
+struct LabeledSample {
+  SymbolizedSample sample;
+  LabelSetRef labels;  // the series this sample belongs to
+};
+
+// --- aggregate stage ---------------------------------------------------------
+struct ProfileSample {
+  std::vector<LocationRef> stack;  // innermost first
+  uint64_t count = 0;
+  uint32_t pid = 0;
+  std::string comm;
+};
+
+// One series' samples over one interval.
+struct Profile {
+  LabelSetRef labels;
+  uint64_t start_time_ns = 0;  // wall clock
+  uint64_t end_time_ns = 0;
+  int frequency_hz = 0;
+  uint64_t period_ns = 0;  // 1e9 / frequency
+  std::vector<ProfileSample> samples;
+  uint64_t total_count() const {
+    uint64_t n = 0;
+    for (const auto& s : samples) n += s.count;
+    return n;
+  }
+};
+
+struct ProfileBatch {
+  std::vector<Profile> profiles;
+};
+
+}  // namespace ember

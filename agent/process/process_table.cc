@@ -1,0 +1,186 @@
+#include "agent/process/process_table.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace ember {
+
+ProcessTable::ProcessTable(Options opts, const Clock& clock, Metrics& metrics)
+    : opts_(std::move(opts)),
+      clock_(clock),
+      snapshots_read_(metrics.counter("ember_process_snapshots_total", "",
+                                      "Reads of /proc/PID/maps")),
+      snapshots_failed_(metrics.counter("ember_process_snapshot_failures_total", "",
+                                        "Processes gone before their maps could be read")),
+      pinned_(metrics.counter("ember_files_pinned_total", "",
+                              "Mapped files opened at snapshot time, before the symbolizer had them")),
+      miss_rereads_(metrics.counter("ember_process_miss_rereads_total", "",
+                                    "Re-reads of /proc/PID/maps because a sample's address was not mapped")),
+      evicted_(metrics.counter("ember_processes_evicted_total", "",
+                               "Process entries dropped to stay within max_processes")),
+      tracked_(metrics.gauge("ember_processes_tracked", "", "Processes in the process table")) {}
+
+std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e) {
+  uint64_t now = clock_.monotonic_ns();
+  e.last_read_ns = now;
+  auto snap = read_process_snapshot(opts_.proc_root, pid_t(pid));
+  std::shared_ptr<ProcessSnapshot> s;
+  if (snap) {
+    snapshots_read_.add();
+    s = std::move(*snap);
+    pin_unknown_files(*s);
+  } else {
+    // Gone already (or never readable): keep what the exec event told us so
+    // the executable's frames still resolve.
+    snapshots_failed_.add();
+    s = std::make_shared<ProcessSnapshot>();
+    s->pid = pid_t(pid);
+    s->proc_root = opts_.proc_root;
+    s->maps_ok = false;
+    s->exe_path = e.exec_filename;
+  }
+  s->generation = e.generation;
+  s->exec_hint = e.hint;
+  s->exe_fd = e.exe_fd;
+  if (s->exe_path.empty()) s->exe_path = e.exec_filename;
+  e.snap = s;
+  e.stale = false;
+  return e.snap;
+}
+
+void ProcessTable::pin_unknown_files(ProcessSnapshot& s) {
+  if (!opts_.file_known) return;
+  s.pinned.resize(s.mappings.size());
+  size_t pinned = 0;
+  for (size_t i = 0; i < s.mappings.size() && pinned < opts_.max_pinned_per_process; ++i) {
+    const MapEntry& m = s.mappings[i];
+    if (!m.is_file() || opts_.file_known(uint64_t(m.dev()), m.inode)) continue;
+    // A file mapped twice (text and another segment) is pinned once.
+    if (i > 0 && s.mappings[i - 1].inode == m.inode && s.pinned[i - 1]) {
+      s.pinned[i] = s.pinned[i - 1];
+      continue;
+    }
+    UniqueFd fd(::open(s.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) fd.reset(::open(s.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) continue;
+    struct stat st{};
+    if (::fstat(fd.get(), &st) != 0 || st.st_ino != m.inode) continue;
+    s.pinned[i] = std::make_shared<UniqueFd>(std::move(fd));
+    ++pinned;
+  }
+  pinned_.add(pinned);
+}
+
+std::shared_ptr<const ProcessSnapshot> ProcessTable::snapshot_for(
+    uint32_t pid, const std::vector<uint64_t>& user_stack) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t now = clock_.monotonic_ns();
+  auto [it, inserted] = table_.try_emplace(pid);
+  it->second.last_used_ns = now;
+  if (inserted) {
+    tracked_.set(table_.size());
+    evict_if_needed();
+    it = table_.find(pid);
+    if (it == table_.end()) return nullptr;
+  }
+  Entry& e = it->second;
+  // A failed read is retried after the refresh interval: the process may
+  // have been between fork and exec, or /proc briefly unreadable.
+  bool fresh_enough =
+      !e.stale && e.snap &&
+      (e.snap->maps_ok || now - e.last_read_ns < opts_.refresh_min_interval_ns);
+  if (!fresh_enough) return read(pid, e);
+  if (!e.snap->maps_ok || user_stack.empty()) return e.snap;
+
+  bool covered = true;
+  for (uint64_t addr : user_stack) {
+    if (addr != 0 && !e.snap->find(addr)) {
+      covered = false;
+      break;
+    }
+  }
+  if (covered || now - e.last_read_ns < e.miss_backoff_ns) return e.snap;
+  miss_rereads_.add();
+  auto before = e.snap;
+  auto after = read(pid, e);
+  if (!after->maps_ok) {
+    // Gone since: the older snapshot still places more than an empty one.
+    e.snap = before;
+    return before;
+  }
+  bool now_covered = true;
+  for (uint64_t addr : user_stack)
+    if (addr != 0 && !after->find(addr)) now_covered = false;
+  // Re-reading did not help: stray addresses, so back off.
+  e.miss_backoff_ns = now_covered ? 0
+                                  : std::min(opts_.refresh_min_interval_ns,
+                                             std::max(opts_.miss_reread_initial_ns,
+                                                      e.miss_backoff_ns * 2));
+  return after;
+}
+
+void ProcessTable::on_exec(const ExecEvent& ev) {
+  // Grab the new executable now, while the process surely exists: if it exits
+  // before its first sample is drained, this fd still reads its symbols.
+  std::string exe = opts_.proc_root + "/" + std::to_string(ev.pid) + "/exe";
+  auto fd = std::make_shared<UniqueFd>(::open(exe.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd->valid()) {
+    struct stat st{};
+    if (::fstat(fd->get(), &st) != 0 || st.st_ino != ev.hint.inode) fd.reset();
+  } else {
+    fd.reset();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = table_[ev.pid];
+  e.generation++;
+  e.hint = ev.hint;
+  e.exe_fd = std::move(fd);
+  e.exec_filename = ev.filename;
+  e.stale = true;
+  e.miss_backoff_ns = 0;
+  e.last_used_ns = clock_.monotonic_ns();
+  tracked_.set(table_.size());
+  evict_if_needed();
+}
+
+void ProcessTable::on_exit(const ExitEvent& ev) {
+  std::lock_guard<std::mutex> lock(mu_);
+  table_.erase(ev.pid);
+  tracked_.set(table_.size());
+}
+
+std::shared_ptr<const ProcessSnapshot> ProcessTable::refresh(const ProcessSnapshot& stale) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = table_.find(uint32_t(stale.pid));
+  if (it == table_.end()) return nullptr;
+  Entry& e = it->second;
+  if (e.generation != stale.generation) return nullptr;  // exec'd since: different image
+  if (e.snap && e.snap.get() != &stale) return e.snap;    // someone refreshed already
+  if (clock_.monotonic_ns() - e.last_read_ns < opts_.refresh_min_interval_ns) return nullptr;
+  auto fresh = read(uint32_t(stale.pid), e);
+  return fresh->maps_ok ? fresh : nullptr;
+}
+
+size_t ProcessTable::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return table_.size();
+}
+
+void ProcessTable::evict_if_needed() {
+  if (table_.size() <= opts_.max_processes) return;
+  // Rare (only with more live processes than the bound): a linear scan for
+  // the least recently used entries is fine.
+  std::vector<std::pair<uint64_t, uint32_t>> ages;
+  ages.reserve(table_.size());
+  for (const auto& [pid, e] : table_) ages.emplace_back(e.last_used_ns, pid);
+  size_t excess = table_.size() - opts_.max_processes + opts_.max_processes / 16 + 1;
+  excess = std::min(excess, ages.size());
+  std::partial_sort(ages.begin(), ages.begin() + excess, ages.end());
+  for (size_t i = 0; i < excess; ++i) table_.erase(ages[i].second);
+  evicted_.add(excess);
+  tracked_.set(table_.size());
+}
+
+}  // namespace ember

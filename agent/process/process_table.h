@@ -1,0 +1,96 @@
+// ProcessTable: the sample stage's memory of every process it has seen.
+//
+// The problem it solves: a sample is taken in the kernel but symbolized later
+// in user space, by which time the process may have exec'd or exited. So the
+// sample stage attaches a ProcessSnapshot to each sample *as it drains it*,
+// reading /proc/PID/maps the first time a process shows up. Exec events (which
+// arrive on the same ordered ring as samples) mark the snapshot stale; exit
+// events drop the entry, and samples in flight keep their snapshot alive.
+// If a process is already gone when first seen, the exec event's hint still
+// places frames in its executable.
+//
+// Threads: the drain thread calls snapshot_for/on_exec/on_exit; the pipeline
+// thread calls refresh() after an address misses. One mutex guards the table.
+// Bound: at most `max_processes` entries; past that, the least recently used
+// is dropped (its samples keep their snapshots).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "agent/pipeline/metrics.h"
+#include "agent/pipeline/types.h"
+#include "common/clock.h"
+
+namespace ember {
+
+class ProcessTable {
+ public:
+  struct Options {
+    std::string proc_root = "/proc";
+    size_t max_processes = 65536;
+    // A refresh after a miss re-reads /proc/PID/maps at most this often.
+    uint64_t refresh_min_interval_ns = 1'000'000'000;
+    // Drain-time re-reads on a miss start this far apart and double each
+    // time a re-read does not cover the addresses, up to the refresh interval.
+    uint64_t miss_reread_initial_ns = 2'000'000;
+    // Tells whether the symbolizer already holds a file (by device, inode).
+    // Files it does not know are opened when the snapshot is taken, so they
+    // stay readable after the process exits. Null: never pin.
+    std::function<bool(uint64_t dev, uint64_t ino)> file_known;
+    size_t max_pinned_per_process = 64;
+  };
+
+  ProcessTable(Options opts, const Clock& clock, Metrics& metrics);
+
+  // Drain thread: the snapshot samples of `pid` taken now should use. If
+  // some of `user_stack` lies in no mapping of the current snapshot (the
+  // first one may predate the dynamic loader mapping libc), the maps are
+  // re-read at once while the process still exists, with exponential
+  // backoff so stray addresses cannot cause a storm of reads.
+  std::shared_ptr<const ProcessSnapshot> snapshot_for(uint32_t pid,
+                                                      const std::vector<uint64_t>& user_stack = {});
+  void on_exec(const ExecEvent& e);
+  void on_exit(const ExitEvent& e);
+
+  // Pipeline thread: a newer snapshot after an address was not found in
+  // `stale` (e.g. a library dlopen'ed since), or null when there is none.
+  std::shared_ptr<const ProcessSnapshot> refresh(const ProcessSnapshot& stale);
+
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<const ProcessSnapshot> snap;
+    bool stale = true;
+    uint64_t generation = 0;
+    std::optional<ExecHint> hint;
+    std::shared_ptr<UniqueFd> exe_fd;
+    std::string exec_filename;
+    uint64_t last_read_ns = 0;
+    uint64_t last_used_ns = 0;
+    uint64_t miss_backoff_ns = 0;  // 0: next miss may re-read at once
+  };
+  std::shared_ptr<const ProcessSnapshot> read(uint32_t pid, Entry& e);  // caller holds mu_
+  void pin_unknown_files(ProcessSnapshot& s);
+  void evict_if_needed();
+
+  Options opts_;
+  const Clock& clock_;
+  Counter& snapshots_read_;
+  Counter& snapshots_failed_;
+  Counter& pinned_;
+  Counter& miss_rereads_;
+  Counter& evicted_;
+  Counter& tracked_;
+  mutable std::mutex mu_;
+  std::unordered_map<uint32_t, Entry> table_;
+};
+
+}  // namespace ember

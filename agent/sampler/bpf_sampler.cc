@@ -1,0 +1,246 @@
+#include "agent/sampler/bpf_sampler.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+#include "profile.skel.h"
+
+namespace ember {
+namespace {
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  // libbpf is chatty at debug level; surface warnings (they explain load
+  // failures, e.g. verifier output) and hide the rest unless debugging.
+  if (level == LIBBPF_DEBUG && log::level() > log::Level::kDebug) return 0;
+  char buf[4096];
+  int n = std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  size_t len = std::strlen(buf);
+  while (len && buf[len - 1] == '\n') buf[--len] = '\0';
+  if (len) log::write(level == LIBBPF_WARN ? log::Level::kWarn : log::Level::kDebug, "libbpf: %s", buf);
+  return n;
+}
+
+uint64_t round_up_pow2(uint64_t v) {
+  uint64_t p = 4096;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+const char* counter_metric(int idx, std::string* labels) {
+  switch (idx) {
+    case EMBER_CTR_SAMPLES: return "ember_bpf_samples_total";
+    case EMBER_CTR_SAMPLES_SENT: return "ember_bpf_samples_sent_total";
+    case EMBER_CTR_FILTERED: return "ember_bpf_samples_filtered_total";
+    case EMBER_CTR_IDLE: return "ember_bpf_samples_idle_total";
+    case EMBER_CTR_DROP_RINGBUF_FULL: *labels = "reason=\"ring_buffer_full\""; return "ember_samples_lost_total";
+    case EMBER_CTR_KSTACK_ERROR: *labels = "stack=\"kernel\""; return "ember_bpf_stack_errors_total";
+    case EMBER_CTR_USTACK_ERROR: *labels = "stack=\"user\""; return "ember_bpf_stack_errors_total";
+    case EMBER_CTR_USTACK_EMPTY: return "ember_bpf_user_stack_empty_total";
+    case EMBER_CTR_EVENT_DROP_RINGBUF_FULL: *labels = "reason=\"ring_buffer_full\""; return "ember_events_lost_total";
+    case EMBER_CTR_TARGETS_FULL: return "ember_bpf_targets_full_total";
+  }
+  return "ember_bpf_unknown_total";
+}
+
+}  // namespace
+
+Result<std::vector<int>> parse_cpu_list(const std::string& text) {
+  std::vector<int> cpus;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    while (!part.empty() && (part.back() == '\n' || part.back() == ' ')) part.pop_back();
+    if (part.empty()) continue;
+    int a = 0, b = 0;
+    char dash = 0;
+    std::stringstream ps(part);
+    ps >> a;
+    if (ps.fail()) return Errorf("bad CPU list '%s'", text.c_str());
+    if (ps >> dash) {
+      if (dash != '-' || !(ps >> b) || b < a) return Errorf("bad CPU list '%s'", text.c_str());
+    } else {
+      b = a;
+    }
+    for (int c = a; c <= b; ++c) cpus.push_back(c);
+  }
+  if (cpus.empty()) return Errorf("empty CPU list");
+  return cpus;
+}
+
+Result<std::vector<int>> online_cpus(const std::string& sysfs_root) {
+  std::string path = sysfs_root + "/devices/system/cpu/online";
+  std::ifstream f(path);
+  if (!f) return Errorf("cannot read %s", path.c_str());
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return parse_cpu_list(text);
+}
+
+void BpfSampler::SkelDeleter::operator()(profile_bpf* s) const { profile_bpf__destroy(s); }
+void BpfSampler::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
+void BpfSampler::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
+
+BpfSampler::BpfSampler(RecordFn on_record, Metrics& metrics)
+    : on_record_(std::move(on_record)), metrics_(metrics) {
+  for (int i = 0; i < EMBER_CTR_MAX; ++i) {
+    std::string labels;
+    const char* name = counter_metric(i, &labels);
+    // Counters mirror the kernel's monotonically growing sums.
+    counters_[size_t(i)] = &metrics_.counter(name, labels);
+  }
+}
+
+Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opts,
+                                                       RecordFn on_record, Metrics& metrics) {
+  libbpf_set_print(libbpf_log);
+  if (opts.frequency_hz <= 0) return Errorf("frequency must be positive");
+  auto cpus = online_cpus(opts.sysfs_root);
+  if (!cpus) return cpus.error();
+
+  std::unique_ptr<BpfSampler> s(new BpfSampler(std::move(on_record), metrics));
+  s->skel_.reset(profile_bpf__open());
+  if (!s->skel_) return Errorf("cannot open the BPF object: %s", std::strerror(errno));
+  profile_bpf* skel = s->skel_.get();
+
+  // Knobs and sizes are fixed before load.
+  skel->rodata->filter_targets = opts.filter_targets;
+  skel->rodata->include_idle = opts.include_idle;
+  skel->rodata->include_kernel = opts.kernel_stacks;
+  skel->rodata->include_user = opts.user_stacks;
+  bpf_map__set_max_entries(skel->maps.events, uint32_t(round_up_pow2(opts.ring_buffer_bytes)));
+  bpf_map__set_max_entries(skel->maps.targets, std::max<uint32_t>(opts.max_targets, 16));
+  bpf_map__set_max_entries(skel->maps.seen_tgids, std::max<uint32_t>(opts.max_processes, 16));
+  // The fork tracker only matters when following a process tree.
+  bpf_program__set_autoload(skel->progs.ember_fork, opts.filter_targets);
+
+  if (int err = profile_bpf__load(skel); err != 0)
+    return Errorf("cannot load the BPF program (%s); run with --log-level=debug for the "
+                  "verifier log",
+                  std::strerror(-err));
+
+  if (opts.collect_bpf_stats) {
+    int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (fd >= 0) s->stats_fd_.reset(fd);
+    else EMBER_WARN("cannot enable BPF run-time stats: %s", std::strerror(errno));
+  }
+
+  // The ring buffer exists before anything is attached, so no record is
+  // produced that nobody can read.
+  s->ring_.reset(ring_buffer__new(bpf_map__fd(skel->maps.events), &BpfSampler::on_ring_record,
+                                  s.get(), nullptr));
+  if (!s->ring_) return Errorf("cannot set up the ring buffer: %s", std::strerror(errno));
+
+  // Process lifecycle tracepoints first: an exec during attach must not be
+  // missed by a sample that follows it.
+  struct bpf_program* tps[] = {skel->progs.ember_exec, skel->progs.ember_exit,
+                               opts.filter_targets ? skel->progs.ember_fork : nullptr};
+  for (auto* prog : tps) {
+    if (!prog) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link)
+      return Errorf("cannot attach %s: %s", bpf_program__name(prog), std::strerror(errno));
+    s->links_.emplace_back(link);
+  }
+
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  attr.size = sizeof(attr);
+  attr.freq = 1;
+  attr.sample_freq = uint64_t(opts.frequency_hz);
+  for (int cpu : *cpus) {
+    UniqueFd pfd(int(syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)));
+    if (!pfd.valid()) {
+      if (errno == ENODEV) continue;  // went offline since we read the list
+      return Errorf("perf_event_open on CPU %d failed: %s", cpu, std::strerror(errno));
+    }
+    bpf_link* link = bpf_program__attach_perf_event(skel->progs.ember_sample, pfd.get());
+    if (!link)
+      return Errorf("cannot attach the sampler to CPU %d: %s", cpu, std::strerror(errno));
+    pfd.release();  // the link owns the perf event fd now
+    s->links_.emplace_back(link);
+    s->cpus_++;
+  }
+  if (s->cpus_ == 0) return Errorf("no online CPU could be sampled");
+  return s;
+}
+
+BpfSampler::~BpfSampler() {
+  stop();
+  // Members are destroyed in reverse order: the ring buffer before the
+  // links, the links (detaching every program) before the skeleton.
+}
+
+Status BpfSampler::add_target(uint32_t tgid) {
+  uint8_t one = 1;
+  if (bpf_map__update_elem(skel_->maps.targets, &tgid, sizeof(tgid), &one, sizeof(one), BPF_ANY) != 0)
+    return Errorf("cannot add pid %u to the target set: %s", tgid, std::strerror(errno));
+  return {};
+}
+
+int BpfSampler::on_ring_record(void* ctx, void* data, size_t size) {
+  static_cast<BpfSampler*>(ctx)->on_record_(data, size);
+  return 0;
+}
+
+void BpfSampler::drain_loop() {
+  while (!stop_.load(std::memory_order_acquire)) {
+    // Samples do not wake us (that would cost a wakeup per sample); exec
+    // events do. So poll with a short timeout, then consume everything.
+    int rc = ring_buffer__poll(ring_.get(), 50);
+    if (rc < 0 && rc != -EINTR) {
+      EMBER_WARN_LIMITED("ring buffer poll failed: %s", std::strerror(-rc));
+    }
+    ring_buffer__consume(ring_.get());
+  }
+  ring_buffer__consume(ring_.get());
+}
+
+void BpfSampler::start() {
+  if (drain_thread_.joinable()) return;
+  stop_.store(false);
+  drain_thread_ = std::thread([this] { drain_loop(); });
+}
+
+void BpfSampler::stop() {
+  stop_.store(true, std::memory_order_release);
+  if (drain_thread_.joinable()) drain_thread_.join();
+}
+
+std::array<uint64_t, EMBER_CTR_MAX> BpfSampler::read_counters() {
+  std::array<uint64_t, EMBER_CTR_MAX> sums{};
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return sums;
+  std::vector<uint64_t> values(static_cast<size_t>(ncpu));
+  for (uint32_t i = 0; i < EMBER_CTR_MAX; ++i) {
+    if (bpf_map__lookup_elem(skel_->maps.counters, &i, sizeof(i), values.data(),
+                             values.size() * sizeof(uint64_t), 0) != 0)
+      continue;
+    for (uint64_t v : values) sums[i] += v;
+    counters_[i]->set(sums[i]);
+  }
+  return sums;
+}
+
+BpfSampler::ProgStats BpfSampler::sample_prog_stats() const {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  ProgStats st;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(skel_->progs.ember_sample), &info, &len) == 0) {
+    st.run_time_ns = info.run_time_ns;
+    st.run_count = info.run_cnt;
+  }
+  return st;
+}
+
+}  // namespace ember

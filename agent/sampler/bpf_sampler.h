@@ -1,0 +1,103 @@
+// BpfSampler: the sample stage's kernel half. It loads profile.bpf.c, opens
+// one CPU-clock perf event per online CPU, attaches the program to each, and
+// drains the ring buffer on its own thread, handing every record (in ring
+// order) to a callback.
+//
+// Ownership: the skeleton, every bpf_link (each owns its perf event fd) and
+// the ring buffer are held by RAII members; create() returns a sampler only
+// once all of them exist, so a failure never leaves anything attached.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/pipeline/metrics.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "ember_abi.h"
+
+struct profile_bpf;
+struct bpf_link;
+struct ring_buffer;
+
+namespace ember {
+
+struct SamplerOptions {
+  int frequency_hz = 100;
+  uint64_t ring_buffer_bytes = 8ull << 20;  // rounded up to a power of two
+  uint32_t max_targets = 16384;
+  uint32_t max_processes = 65536;  // sizes the "seen process" map
+  bool filter_targets = false;  // only the tgids added with add_target (and their children)
+  bool include_idle = false;
+  bool kernel_stacks = true;
+  bool user_stacks = true;
+  std::string sysfs_root = "/sys";
+  bool collect_bpf_stats = false;  // enable kernel run-time stats for our programs
+};
+
+// Online CPUs from <sysfs_root>/devices/system/cpu/online ("0-3,5").
+Result<std::vector<int>> online_cpus(const std::string& sysfs_root);
+Result<std::vector<int>> parse_cpu_list(const std::string& text);
+
+class BpfSampler {
+ public:
+  using RecordFn = std::function<void(const void* data, size_t size)>;
+
+  static Result<std::unique_ptr<BpfSampler>> create(const SamplerOptions& opts, RecordFn on_record,
+                                                    Metrics& metrics);
+  ~BpfSampler();
+  BpfSampler(const BpfSampler&) = delete;
+  BpfSampler& operator=(const BpfSampler&) = delete;
+
+  // Adds a process to the target set (only with filter_targets).
+  Status add_target(uint32_t tgid);
+
+  // Starts the drain thread; stop() drains what is left and joins it.
+  void start();
+  void stop();
+
+  // Sums the per-CPU counters and publishes them to Metrics.
+  std::array<uint64_t, EMBER_CTR_MAX> read_counters();
+
+  struct ProgStats {
+    uint64_t run_time_ns = 0;
+    uint64_t run_count = 0;
+  };
+  // Kernel-measured cost of the sampling program (needs collect_bpf_stats).
+  ProgStats sample_prog_stats() const;
+  size_t cpu_count() const { return cpus_; }
+
+ private:
+  struct SkelDeleter {
+    void operator()(profile_bpf* s) const;
+  };
+  struct LinkDeleter {
+    void operator()(bpf_link* l) const;
+  };
+  struct RingDeleter {
+    void operator()(ring_buffer* r) const;
+  };
+
+  BpfSampler(RecordFn on_record, Metrics& metrics);
+  void drain_loop();
+  static int on_ring_record(void* ctx, void* data, size_t size);
+
+  RecordFn on_record_;
+  Metrics& metrics_;
+  std::unique_ptr<profile_bpf, SkelDeleter> skel_;
+  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // perf events + tracepoints
+  std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  size_t cpus_ = 0;     // CPUs with an attached perf event
+  UniqueFd stats_fd_;  // keeps kernel BPF run-time stats on while held
+  std::atomic<bool> stop_{false};
+  std::thread drain_thread_;
+  std::array<Counter*, EMBER_CTR_MAX> counters_{};
+};
+
+}  // namespace ember

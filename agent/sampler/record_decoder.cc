@@ -1,0 +1,89 @@
+#include "agent/sampler/record_decoder.h"
+
+#include <sys/sysmacros.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "ember_abi.h"
+
+namespace ember {
+
+// The layouts BPF writes; a mismatch here is a build error, not corruption.
+static_assert(offsetof(ember_sample, stack) == EMBER_SAMPLE_HDR_SIZE);
+static_assert(offsetof(ember_sample, comm) == 48);
+static_assert(sizeof(ember_sample) == EMBER_SAMPLE_HDR_SIZE + 2 * EMBER_MAX_STACK_DEPTH * 8);
+static_assert(sizeof(ember_exec_event) == 56 + EMBER_COMM_LEN + EMBER_MAX_FILENAME);
+static_assert(offsetof(ember_exec_event, entry) == 48);
+static_assert(sizeof(ember_exit_event) == 16);
+static_assert(EMBER_MAX_STACK_DEPTH <= 127, "the BPF side masks stack lengths with 0x7f");
+
+uint64_t kernel_dev_to_user(uint32_t kdev) { return makedev(kdev >> 20, kdev & 0xfffff); }
+
+namespace {
+
+std::string bounded_string(const char* p, size_t max) {
+  return std::string(p, strnlen(p, max));
+}
+
+}  // namespace
+
+DecodedRecord decode_record(const void* data, size_t size) {
+  if (size < 4) return DecodeError{"record shorter than its kind"};
+  uint32_t kind;
+  std::memcpy(&kind, data, 4);
+  switch (kind) {
+    case EMBER_REC_SAMPLE: {
+      if (size < EMBER_SAMPLE_HDR_SIZE) return DecodeError{"sample shorter than its header"};
+      ember_sample hdr;
+      std::memcpy(&hdr, data, EMBER_SAMPLE_HDR_SIZE);
+      size_t frames = size_t(hdr.kstack_len) + hdr.ustack_len;
+      if (hdr.kstack_len > EMBER_MAX_STACK_DEPTH || hdr.ustack_len > EMBER_MAX_STACK_DEPTH ||
+          size < EMBER_SAMPLE_HDR_SIZE + frames * 8)
+        return DecodeError{"sample stack lengths exceed the record"};
+      RawSample s;
+      s.meta.pid = hdr.pid;
+      s.meta.tid = hdr.tid;
+      s.meta.cpu = hdr.cpu;
+      s.meta.time_ns = hdr.time_ns;
+      s.meta.cgroup_id = hdr.cgroup_id;
+      s.meta.comm = bounded_string(hdr.comm, sizeof(hdr.comm));
+      s.flags = hdr.flags;
+      s.kstack_err = hdr.kstack_err;
+      s.ustack_err = hdr.ustack_err;
+      const auto* stack = reinterpret_cast<const uint8_t*>(data) + EMBER_SAMPLE_HDR_SIZE;
+      s.kernel_stack.resize(hdr.kstack_len);
+      s.user_stack.resize(hdr.ustack_len);
+      std::memcpy(s.kernel_stack.data(), stack, size_t(hdr.kstack_len) * 8);
+      std::memcpy(s.user_stack.data(), stack + size_t(hdr.kstack_len) * 8,
+                  size_t(hdr.ustack_len) * 8);
+      return s;
+    }
+    case EMBER_REC_EXEC: {
+      if (size < sizeof(ember_exec_event)) return DecodeError{"exec event truncated"};
+      ember_exec_event e;
+      std::memcpy(&e, data, sizeof(e));
+      ExecEvent ev;
+      ev.pid = e.pid;
+      ev.time_ns = e.time_ns;
+      ev.hint.dev = dev_t(kernel_dev_to_user(e.exe_dev));
+      ev.hint.inode = e.exe_ino;
+      ev.hint.start_code = e.start_code;
+      ev.hint.end_code = e.end_code;
+      ev.hint.entry = e.entry;
+      ev.comm = bounded_string(e.comm, sizeof(e.comm));
+      ev.filename = bounded_string(e.filename, sizeof(e.filename));
+      return ev;
+    }
+    case EMBER_REC_EXIT: {
+      if (size < sizeof(ember_exit_event)) return DecodeError{"exit event truncated"};
+      ember_exit_event e;
+      std::memcpy(&e, data, sizeof(e));
+      return ExitEvent{e.pid, e.time_ns};
+    }
+    default:
+      return DecodeError{"unknown record kind " + std::to_string(kind)};
+  }
+}
+
+}  // namespace ember

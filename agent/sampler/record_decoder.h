@@ -1,0 +1,24 @@
+// Decodes the byte records of the BPF ring buffer into pipeline values.
+// Pure: no BPF, no I/O, so unit tests feed it hand-built records.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <variant>
+
+#include "agent/pipeline/types.h"
+
+namespace ember {
+
+struct DecodeError {
+  std::string reason;
+};
+
+using DecodedRecord = std::variant<RawSample, ExecEvent, ExitEvent, DecodeError>;
+
+DecodedRecord decode_record(const void* data, size_t size);
+
+// Kernel dev_t (major << 20 | minor) to the user-space encoding.
+uint64_t kernel_dev_to_user(uint32_t kdev);
+
+}  // namespace ember

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package Ember needs to build and test.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --bench  also the profilers bench/ compares against
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get)" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config
+  # BPF: clang compiles the program, bpftool makes vmlinux.h and the skeleton
+  clang llvm libbpf-dev bpftool
+  # symbolizer
+  libelf-dev libdw-dev elfutils
+  # agent
+  libcxxopts-dev libyaml-cpp-dev protobuf-compiler libprotobuf-dev zlib1g-dev
+  # tests: GoogleTest, `go tool pprof` judges our pprof, xmllint our SVG,
+  # setpriv runs ember unprivileged
+  libgtest-dev libgmock-dev golang-go libxml2-utils util-linux
+)
+if [ "${1:-}" = "--bench" ]; then
+  # perf and bpftrace to compare against; bcc's profile needs kernel headers
+  # for the running kernel, which only stock Debian kernels have.
+  packages+=(linux-perf bpftrace bpfcc-tools time bc)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs the whole test suite: unit tests
+# and the end-to-end tests (which load real BPF programs, so run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: run as root: the end-to-end tests load BPF programs" >&2
+  exit 1
+fi
+./scripts/install-deps.sh
+./scripts/build.sh
+cd build
+ctest --output-on-failure --timeout 600

@@ -1,0 +1,100 @@
+// ElfFile owns an open ELF (fd + libelf handle). Binary is what Ember keeps
+// of an ELF once parsed: its identity (build-id), where its segments load, and
+// an address-sorted function table. A Binary holds no fd or Elf*, so caching
+// thousands of them costs memory only.
+#pragma once
+
+#include <gelf.h>
+#include <libelf.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace ember {
+
+class ElfFile {
+ public:
+  // Takes ownership of `fd`. `name` is used in error messages only.
+  static Result<std::unique_ptr<ElfFile>> from_fd(UniqueFd fd, std::string name);
+  static Result<std::unique_ptr<ElfFile>> open(const std::string& path);
+  // Parses an ELF image in memory (e.g. the vDSO); `data` must outlive this.
+  static Result<std::unique_ptr<ElfFile>> from_memory(const void* data, size_t size,
+                                                      std::string name);
+  ~ElfFile();
+  ElfFile(const ElfFile&) = delete;
+  ElfFile& operator=(const ElfFile&) = delete;
+
+  Elf* elf() const { return elf_; }
+  int fd() const { return fd_.get(); }
+  const std::string& name() const { return name_; }
+
+  // The NT_GNU_BUILD_ID note as lowercase hex, or "" if there is none.
+  std::string build_id() const;
+
+ private:
+  ElfFile(UniqueFd fd, Elf* elf, std::string name)
+      : fd_(std::move(fd)), elf_(elf), name_(std::move(name)) {}
+  UniqueFd fd_;
+  Elf* elf_ = nullptr;
+  std::string name_;
+};
+
+struct LoadSegment {
+  uint64_t vaddr = 0;
+  uint64_t memsz = 0;
+  uint64_t offset = 0;
+  uint64_t filesz = 0;
+  bool executable = false;
+};
+
+// A function symbol. Names live in the owning Binary's string pool.
+struct Symbol {
+  uint64_t start = 0;
+  uint64_t size = 0;  // never 0 after loading: zero-sized symbols extend to the next
+  uint32_t name = 0;  // offset into the pool
+  uint8_t binding = 0;
+};
+
+class Binary {
+ public:
+  // Parses headers, build-id and the function table of `file`.
+  static Result<std::shared_ptr<Binary>> load(const ElfFile& file);
+
+  const std::string& path() const { return path_; }
+  const std::string& build_id() const { return build_id_; }
+  bool is_shared_object() const { return type_ == ET_DYN; }
+  uint64_t entry() const { return entry_; }
+  const std::vector<LoadSegment>& segments() const { return segments_; }
+  size_t symbol_count() const { return symbols_.size(); }
+  // Approximate heap bytes held, for cache accounting.
+  size_t memory_bytes() const;
+
+  // Maps a file offset (as computed from a /proc/PID/maps entry) to the ELF
+  // virtual address the symbol table uses. Correct for PIE, non-PIE and
+  // shared objects alike, since it goes through the PT_LOAD headers.
+  std::optional<uint64_t> file_offset_to_vaddr(uint64_t offset) const;
+
+  // The function containing `vaddr`, or null.
+  const Symbol* lookup(uint64_t vaddr) const;
+  std::string_view name_of(const Symbol& s) const;
+  const std::vector<Symbol>& symbols() const { return symbols_; }
+
+ private:
+  Binary() = default;
+  std::string path_;
+  std::string build_id_;
+  uint16_t type_ = 0;
+  uint64_t entry_ = 0;
+  std::vector<LoadSegment> segments_;
+  std::vector<Symbol> symbols_;  // sorted by start, no exact duplicates
+  std::string pool_;             // NUL-separated symbol names
+};
+
+}  // namespace ember

@@ -1,0 +1,172 @@
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "symbolizer/process_maps.h"
+
+namespace ember {
+namespace {
+
+constexpr std::string_view kDeleted = " (deleted)";
+
+bool parse_hex(std::string_view& s, uint64_t* out) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else break;
+    v = (v << 4) | uint64_t(d);
+  }
+  if (i == 0) return false;
+  *out = v;
+  s.remove_prefix(i);
+  return true;
+}
+
+bool parse_dec(std::string_view& s, uint64_t* out) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) v = v * 10 + uint64_t(s[i] - '0');
+  if (i == 0) return false;
+  *out = v;
+  s.remove_prefix(i);
+  return true;
+}
+
+bool eat(std::string_view& s, char c) {
+  if (s.empty() || s[0] != c) return false;
+  s.remove_prefix(1);
+  return true;
+}
+
+void skip_spaces(std::string_view& s) {
+  while (!s.empty() && (s[0] == ' ' || s[0] == '\t')) s.remove_prefix(1);
+}
+
+bool parse_line(std::string_view s, MapEntry* e) {
+  uint64_t v;
+  if (!parse_hex(s, &e->start) || !eat(s, '-') || !parse_hex(s, &e->end) || !eat(s, ' '))
+    return false;
+  if (s.size() < 5) return false;
+  e->readable = s[0] == 'r';
+  e->writable = s[1] == 'w';
+  e->executable = s[2] == 'x';
+  e->shared = s[3] == 's';
+  s.remove_prefix(4);
+  if (!eat(s, ' ') || !parse_hex(s, &e->offset) || !eat(s, ' ')) return false;
+  if (!parse_hex(s, &v) || !eat(s, ':')) return false;
+  e->dev_major = uint32_t(v);
+  if (!parse_hex(s, &v) || !eat(s, ' ')) return false;
+  e->dev_minor = uint32_t(v);
+  if (!parse_dec(s, &e->inode)) return false;
+  skip_spaces(s);
+  e->path.assign(s.data(), s.size());
+  return true;
+}
+
+Result<std::string> read_small_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Errorf("open %s: %s", path.c_str(), std::strerror(errno));
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errorf("read %s: %s", path.c_str(), std::strerror(errno));
+    }
+    if (n == 0) break;
+    out.append(buf, size_t(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool MapEntry::deleted() const {
+  return path.size() > kDeleted.size() &&
+         std::string_view(path).substr(path.size() - kDeleted.size()) == kDeleted;
+}
+
+std::string_view MapEntry::clean_path() const {
+  std::string_view p(path);
+  if (deleted()) p.remove_suffix(kDeleted.size());
+  return p;
+}
+
+dev_t MapEntry::dev() const { return makedev(dev_major, dev_minor); }
+
+Result<std::vector<MapEntry>> parse_proc_maps(std::string_view text) {
+  std::vector<MapEntry> out;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++line_no;
+    if (line.empty()) continue;
+    MapEntry e;
+    if (!parse_line(line, &e))
+      return Errorf("maps line %zu is malformed: '%.*s'", line_no, int(line.size()), line.data());
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+const MapEntry* ProcessSnapshot::find(uint64_t addr) const {
+  auto it = std::upper_bound(mappings.begin(), mappings.end(), addr,
+                             [](uint64_t a, const MapEntry& m) { return a < m.start; });
+  if (it == mappings.begin()) return nullptr;
+  --it;
+  return addr < it->end ? &*it : nullptr;
+}
+
+std::string ProcessSnapshot::host_path(const MapEntry& m) const {
+  return proc_root + "/" + std::to_string(pid) + "/root" + std::string(m.clean_path());
+}
+
+std::string ProcessSnapshot::map_files_path(const MapEntry& m) const {
+  char range[64];
+  std::snprintf(range, sizeof(range), "%llx-%llx", (unsigned long long)m.start,
+                (unsigned long long)m.end);
+  return proc_root + "/" + std::to_string(pid) + "/map_files/" + range;
+}
+
+Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string& proc_root,
+                                                              pid_t pid) {
+  std::string dir = proc_root + "/" + std::to_string(pid);
+  auto text = read_small_file(dir + "/maps");
+  if (!text) return text.error();
+  auto entries = parse_proc_maps(*text);
+  if (!entries) return entries.error();
+
+  auto snap = std::make_shared<ProcessSnapshot>();
+  snap->pid = pid;
+  snap->maps_ok = true;
+  snap->proc_root = proc_root;
+  for (auto& e : *entries) {
+    if (e.executable) snap->mappings.push_back(std::move(e));
+  }
+  // /proc/PID/maps is sorted already; keep the invariant explicit for find().
+  std::sort(snap->mappings.begin(), snap->mappings.end(),
+            [](const MapEntry& a, const MapEntry& b) { return a.start < b.start; });
+
+  char buf[4096];
+  ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof(buf) - 1);
+  if (n > 0) snap->exe_path.assign(buf, size_t(n));
+  if (auto comm = read_small_file(dir + "/comm"); comm.ok()) {
+    snap->comm = *comm;
+    while (!snap->comm.empty() && snap->comm.back() == '\n') snap->comm.pop_back();
+  }
+  return snap;
+}
+
+}  // namespace ember

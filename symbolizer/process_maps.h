@@ -1,0 +1,88 @@
+// A process's executable mappings, as read from /proc/PID/maps, plus what
+// the exec tracepoint told us about it. These are the inputs for turning a
+// user address into (file, offset).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace ember {
+
+// One line of /proc/PID/maps.
+struct MapEntry {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t offset = 0;  // file offset of `start`
+  uint32_t dev_major = 0;
+  uint32_t dev_minor = 0;
+  uint64_t inode = 0;
+  bool readable = false;
+  bool writable = false;
+  bool executable = false;
+  bool shared = false;
+  std::string path;  // may be empty, "[vdso]", "[heap]", or end in " (deleted)"
+
+  bool is_file() const { return inode != 0 && !path.empty() && path[0] == '/'; }
+  bool deleted() const;
+  // The path without a trailing " (deleted)".
+  std::string_view clean_path() const;
+  dev_t dev() const;
+};
+
+// Parses the whole text of a maps file. Malformed lines are an error naming
+// the line number: the format is stable, so a parse error means a bug.
+Result<std::vector<MapEntry>> parse_proc_maps(std::string_view text);
+
+// What the exec tracepoint recorded about a process's executable.
+struct ExecHint {
+  dev_t dev = 0;  // user-space encoding (makedev)
+  uint64_t inode = 0;
+  uint64_t start_code = 0;  // executable text lies in [start_code, end_code)
+  uint64_t end_code = 0;
+  uint64_t entry = 0;  // AT_ENTRY: e_entry + load bias
+};
+
+// An immutable view of one process at one moment: its executable mappings,
+// sorted by address. Shared by every sample taken while it was current.
+struct ProcessSnapshot {
+  pid_t pid = 0;
+  uint64_t generation = 0;  // bumps on every exec the sample stage sees
+  bool maps_ok = false;     // false when /proc/PID/maps could not be read
+  std::string proc_root;    // e.g. "/proc"
+  std::string exe_path;     // readlink of /proc/PID/exe, "" if unknown
+  std::string comm;
+  std::vector<MapEntry> mappings;  // executable mappings plus [vdso]
+  // Open handles to mapped files the symbolizer had not parsed yet when the
+  // snapshot was taken (parallel to `mappings`; null where not needed). They
+  // let a process that exits before symbolization still be symbolized, even
+  // from another mount namespace; they close with the snapshot.
+  std::vector<std::shared_ptr<UniqueFd>> pinned;
+  std::optional<ExecHint> exec_hint;
+  // An open handle to the executable taken at exec time, so its frames can be
+  // symbolized even after the process (and its /proc entry) is gone.
+  std::shared_ptr<UniqueFd> exe_fd;
+
+  // The mapping containing `addr`, or null.
+  const MapEntry* find(uint64_t addr) const;
+  // Path to open `m` from the host: through the process's root so other mount
+  // namespaces work.
+  std::string host_path(const MapEntry& m) const;
+  // The map_files entry for `m`: opens the exact mapped file, even if deleted.
+  std::string map_files_path(const MapEntry& m) const;
+};
+
+// Reads /proc/PID/maps (and exe, comm) under `proc_root` into a snapshot.
+// Only executable mappings are kept. Fails if the process is gone.
+Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string& proc_root,
+                                                              pid_t pid);
+
+}  // namespace ember

@@ -1,0 +1,168 @@
+#include "symbolizer/symbolizer.h"
+
+#include <fcntl.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "symbolizer/demangle.h"
+
+namespace ember {
+
+Symbolizer::Symbolizer(SymbolizerOptions opts) : opts_(std::move(opts)), cache_(opts_.cache) {}
+
+std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc,
+                                                     const MapEntry& m) {
+  std::string name(m.clean_path());
+  // Where to read the file from, best first:
+  //  1. the handle pinned when the snapshot was taken (survives exit);
+  //  2. map_files: exactly the mapped file, even deleted or in another mount
+  //     namespace (needs CAP_SYS_ADMIN);
+  //  3. the path under the process's root;
+  //  4. the path in our own mount namespace, if it is the same inode.
+  UniqueFd fd;
+  size_t idx = size_t(&m - proc.mappings.data());
+  if (idx < proc.pinned.size() && proc.pinned[idx] && proc.pinned[idx]->valid())
+    fd.reset(::fcntl(proc.pinned[idx]->get(), F_DUPFD_CLOEXEC, 0));
+  if (!fd.valid()) fd.reset(::open(proc.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) fd.reset(::open(proc.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() && !m.deleted()) fd.reset(::open(name.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.valid()) {
+    // A file replaced since it was mapped has a new inode: never symbolize
+    // with the wrong binary.
+    struct stat st{};
+    if (::fstat(fd.get(), &st) != 0 || (m.inode != 0 && st.st_ino != m.inode)) fd.reset();
+  }
+  if (!fd.valid()) {
+    // Unreachable now; it may still be cached from an earlier sighting.
+    return cache_.find_by_inode(uint64_t(m.dev()), m.inode);
+  }
+  auto bin = cache_.get(std::move(fd), name);
+  if (!bin) {
+    EMBER_DEBUG("cannot read %s: %s", name.c_str(), bin.error().message.c_str());
+    return nullptr;
+  }
+  return *bin;
+}
+
+std::shared_ptr<const Binary> Symbolizer::exe_from_hint(const ProcessSnapshot& proc) {
+  const ExecHint& h = *proc.exec_hint;
+  if (auto bin = cache_.find_by_inode(uint64_t(h.dev), h.inode)) return bin;
+  if (proc.exe_fd && proc.exe_fd->valid()) {
+    UniqueFd fd(::fcntl(proc.exe_fd->get(), F_DUPFD_CLOEXEC, 0));
+    if (fd.valid()) {
+      // pread-only use: libelf reads by offset, so sharing the description is safe.
+      auto bin = cache_.get(std::move(fd), proc.exe_path.empty() ? "[exe]" : proc.exe_path);
+      if (bin) return *bin;
+    }
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const Binary> Symbolizer::vdso() {
+  // Every process maps the same vDSO image the kernel gave us, so our own copy
+  // (found through the auxiliary vector) symbolizes everyone's.
+  std::call_once(vdso_once_, [this] {
+    auto base = reinterpret_cast<const unsigned char*>(getauxval(AT_SYSINFO_EHDR));
+    if (!base) return;
+    auto ehdr = reinterpret_cast<const Elf64_Ehdr*>(base);
+    size_t size = size_t(ehdr->e_shoff) + size_t(ehdr->e_shnum) * ehdr->e_shentsize;
+    auto elf = ElfFile::from_memory(base, size, "[vdso]");
+    if (!elf) return;
+    auto bin = Binary::load(**elf);
+    if (bin) vdso_ = *bin;
+  });
+  return vdso_;
+}
+
+void Symbolizer::fill_function(const Binary& bin, uint64_t vaddr, UserSymbol* out) {
+  const Symbol* sym = bin.lookup(vaddr);
+  if (!sym) return;
+  out->system_name = std::string(bin.name_of(*sym));
+  out->function = opts_.demangle ? demangle(out->system_name) : out->system_name;
+  out->function_offset = vaddr - sym->start;
+}
+
+UserSymbol Symbolizer::resolve_user(const ProcessSnapshot& proc, uint64_t addr,
+                                    bool return_address) {
+  UserSymbol out;
+  uint64_t lookup = return_address && addr > 0 ? addr - 1 : addr;
+  const MapEntry* m = proc.find(addr);
+  if (m) {
+    out.module = std::string(m->clean_path());
+    out.module_offset = addr - m->start + m->offset;
+    if (m->path == "[vdso]") {
+      out.binary = vdso();
+      if (out.binary && !out.binary->segments().empty()) {
+        // The vDSO is mapped whole from its first page.
+        uint64_t vaddr = lookup - m->start + out.binary->segments().front().vaddr;
+        fill_function(*out.binary, vaddr, &out);
+      }
+      return out;
+    }
+    if (!m->is_file()) return out;
+    out.binary = binary_for(proc, *m);
+    if (!out.binary) return out;
+    auto vaddr = out.binary->file_offset_to_vaddr(lookup - m->start + m->offset);
+    if (vaddr) fill_function(*out.binary, *vaddr, &out);
+    return out;
+  }
+  // No mapping: if the process died before its maps were read, the exec
+  // event still tells us where its executable's text was loaded.
+  if (proc.exec_hint && addr >= proc.exec_hint->start_code && addr < proc.exec_hint->end_code) {
+    out.binary = exe_from_hint(proc);
+    out.via_exec_hint = true;
+    out.module = proc.exe_path;
+    if (!out.binary) return out;
+    if (out.module.empty()) out.module = out.binary->path();
+    uint64_t bias = proc.exec_hint->entry - out.binary->entry();
+    uint64_t vaddr = lookup - bias;
+    // Report the file offset, which is what pprof mappings describe.
+    for (const auto& seg : out.binary->segments()) {
+      if (vaddr >= seg.vaddr && vaddr < seg.vaddr + seg.memsz) {
+        out.module_offset = vaddr - seg.vaddr + seg.offset + (lookup != addr ? 1 : 0);
+        break;
+      }
+    }
+    fill_function(*out.binary, vaddr, &out);
+  }
+  return out;
+}
+
+std::optional<KernelSymbolInfo> Symbolizer::resolve_kernel(uint64_t addr, uint64_t now_ns) {
+  std::shared_ptr<const Kallsyms> ks;
+  {
+    std::lock_guard<std::mutex> lock(kallsyms_mu_);
+    if (!kallsyms_tried_) {
+      kallsyms_tried_ = true;
+      auto loaded = Kallsyms::load(opts_.proc_root);
+      if (loaded) kallsyms_ = *loaded;
+      else EMBER_WARN("kernel symbols unavailable: %s", loaded.error().message.c_str());
+      kallsyms_loaded_ns_ = now_ns;
+    }
+    ks = kallsyms_;
+  }
+  std::optional<KernelSymbol> sym;
+  if (ks) sym = ks->lookup(addr);
+  if (!sym) {
+    // Maybe a module or BPF program that appeared after we loaded; reload,
+    // but not more often than the configured interval.
+    std::lock_guard<std::mutex> lock(kallsyms_mu_);
+    if (now_ns - kallsyms_loaded_ns_ >= opts_.kallsyms_reload_interval_ns) {
+      kallsyms_loaded_ns_ = now_ns;
+      auto loaded = Kallsyms::load(opts_.proc_root);
+      if (loaded) kallsyms_ = *loaded;
+    }
+    ks = kallsyms_;
+    if (ks) sym = ks->lookup(addr);
+  }
+  if (!sym) return std::nullopt;
+  KernelSymbolInfo info;
+  info.function = std::string(sym->name);
+  info.module = std::string(sym->module);
+  info.offset = sym->offset;
+  return info;
+}
+
+}  // namespace ember

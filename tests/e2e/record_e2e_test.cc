@@ -1,0 +1,188 @@
+// `ember record` end to end, as root, with real BPF, against workloads
+// whose CPU profile is known in advance.
+#include <gtest/gtest.h>
+
+#include "e2e_util.h"
+
+namespace ember::e2e {
+namespace {
+
+class RecordE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "end-to-end tests need root (BPF)";
+  }
+};
+
+// ratio_fp splits its leaf work 6:3:1 between three callers; with frame
+// pointers everywhere, the full chain main -> run -> caller -> leaf must be
+// there and each caller's share within 5 points of the truth.
+TEST_F(RecordE2E, RatioWorkloadHasFullChainsAndTrueShares) {
+  TempDir tmp;
+  const int seconds = 8, hz = 100;
+  auto r = run({ember_bin(), "record", "-F", std::to_string(hz), "-o", tmp / "out.folded", "--",
+                fixture("ratio_fp"), std::to_string(seconds)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto stacks = parse_folded(read_file(tmp / "out.folded"));
+  ASSERT_FALSE(stacks.empty()) << r.err;
+
+  uint64_t workload = 0, in_leaf = 0, chain[3] = {0, 0, 0};
+  const char* callers[3] = {"caller_a", "caller_b", "caller_c"};
+  for (const auto& s : stacks) {
+    if (s.frames.empty() || s.frames[0] != "ratio_fp") continue;
+    workload += s.count;
+    if (!s.contains("leaf")) continue;
+    in_leaf += s.count;
+    for (int i = 0; i < 3; ++i)
+      if (s.has_chain({"main", "run", callers[i], "leaf"})) chain[i] += s.count;
+  }
+  const uint64_t expected = uint64_t(seconds) * hz;
+  std::printf("[ info ] workload samples %llu of %llu expected; leaf %llu; a=%llu b=%llu c=%llu\n",
+              (unsigned long long)workload, (unsigned long long)expected,
+              (unsigned long long)in_leaf, (unsigned long long)chain[0],
+              (unsigned long long)chain[1], (unsigned long long)chain[2]);
+  // At least 85% of duration x frequency captured.
+  EXPECT_GE(double(workload), 0.85 * double(expected));
+  // Every leaf sample shows the full chain.
+  uint64_t full = chain[0] + chain[1] + chain[2];
+  EXPECT_EQ(full, in_leaf);
+  ASSERT_GT(full, 0u);
+  const double truth[3] = {0.6, 0.3, 0.1};
+  for (int i = 0; i < 3; ++i) {
+    double share = double(chain[i]) / double(full);
+    EXPECT_NEAR(share, truth[i], 0.05) << callers[i];
+  }
+}
+
+TEST_F(RecordE2E, PprofOutputPassesGoToolPprof) {
+  if (!have_program("go")) FAIL() << "go (Debian golang-go) is needed to judge the pprof output";
+  TempDir tmp;
+  auto r = run({ember_bin(), "record", "-o", tmp / "out.pb.gz", "--", fixture("ratio_fp"), "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // HOME and GOCACHE in the scratch dir: go must not touch the real home.
+  auto top = run({"env", "HOME=" + tmp.path(), "GOCACHE=" + (tmp / "gocache"), "GOFLAGS=-mod=mod",
+                  "go", "tool", "pprof", "-top", tmp / "out.pb.gz"});
+  ASSERT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_NE(top.out.find("Type: cpu"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find(" leaf"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("caller_a"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("main"), std::string::npos) << top.out;
+  // And the raw dump shows our mapping with its build-id.
+  auto raw = run({"env", "HOME=" + tmp.path(), "GOCACHE=" + (tmp / "gocache"), "go", "tool",
+                  "pprof", "-raw", tmp / "out.pb.gz"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.err;
+  EXPECT_NE(raw.out.find("ratio_fp"), std::string::npos);
+  EXPECT_NE(raw.out.find("PeriodType: cpu nanoseconds"), std::string::npos) << raw.out;
+  EXPECT_NE(raw.out.find("Period: 10000000"), std::string::npos) << raw.out;
+}
+
+// Hundreds of processes that live ~30 ms each: most are gone before the
+// agent drains their samples, yet their frames must carry their own names.
+TEST_F(RecordE2E, ShortLivedProcessesKeepTheirSymbols) {
+  TempDir tmp;
+  const int runs = 200;
+  auto r = run({ember_bin(), "record", "-o", tmp / "out.folded", "--", fixture("exec_driver"),
+                std::to_string(runs), fixture("short_lived"), "30"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto stacks = parse_folded(read_file(tmp / "out.folded"));
+  uint64_t total = 0, own = 0, burn = 0, unknown = 0;
+  for (const auto& s : stacks) {
+    if (s.frames.empty() || s.frames[0] != "short_lived") continue;
+    total += s.count;
+    if (s.contains("short_lived_burn")) burn += s.count;
+    if (s.contains("short_lived_burn") || s.contains("main")) own += s.count;
+    if (s.contains("[unknown]")) unknown += s.count;
+  }
+  std::printf("[ info ] short_lived samples %llu: own symbols %llu, short_lived_burn %llu, "
+              "[unknown] %llu\n",
+              (unsigned long long)total, (unsigned long long)own, (unsigned long long)burn,
+              (unsigned long long)unknown);
+  // 200 x 30 ms of CPU at 100 Hz is about 600 samples.
+  EXPECT_GE(total, 300u);
+  // The rest is exec and dynamic loading (ld.so), about 1 ms in 30.
+  EXPECT_GE(double(own), 0.95 * double(total));
+  EXPECT_LE(double(unknown), 0.02 * double(total));
+  // Frame pointers lose short_lived_burn when the leaf is libc's frameless
+  // clock_gettime; the .eh_frame unwinder removes that gap.
+  EXPECT_GE(double(burn), 0.85 * double(total));
+}
+
+TEST_F(RecordE2E, CommandOutputAndExitCodePassThrough) {
+  TempDir tmp;
+  auto r = run({ember_bin(), "record", "-q", "-o", tmp / "out.folded", "--", "sh", "-c",
+                "echo hello; echo oops >&2; exit 7"});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_EQ(r.out, "hello\n");
+  EXPECT_EQ(r.err, "oops\n");
+  EXPECT_TRUE(std::filesystem::exists(tmp / "out.folded"));
+  // Killed by a signal: the shell convention, 128 + signal.
+  auto k = run({ember_bin(), "record", "-q", "-o", tmp / "k.folded", "--", "sh", "-c", "kill -9 $$"});
+  EXPECT_EQ(k.exit_code, 128 + 9);
+  // A command that does not exist.
+  auto n = run({ember_bin(), "record", "-q", "-o", tmp / "n.folded", "--", "/nonexistent/cmd"});
+  EXPECT_EQ(n.exit_code, 127);
+  EXPECT_NE(n.err.find("cannot run"), std::string::npos);
+}
+
+TEST_F(RecordE2E, InterruptWritesTheFlamegraph) {
+  TempDir tmp;
+  Proc burner({fixture("ratio_fp"), "10"});
+  Proc ember({ember_bin(), "record", "-a", "-o", tmp / "all.svg"}, tmp / "out", tmp / "err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ember.signal(SIGINT);
+  ASSERT_EQ(ember.wait(std::chrono::seconds(60)), 0) << read_file(tmp / "err");
+  std::string svg = read_file(tmp / "all.svg");
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("ratio_fp"), std::string::npos);
+  EXPECT_NE(svg.find("caller_a"), std::string::npos);
+  if (have_program("xmllint")) {
+    auto lint = run({"xmllint", "--noout", tmp / "all.svg"});
+    EXPECT_EQ(lint.exit_code, 0) << lint.err;
+  }
+}
+
+TEST_F(RecordE2E, PidModeAndHtmlOutput) {
+  TempDir tmp;
+  Proc target({fixture("ratio_fp"), "6"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = run({ember_bin(), "record", "-p", std::to_string(target.pid()), "-d", "2s", "-o",
+                tmp / "pid.html"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string html = read_file(tmp / "pid.html");
+  EXPECT_NE(html.find("<html"), std::string::npos);
+  EXPECT_NE(html.find("caller_b"), std::string::npos);
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);  // self-contained
+  // Only the target was recorded: no other process's frames.
+  auto f = run({ember_bin(), "record", "-p", std::to_string(target.pid()), "-d", "1s", "-o",
+                tmp / "pid.folded"});
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  for (const auto& s : parse_folded(read_file(tmp / "pid.folded")))
+    EXPECT_EQ(s.frames[0], "ratio_fp");
+}
+
+TEST_F(RecordE2E, RefusesWithoutPrivilegesAndSaysWhy) {
+  if (!have_program("setpriv")) GTEST_SKIP() << "setpriv (util-linux) missing";
+  TempDir tmp;
+  chmod(tmp.path().c_str(), 0777);
+  auto r = run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", ember_bin(), "record", "-o", tmp / "x.folded", "--", "true"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("missing privileges"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CAP_BPF"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CAP_PERFMON"), std::string::npos) << r.err;
+}
+
+TEST_F(RecordE2E, UsageErrorsAreExplained) {
+  auto bad_ext = run({ember_bin(), "record", "-o", "/tmp/x.json", "--", "true"});
+  EXPECT_EQ(bad_ext.exit_code, 2);
+  EXPECT_NE(bad_ext.err.find(".pb.gz"), std::string::npos) << bad_ext.err;
+  auto two_modes = run({ember_bin(), "record", "-a", "-p", "1"});
+  EXPECT_EQ(two_modes.exit_code, 2);
+  EXPECT_NE(two_modes.err.find("exactly one of"), std::string::npos);
+  auto bad_dur = run({ember_bin(), "record", "-a", "-d", "ten"});
+  EXPECT_EQ(bad_dur.exit_code, 2);
+  EXPECT_NE(bad_dur.err.find("--duration"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ember::e2e

@@ -1,0 +1,79 @@
+#include "agent/aggregate/aggregator.h"
+
+#include <gtest/gtest.h>
+
+#include "profile_builders.h"
+
+namespace ember {
+namespace {
+
+using namespace ember::testing;
+
+LabeledSample sample(LabelSetRef l, std::vector<LocationRef> stack, uint32_t pid = 1,
+                     std::string comm = "t") {
+  LabeledSample s;
+  s.labels = std::move(l);
+  s.sample.meta.pid = pid;
+  s.sample.meta.comm = std::move(comm);
+  s.sample.stack = std::move(stack);
+  return s;
+}
+
+TEST(Aggregator, CountsIdenticalStacksPerSeries) {
+  Metrics m;
+  StackAggregator agg({100, 1000}, m);
+  auto map = make_mapping("/a", 0, 100);
+  auto a = make_location(1, map, {"a"});
+  auto b = make_location(2, map, {"b"});
+  auto web = labels({{"service_name", "web"}});
+  auto web_again = labels({{"service_name", "web"}});  // equal value, other object
+  auto db = labels({{"service_name", "db"}});
+  for (int i = 0; i < 6; ++i) agg.add(sample(web, {a, b}));
+  for (int i = 0; i < 3; ++i) agg.add(sample(web_again, {b}));
+  agg.add(sample(db, {a, b}));
+  EXPECT_EQ(agg.pending_samples(), 10u);
+
+  ProfileBatch batch = agg.take(1000, 2000);
+  ASSERT_EQ(batch.profiles.size(), 2u);
+  // Sorted by labels: db before web.
+  EXPECT_EQ(batch.profiles[0].labels->get("service_name"), "db");
+  EXPECT_EQ(batch.profiles[0].total_count(), 1u);
+  const Profile& w = batch.profiles[1];
+  EXPECT_EQ(w.labels->get("service_name"), "web");
+  EXPECT_EQ(w.total_count(), 9u);
+  EXPECT_EQ(w.samples.size(), 2u);
+  EXPECT_EQ(w.start_time_ns, 1000u);
+  EXPECT_EQ(w.end_time_ns, 2000u);
+  EXPECT_EQ(w.period_ns, 10'000'000u);
+  EXPECT_EQ(agg.pending_samples(), 0u);
+  EXPECT_TRUE(agg.take(2000, 3000).profiles.empty());
+}
+
+TEST(Aggregator, PidAndThreadNameSplitStacks) {
+  Metrics m;
+  StackAggregator agg({100, 1000}, m);
+  auto map = make_mapping("/a", 0, 100);
+  auto a = make_location(1, map, {"a"});
+  auto l = labels({});
+  agg.add(sample(l, {a}, 1, "x"));
+  agg.add(sample(l, {a}, 2, "x"));
+  agg.add(sample(l, {a}, 1, "y"));
+  agg.add(sample(l, {a}, 1, "x"));
+  auto batch = agg.take(0, 1);
+  ASSERT_EQ(batch.profiles.size(), 1u);
+  EXPECT_EQ(batch.profiles[0].samples.size(), 3u);
+  EXPECT_EQ(batch.profiles[0].total_count(), 4u);
+}
+
+TEST(Aggregator, StackBoundDropsAreCounted) {
+  Metrics m;
+  StackAggregator agg({100, 2}, m);
+  auto map = make_mapping("/a", 0, 100);
+  auto l = labels({});
+  for (uint64_t i = 0; i < 5; ++i) agg.add(sample(l, {make_location(i, map, {"f"})}));
+  EXPECT_EQ(agg.pending_samples(), 2u);
+  EXPECT_EQ(m.total("ember_samples_lost_total"), 3u);
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,163 @@
+#include "agent/config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace ember {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(Config, EmptyFileMeansDefaults) {
+  auto c = parse_config("", "empty.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->frequency_hz, 100);
+  EXPECT_EQ(c->interval, std::chrono::seconds(10));
+  EXPECT_EQ(c->output.directory, "/var/lib/ember/profiles");
+}
+
+TEST(Config, ParsesEveryKey) {
+  const char* yaml = R"(
+frequency: 250
+interval: 30s
+log_level: debug
+labels:
+  env: prod
+  region: eu-west-1
+output:
+  directory: /tmp/profiles
+  max_bytes: 2GiB
+sampler:
+  ring_buffer_size: 16MiB
+  kernel_stacks: false
+  user_stacks: true
+  include_idle: yes
+  max_processes: 1000
+symbolizer:
+  demangle: false
+  cache_max_binaries: 64
+  cache_max_bytes: 128MiB
+paths:
+  proc: /host/proc
+  sys: /host/sys
+)";
+  auto c = parse_config(yaml, "full.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->frequency_hz, 250);
+  EXPECT_EQ(c->interval, std::chrono::seconds(30));
+  EXPECT_EQ(c->log_level, "debug");
+  ASSERT_EQ(c->labels.size(), 2u);
+  EXPECT_EQ(c->labels[0], (std::pair<std::string, std::string>{"env", "prod"}));
+  EXPECT_EQ(c->output.directory, "/tmp/profiles");
+  EXPECT_EQ(c->output.max_bytes, 2ull << 30);
+  EXPECT_EQ(c->sampler.ring_buffer_bytes, 16ull << 20);
+  EXPECT_FALSE(c->sampler.kernel_stacks);
+  EXPECT_TRUE(c->sampler.include_idle);
+  EXPECT_EQ(c->sampler.max_processes, 1000u);
+  EXPECT_FALSE(c->symbolizer.demangle);
+  EXPECT_EQ(c->symbolizer.cache_max_binaries, 64u);
+  EXPECT_EQ(c->symbolizer.cache_max_bytes, 128ull << 20);
+  EXPECT_EQ(c->paths.proc, "/host/proc");
+  EXPECT_EQ(c->paths.sys, "/host/sys");
+}
+
+TEST(Config, UnknownKeyNamesKeyAndLineAndSuggests) {
+  auto c = parse_config("frequency: 99\nintervall: 10s\n", "ember.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("ember.yaml:2: intervall: unknown key"));
+  EXPECT_THAT(c.error().message, HasSubstr("did you mean 'interval'"));
+}
+
+TEST(Config, NestedUnknownKeyHasItsFullName) {
+  auto c = parse_config("output:\n  directory: /x\n  dir: /y\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:3: output.dir: unknown key"));
+}
+
+TEST(Config, WrongTypeNamesKeyAndLine) {
+  auto c = parse_config("interval: 10s\nfrequency: fast\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:2: frequency: expected an integer, got 'fast'"));
+  auto d = parse_config("sampler: [1, 2]\n", "f.yaml");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.error().message, HasSubstr("f.yaml:1: sampler: expected a mapping"));
+  auto e = parse_config("sampler:\n  kernel_stacks: maybe\n", "f.yaml");
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(e.error().message, HasSubstr("f.yaml:2: sampler.kernel_stacks: expected true or false"));
+}
+
+TEST(Config, OutOfRangeNamesKeyLineAndRange) {
+  auto c = parse_config("frequency: 0\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:1: frequency: 0 is out of range [1, 10000]"));
+  auto d = parse_config("\ninterval: 100ms\n", "f.yaml");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.error().message, HasSubstr("f.yaml:2: interval: 100ms is out of range [1s, 1h]"));
+  auto e = parse_config("sampler:\n  ring_buffer_size: 2KiB\n", "f.yaml");
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(e.error().message, HasSubstr("f.yaml:2: sampler.ring_buffer_size: 2KiB is out of range"));
+}
+
+TEST(Config, ReportsEveryErrorAtOnce) {
+  auto c = parse_config("frequency: -1\nbogus: 1\ninterval: soon\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:1: frequency"));
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:2: bogus"));
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:3: interval"));
+}
+
+TEST(Config, DuplicateKeyIsAnError) {
+  auto c = parse_config("frequency: 10\nfrequency: 20\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:2: frequency: duplicate key"));
+}
+
+TEST(Config, InvalidYamlNamesLineAndColumn) {
+  auto c = parse_config("frequency: 10\noutput: {directory: /x\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:"));
+  EXPECT_THAT(c.error().message, HasSubstr("invalid YAML"));
+}
+
+TEST(Config, BadLabelNamesAreRejected) {
+  auto c = parse_config("labels:\n  9lives: x\n  __reserved: y\n  ok_name: z\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:2: labels.9lives: invalid label name"));
+  EXPECT_THAT(c.error().message, HasSubstr("f.yaml:3: labels.__reserved: invalid label name"));
+}
+
+TEST(Config, CrossFieldValidation) {
+  auto c = parse_config("sampler:\n  kernel_stacks: false\n  user_stacks: false\n", "f.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("nothing to sample"));
+}
+
+TEST(Config, RenderedConfigParsesBackToTheSameValues) {
+  Config c;
+  c.frequency_hz = 333;
+  c.interval = std::chrono::seconds(90);
+  c.labels = {{"team", "core"}};
+  c.output.directory = "/data/p";
+  c.sampler.ring_buffer_bytes = 4ull << 20;
+  auto back = parse_config(render_config(c), "rendered");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->frequency_hz, 333);
+  EXPECT_EQ(back->interval, std::chrono::seconds(90));
+  EXPECT_EQ(back->labels, c.labels);
+  EXPECT_EQ(back->output.directory, "/data/p");
+  EXPECT_EQ(back->sampler.ring_buffer_bytes, 4ull << 20);
+}
+
+TEST(Config, Sizes) {
+  EXPECT_EQ(*parse_size("4096"), 4096u);
+  EXPECT_EQ(*parse_size("64KiB"), 64u << 10);
+  EXPECT_EQ(*parse_size("8M"), 8u << 20);
+  EXPECT_EQ(*parse_size("1GiB"), 1ull << 30);
+  EXPECT_EQ(*parse_size("1.5MiB"), 3u << 19);
+  EXPECT_FALSE(parse_size("lots").ok());
+  EXPECT_FALSE(parse_size("5 parsecs").ok());
+  EXPECT_EQ(format_size(8u << 20), "8MiB");
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,84 @@
+#include "symbolizer/kallsyms.h"
+
+#include <gtest/gtest.h>
+
+namespace ember {
+namespace {
+
+const char* kKallsyms =
+    "ffffffff81000000 T _stext\n"
+    "ffffffff81000000 T _text\n"
+    "ffffffff81001000 T do_syscall_64\n"
+    "ffffffff81002000 t entry_SYSCALL_64_after_hwframe\n"
+    "ffffffff81800000 D jiffies\n"
+    "ffffffff81003000 W weak_kernel_fn\n"
+    "ffffffffc0100000 t nft_do_chain\t[nf_tables]\n"
+    "ffffffffc0100800 T nft_register_expr\t[nf_tables]\n"
+    "ffffffffc0200000 t bpf_prog_6deef7357e7b4530_ember_sample\t[bpf]\n"
+    "ffffffffc0300000 t ext4_iget\t[ext4]\n";
+
+TEST(Kallsyms, ResolvesCoreKernelSymbols) {
+  auto ks = Kallsyms::parse(kKallsyms);
+  ASSERT_TRUE(ks.ok()) << ks.error().message;
+  auto s = (*ks)->lookup(0xffffffff81001234);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->name, "do_syscall_64");
+  EXPECT_EQ(s->module, "");
+  EXPECT_EQ(s->offset, 0x234u);
+  EXPECT_EQ((*ks)->lookup(0xffffffff81003010)->name, "weak_kernel_fn");
+}
+
+TEST(Kallsyms, ResolvesModulesAndBpfPrograms) {
+  auto ks = Kallsyms::parse(kKallsyms);
+  ASSERT_TRUE(ks.ok());
+  auto m = (*ks)->lookup(0xffffffffc0100010);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->name, "nft_do_chain");
+  EXPECT_EQ(m->module, "nf_tables");
+  auto b = (*ks)->lookup(0xffffffffc0200040);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->name, "bpf_prog_6deef7357e7b4530_ember_sample");
+  EXPECT_EQ(b->module, "bpf");
+  EXPECT_EQ((*ks)->lookup(0xffffffffc0300001)->module, "ext4");
+}
+
+TEST(Kallsyms, DataSymbolsNeverClaimCode) {
+  auto ks = Kallsyms::parse(kKallsyms);
+  ASSERT_TRUE(ks.ok());
+  // 0xffffffff81800010 is past `jiffies` (data); the nearest text symbol is
+  // weak_kernel_fn, which is more than 1 MiB away: unresolved, not wrong.
+  EXPECT_FALSE((*ks)->lookup(0xffffffff81800010).has_value());
+  EXPECT_FALSE((*ks)->lookup(0xffffffff80000000).has_value());  // below everything
+  EXPECT_FALSE((*ks)->lookup(0xffffffffc0500000).has_value());  // far past the last
+}
+
+TEST(Kallsyms, HiddenAddressesLeaveNothingToResolve) {
+  // What an unprivileged reader sees with kptr_restrict.
+  auto ks = Kallsyms::parse("0000000000000000 T _stext\n0000000000000000 T do_syscall_64\n");
+  ASSERT_TRUE(ks.ok());
+  EXPECT_FALSE((*ks)->addresses_visible());
+  EXPECT_FALSE((*ks)->lookup(0x1000).has_value());
+}
+
+TEST(Kallsyms, MalformedLineIsAnError) {
+  EXPECT_FALSE(Kallsyms::parse("ffffffff81000000 T ok\nnot a line\n").ok());
+  EXPECT_FALSE(Kallsyms::parse("zzzz T bad_address\n").ok());
+}
+
+TEST(Kallsyms, LoadsFromAnInjectedProcRoot) {
+  char dir[] = "/tmp/ember-kallsyms-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/kallsyms";
+  FILE* f = fopen(path.c_str(), "w");
+  fputs(kKallsyms, f);
+  fclose(f);
+  auto ks = Kallsyms::load(dir);
+  ASSERT_TRUE(ks.ok()) << ks.error().message;
+  EXPECT_EQ((*ks)->size(), 9u);  // text symbols only
+  unlink(path.c_str());
+  rmdir(dir);
+  EXPECT_FALSE(Kallsyms::load("/nonexistent-root").ok());
+}
+
+}  // namespace
+}  // namespace ember

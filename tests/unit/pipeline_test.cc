@@ -1,0 +1,183 @@
+// The whole pipeline behind the ring buffer, with real stages and no BPF:
+// raw samples built from a live fixture process's addresses go in, a
+// symbolized, aggregated profile comes out.
+#include "agent/pipeline/pipeline.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "agent/aggregate/aggregator.h"
+#include "agent/export/folded.h"
+#include "agent/label/labeler.h"
+#include "agent/symbolize/symbolize_stage.h"
+#include "agent/unwind/fp_unwinder.h"
+#include "ember_abi.h"
+#include "fixture_process.h"
+
+namespace ember {
+namespace {
+
+using testing::FixtureProcess;
+
+class CapturingExporter : public Exporter {
+ public:
+  void export_batch(ProfileBatch&& b) override {
+    std::lock_guard<std::mutex> lock(mu);
+    batches.push_back(std::move(b));
+  }
+  std::mutex mu;
+  std::vector<ProfileBatch> batches;
+};
+
+struct Rig {
+  explicit Rig(bool single, Duration interval = Duration(0))
+      : symbolizer(SymbolizerOptions{}),
+        table(table_options(symbolizer), SystemClock::instance(), metrics),
+        unwinder(metrics),
+        symbolize(symbolizer, &table, SystemClock::instance(), metrics),
+        labeler(ProcessLabeler::Options{single, {{"env", "test"}}}),
+        aggregator({100, 100000}, metrics),
+        pipeline({interval, 1024},
+                 Pipeline::Stages{unwinder, symbolize, labeler, aggregator, exporter}, &table,
+                 SystemClock::instance(), metrics) {}
+  static ProcessTable::Options table_options(Symbolizer& s) {
+    ProcessTable::Options o;
+    o.file_known = [&s](uint64_t dev, uint64_t ino) { return s.knows_file(dev, ino); };
+    return o;
+  }
+  Metrics metrics;
+  Symbolizer symbolizer;
+  ProcessTable table;
+  FramePointerUnwinder unwinder;
+  DefaultSymbolizeStage symbolize;
+  ProcessLabeler labeler;
+  StackAggregator aggregator;
+  CapturingExporter exporter;
+  Pipeline pipeline;
+};
+
+RawSample user_sample(pid_t pid, std::vector<uint64_t> stack, const char* comm = "symbols_pie") {
+  RawSample s;
+  s.meta.pid = uint32_t(pid);
+  s.meta.tid = uint32_t(pid);
+  s.meta.comm = comm;
+  s.user_stack = std::move(stack);
+  return s;
+}
+
+std::string fixture(const char* name) { return std::string(FIXTURE_DIR) + "/" + name; }
+
+TEST(Pipeline, SymbolizesLabelsAndAggregates) {
+  FixtureProcess p(fixture("symbols_pie"));
+  ASSERT_TRUE(p.ready());
+  const auto& a = p.addresses();
+  Rig rig(false);
+  // A stack as a frame-pointer walk reports it: leaf first. Return
+  // addresses point just past a call; the +N offsets the fixture printed
+  // land inside each function either way.
+  std::vector<uint64_t> stack1 = {a.at("fixture_lib_function"), a.at("fixture_exe_beta"),
+                                  a.at("fixture_exe_static")};
+  std::vector<uint64_t> stack2 = {a.at("fixture_exe_alpha"), a.at("fixture_exe_static")};
+  for (int i = 0; i < 6; ++i) rig.pipeline.on_sample(user_sample(p.pid(), stack1));
+  for (int i = 0; i < 3; ++i) rig.pipeline.on_sample(user_sample(p.pid(), stack2));
+  // The sample stage attached one shared snapshot; process synchronously.
+  rig.pipeline.start();
+  rig.pipeline.stop();
+
+  ASSERT_EQ(rig.exporter.batches.size(), 1u);
+  const auto& profiles = rig.exporter.batches[0].profiles;
+  ASSERT_EQ(profiles.size(), 1u);
+  EXPECT_EQ(profiles[0].labels->get("service_name"), "symbols_pie");
+  EXPECT_EQ(profiles[0].labels->get("env"), "test");
+  FoldedOptions fo;
+  fo.process_root = false;
+  std::string folded = render_folded(fold_profile(profiles[0], fo));
+  EXPECT_EQ(folded,
+            "fixture_exe_static;fixture_exe_alpha 3\n"
+            "fixture_exe_static;fixture_exe_beta;fixture_lib_function 6\n");
+  EXPECT_EQ(rig.pipeline.samples_processed(), 9u);
+  EXPECT_EQ(rig.metrics.total("ember_process_snapshots_total"), 1u);
+}
+
+TEST(Pipeline, SamplesOfAProcessThatExitedStillResolve) {
+  Rig rig(true);
+  pid_t pid;
+  std::map<std::string, uint64_t> addrs;
+  {
+    FixtureProcess p(fixture("symbols_nopie"));
+    ASSERT_TRUE(p.ready());
+    pid = p.pid();
+    addrs = p.addresses();
+    // Drained while alive: the snapshot is attached now...
+    rig.pipeline.on_sample(user_sample(pid, {addrs.at("fixture_lib_second"), addrs.at("fixture_exe_beta")}));
+  }  // ...and the process exits here, before the pipeline thread runs.
+  rig.pipeline.on_record(nullptr, 0);  // a malformed record is counted, not fatal
+  ExitEvent ev{uint32_t(pid), 0};
+  ember_exit_event raw{EMBER_REC_EXIT, uint32_t(pid), 0};
+  rig.pipeline.on_record(&raw, sizeof(raw));
+  EXPECT_EQ(rig.table.size(), 0u);
+  (void)ev;
+  rig.pipeline.start();
+  rig.pipeline.stop();
+  ASSERT_EQ(rig.exporter.batches.size(), 1u);
+  FoldedOptions fo;
+  fo.process_root = false;
+  EXPECT_EQ(render_folded(fold_profile(rig.exporter.batches[0].profiles[0], fo)),
+            "fixture_exe_beta;fixture_lib_second 1\n");
+  EXPECT_EQ(rig.metrics.total("ember_records_malformed_total"), 1u);
+}
+
+TEST(Pipeline, UnknownAddressesArePlaceholdersNotDrops) {
+  Rig rig(true);
+  RawSample s = user_sample(getpid(), {0x10, 0x20});  // not mapped in our process
+  s.kernel_stack = {0xffffffff00000010ull};            // no such kernel symbol
+  rig.pipeline.on_sample(std::move(s));
+  rig.pipeline.start();
+  rig.pipeline.stop();
+  ASSERT_EQ(rig.exporter.batches.size(), 1u);
+  FoldedOptions fo;
+  fo.process_root = false;
+  EXPECT_EQ(render_folded(fold_profile(rig.exporter.batches[0].profiles[0], fo)),
+            "[unknown];[unknown];[unknown]_[k] 1\n");
+  EXPECT_GE(rig.metrics.total("ember_frames_unresolved_total"), 2u);
+}
+
+TEST(Pipeline, KernelThreadsGetTheirOwnSeries) {
+  Rig rig(false);
+  RawSample k;
+  k.meta.pid = 2;
+  k.meta.comm = "kthreadd";
+  k.flags = EMBER_SAMPLE_F_KERNEL_THREAD;
+  k.kernel_stack = {0xffffffff81000000ull};
+  rig.pipeline.on_sample(std::move(k));
+  rig.pipeline.start();
+  rig.pipeline.stop();
+  ASSERT_EQ(rig.exporter.batches.size(), 1u);
+  EXPECT_EQ(rig.exporter.batches[0].profiles[0].labels->get("service_name"), "kernel");
+}
+
+TEST(Pipeline, IntervalsProduceOneBatchEach) {
+  Rig rig(true, std::chrono::milliseconds(100));
+  rig.pipeline.start();
+  for (int round = 0; round < 3; ++round) {
+    rig.pipeline.on_sample(user_sample(getpid(), {0x10}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  rig.pipeline.stop();
+  uint64_t total = 0;
+  for (const auto& b : rig.exporter.batches)
+    for (const auto& p : b.profiles) total += p.total_count();
+  EXPECT_EQ(total, 3u);  // nothing lost across interval boundaries
+  EXPECT_GE(rig.exporter.batches.size(), 2u);
+}
+
+TEST(Pipeline, QueueOverflowIsCounted) {
+  Rig rig(true);  // not started: nothing consumes the queue
+  for (int i = 0; i < 1030; ++i) rig.pipeline.on_sample(user_sample(0, {0x10}));
+  EXPECT_EQ(rig.metrics.total("ember_samples_lost_total"), 6u);
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,184 @@
+// ProcessTable against a /proc tree built by hand (the root is injected) and
+// a manual clock.
+#include "agent/process/process_table.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ProcessTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("ember-pt-" + std::to_string(getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void write_process(uint32_t pid, const std::string& maps, const std::string& comm) {
+    fs::path dir = root_ / std::to_string(pid);
+    fs::create_directories(dir);
+    std::ofstream(dir / "maps") << maps;
+    std::ofstream(dir / "comm") << comm << "\n";
+  }
+  void remove_process(uint32_t pid) { fs::remove_all(root_ / std::to_string(pid)); }
+
+  ProcessTable::Options opts() {
+    ProcessTable::Options o;
+    o.proc_root = root_.string();
+    return o;
+  }
+
+  fs::path root_;
+  ManualClock clock_;
+  Metrics metrics_;
+};
+
+const char* kMapsA =
+    "00400000-00401000 r-xp 00000000 08:01 11 /usr/bin/app\n"
+    "7f0000000000-7f0000001000 r-xp 00000000 08:01 22 /usr/lib/liba.so\n";
+const char* kMapsB =
+    "00400000-00401000 r-xp 00000000 08:01 11 /usr/bin/app\n"
+    "7f0000000000-7f0000001000 r-xp 00000000 08:01 22 /usr/lib/liba.so\n"
+    "7f0000100000-7f0000101000 r-xp 00000000 08:01 33 /usr/lib/plugin.so\n";
+
+TEST_F(ProcessTableTest, SnapshotIsReadOnceAndShared) {
+  write_process(10, kMapsA, "app");
+  ProcessTable t(opts(), clock_, metrics_);
+  auto a = t.snapshot_for(10);
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->maps_ok);
+  EXPECT_EQ(a->comm, "app");
+  EXPECT_EQ(a->mappings.size(), 2u);
+  EXPECT_EQ(t.snapshot_for(10).get(), a.get());
+  EXPECT_EQ(metrics_.total("ember_process_snapshots_total"), 1u);
+}
+
+TEST_F(ProcessTableTest, ExecMakesANewGenerationWithItsHint) {
+  write_process(10, kMapsA, "app");
+  ProcessTable t(opts(), clock_, metrics_);
+  auto before = t.snapshot_for(10);
+  ExecEvent ev;
+  ev.pid = 10;
+  ev.hint.inode = 99;
+  ev.hint.start_code = 0x400000;
+  ev.hint.end_code = 0x401000;
+  ev.hint.entry = 0x400100;
+  ev.filename = "/usr/bin/other";
+  t.on_exec(ev);
+  auto after = t.snapshot_for(10);
+  ASSERT_TRUE(after);
+  EXPECT_NE(after.get(), before.get());
+  EXPECT_EQ(after->generation, before->generation + 1);
+  ASSERT_TRUE(after->exec_hint.has_value());
+  EXPECT_EQ(after->exec_hint->entry, 0x400100u);
+  // The old snapshot is untouched: samples taken before the exec keep it.
+  EXPECT_FALSE(before->exec_hint.has_value());
+}
+
+TEST_F(ProcessTableTest, ExitForgetsTheProcessButSamplesKeepTheirSnapshot) {
+  write_process(10, kMapsA, "app");
+  ProcessTable t(opts(), clock_, metrics_);
+  auto held = t.snapshot_for(10);
+  EXPECT_EQ(t.size(), 1u);
+  t.on_exit(ExitEvent{10, 0});
+  remove_process(10);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(held->mappings.size(), 2u);  // still valid
+  EXPECT_EQ(held->find(0x400010)->path, "/usr/bin/app");
+}
+
+TEST_F(ProcessTableTest, AProcessGoneBeforeItsFirstSampleKeepsTheExecHint) {
+  ProcessTable t(opts(), clock_, metrics_);
+  ExecEvent ev;
+  ev.pid = 20;
+  ev.hint.start_code = 0x1000;
+  ev.hint.end_code = 0x2000;
+  ev.hint.entry = 0x1010;
+  ev.filename = "/usr/bin/brief";
+  t.on_exec(ev);  // /proc/20 never existed here
+  auto s = t.snapshot_for(20);
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->maps_ok);
+  ASSERT_TRUE(s->exec_hint.has_value());
+  EXPECT_EQ(s->exec_hint->start_code, 0x1000u);
+  EXPECT_EQ(s->exe_path, "/usr/bin/brief");
+  EXPECT_EQ(metrics_.total("ember_process_snapshot_failures_total"), 1u);
+  // A failed read is not retried on every sample...
+  EXPECT_EQ(t.snapshot_for(20).get(), s.get());
+  EXPECT_EQ(metrics_.total("ember_process_snapshot_failures_total"), 1u);
+  // ...but is after the refresh interval.
+  clock_.advance(2'000'000'000);
+  t.snapshot_for(20);
+  EXPECT_EQ(metrics_.total("ember_process_snapshot_failures_total"), 2u);
+}
+
+TEST_F(ProcessTableTest, RefreshAfterAMissIsRateLimitedAndGenerationChecked) {
+  write_process(10, kMapsA, "app");
+  ProcessTable t(opts(), clock_, metrics_);
+  auto a = t.snapshot_for(10);
+  write_process(10, kMapsB, "app");  // a plugin was dlopen'ed
+  EXPECT_EQ(t.refresh(*a), nullptr);  // too soon after the first read
+  clock_.advance(1'500'000'000);
+  auto b = t.refresh(*a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->mappings.size(), 3u);
+  EXPECT_EQ(t.snapshot_for(10).get(), b.get());
+  // Someone else already refreshed: the newer snapshot, no re-read.
+  EXPECT_EQ(t.refresh(*a).get(), b.get());
+  // After an exec, an old snapshot is a different image: no refresh.
+  t.on_exec(ExecEvent{10, 0, {}, "app", "/usr/bin/app"});
+  clock_.advance(2'000'000'000);
+  EXPECT_EQ(t.refresh(*b), nullptr);
+}
+
+TEST_F(ProcessTableTest, AnUnmappedAddressAtDrainTimeRereadsAtOnceThenBacksOff) {
+  write_process(10, kMapsA, "app");
+  ProcessTable t(opts(), clock_, metrics_);
+  auto a = t.snapshot_for(10, {0x400010});
+  // The dynamic loader maps a library after the first snapshot.
+  write_process(10, kMapsB, "app");
+  clock_.advance(3'000'000);
+  auto b = t.snapshot_for(10, {0x7f0000100010, 0x400010});
+  ASSERT_NE(b.get(), a.get());
+  EXPECT_TRUE(b->find(0x7f0000100010));
+  EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 1u);
+  // A stray address that no re-read covers: re-read once, then back off.
+  clock_.advance(3'000'000);
+  t.snapshot_for(10, {0x10});
+  EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 2u);
+  clock_.advance(1'000'000);
+  t.snapshot_for(10, {0x10});
+  t.snapshot_for(10, {0x10});
+  EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 2u);
+  clock_.advance(5'000'000);
+  t.snapshot_for(10, {0x10});
+  EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 3u);
+  // Covered addresses never cause a read.
+  clock_.advance(5'000'000'000);
+  t.snapshot_for(10, {0x400010});
+  EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 3u);
+}
+
+TEST_F(ProcessTableTest, BoundedByMaxProcesses) {
+  auto o = opts();
+  o.max_processes = 16;
+  ProcessTable t(o, clock_, metrics_);
+  for (uint32_t pid = 100; pid < 140; ++pid) {
+    write_process(pid, kMapsA, "p");
+    clock_.advance(1000);
+    ASSERT_TRUE(t.snapshot_for(pid));
+  }
+  EXPECT_LE(t.size(), 16u);
+  EXPECT_GT(metrics_.total("ember_processes_evicted_total"), 0u);
+}
+
+}  // namespace
+}  // namespace ember
