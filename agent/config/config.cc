@@ -239,7 +239,10 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"max_bytes", [&](const YAML::Node& n, const std::string& k) { r.size(n, k, 1 << 20, 1ull << 50, &c.output.max_bytes); }},
   };
   std::map<std::string, H> sampler = {
-      {"ring_buffer_size", [&](const YAML::Node& n, const std::string& k) { r.size(n, k, 64 << 10, 1ull << 30, &c.sampler.ring_buffer_bytes); }},
+      {"ring_buffer_size", [&](const YAML::Node& n, const std::string& k) {
+         if (n.IsScalar() && n.Scalar() == "auto") c.sampler.ring_buffer_bytes = 0;
+         else r.size(n, k, 64 << 10, 1ull << 30, &c.sampler.ring_buffer_bytes);
+       }},
       {"kernel_stacks", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.sampler.kernel_stacks); }},
       {"user_stacks", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.sampler.user_stacks); }},
       {"include_idle", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.sampler.include_idle); }},
@@ -350,8 +353,10 @@ std::string render_config(const Config& c) {
      << "  # The oldest files are deleted past this total.\n"
      << "  max_bytes: " << format_size(c.output.max_bytes) << "\n"
      << "sampler:\n"
-     << "  # BPF ring buffer between the kernel and the agent (a power of two).\n"
-     << "  ring_buffer_size: " << format_size(c.sampler.ring_buffer_bytes) << "\n"
+     << "  # BPF ring buffer between the kernel and the agent (a power of two);\n"
+     << "  # auto: half a second of the largest samples from every CPU.\n"
+     << "  ring_buffer_size: "
+     << (c.sampler.ring_buffer_bytes ? format_size(c.sampler.ring_buffer_bytes) : "auto") << "\n"
      << "  kernel_stacks: " << (c.sampler.kernel_stacks ? "true" : "false") << "\n"
      << "  user_stacks: " << (c.sampler.user_stacks ? "true" : "false") << "\n"
      << "  # Count time the CPUs spend idle.\n"

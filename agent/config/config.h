@@ -29,7 +29,7 @@ struct Config {
   } output;
 
   struct Sampler {
-    uint64_t ring_buffer_bytes = uint64_t(8) << 20;
+    uint64_t ring_buffer_bytes = 0;  // 0: sized from CPUs and frequency
     bool kernel_stacks = true;
     bool user_stacks = true;
     bool include_idle = false;

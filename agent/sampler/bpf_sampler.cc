@@ -55,6 +55,11 @@ const char* counter_metric(int idx, std::string* labels) {
 
 }  // namespace
 
+uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz) {
+  uint64_t bytes = uint64_t(cpus) * uint64_t(std::max(frequency_hz, 1)) * sizeof(ember_sample) / 2;
+  return std::min<uint64_t>(round_up_pow2(std::max<uint64_t>(bytes, 256 << 10)), 256ull << 20);
+}
+
 Result<std::vector<int>> parse_cpu_list(const std::string& text) {
   std::vector<int> cpus;
   std::stringstream ss(text);
@@ -117,7 +122,9 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   skel->rodata->include_idle = opts.include_idle;
   skel->rodata->include_kernel = opts.kernel_stacks;
   skel->rodata->include_user = opts.user_stacks;
-  bpf_map__set_max_entries(skel->maps.events, uint32_t(round_up_pow2(opts.ring_buffer_bytes)));
+  uint64_t ring_bytes = opts.ring_buffer_bytes ? round_up_pow2(opts.ring_buffer_bytes)
+                                               : auto_ring_buffer_bytes(cpus->size(), opts.frequency_hz);
+  bpf_map__set_max_entries(skel->maps.events, uint32_t(ring_bytes));
   bpf_map__set_max_entries(skel->maps.targets, std::max<uint32_t>(opts.max_targets, 16));
   bpf_map__set_max_entries(skel->maps.seen_tgids, std::max<uint32_t>(opts.max_processes, 16));
   // The fork tracker only matters when following a process tree.

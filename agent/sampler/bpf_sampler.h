@@ -30,7 +30,7 @@ namespace ember {
 
 struct SamplerOptions {
   int frequency_hz = 100;
-  uint64_t ring_buffer_bytes = 8ull << 20;  // rounded up to a power of two
+  uint64_t ring_buffer_bytes = 0;  // rounded up to a power of two; 0: auto_ring_buffer_bytes()
   uint32_t max_targets = 16384;
   uint32_t max_processes = 65536;  // sizes the "seen process" map
   bool filter_targets = false;  // only the tgids added with add_target (and their children)
@@ -40,6 +40,10 @@ struct SamplerOptions {
   std::string sysfs_root = "/sys";
   bool collect_bpf_stats = false;  // enable kernel run-time stats for our programs
 };
+
+// The ring size that holds half a second of maximum-size samples from every
+// CPU (the drain thread polls every 50 ms), as a power of two >= 256 KiB.
+uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz);
 
 // Online CPUs from <sysfs_root>/devices/system/cpu/online ("0-3,5").
 Result<std::vector<int>> online_cpus(const std::string& sysfs_root);

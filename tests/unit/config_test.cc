@@ -14,6 +14,10 @@ TEST(Config, EmptyFileMeansDefaults) {
   EXPECT_EQ(c->frequency_hz, 100);
   EXPECT_EQ(c->interval, std::chrono::seconds(10));
   EXPECT_EQ(c->output.directory, "/var/lib/ember/profiles");
+  EXPECT_EQ(c->sampler.ring_buffer_bytes, 0u);  // auto
+  auto a = parse_config("sampler:\n  ring_buffer_size: auto\n", "a.yaml");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->sampler.ring_buffer_bytes, 0u);
 }
 
 TEST(Config, ParsesEveryKey) {

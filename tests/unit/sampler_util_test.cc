@@ -28,6 +28,13 @@ TEST(CpuList, ReadsFromAnInjectedSysfs) {
   EXPECT_FALSE(online_cpus("/nonexistent").ok());
 }
 
+TEST(RingBuffer, AutoSizeScalesWithCpusAndFrequency) {
+  EXPECT_EQ(auto_ring_buffer_bytes(2, 100), 256u << 10);       // the floor
+  EXPECT_EQ(auto_ring_buffer_bytes(64, 100), 8u << 20);        // 64 x 100 x 2096 B / 2, rounded up
+  EXPECT_EQ(auto_ring_buffer_bytes(64, 1000), 64u << 20);
+  EXPECT_EQ(auto_ring_buffer_bytes(4096, 10000), 256u << 20);  // the ceiling
+}
+
 TEST(Preflight, KernelReleaseParsing) {
   int ma = 0, mi = 0;
   EXPECT_TRUE(parse_kernel_release("6.1.0-18-amd64", &ma, &mi));
