@@ -141,6 +141,22 @@ TEST_F(RecordE2E, InterruptWritesTheFlamegraph) {
   }
 }
 
+// Ctrl-C at a terminal signals the whole foreground process group: the
+// command dies of it, and ember still writes the profile and reports the
+// command's fate as its exit code.
+TEST_F(RecordE2E, TerminalInterruptOfACommandStillWritesTheProfile) {
+  TempDir tmp;
+  Proc ember({ember_bin(), "record", "-o", tmp / "cmd.folded", "--", fixture("ratio_fp"), "30"},
+             tmp / "out", tmp / "err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  kill(-ember.pid(), SIGINT);  // Proc puts ember in its own process group
+  EXPECT_EQ(ember.wait(std::chrono::seconds(60)), 128 + SIGINT) << read_file(tmp / "err");
+  uint64_t leaf = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "cmd.folded")))
+    if (s.contains("leaf")) leaf += s.count;
+  EXPECT_GE(leaf, 150u);  // about two seconds at 100 Hz
+}
+
 TEST_F(RecordE2E, PidModeAndHtmlOutput) {
   TempDir tmp;
   Proc target({fixture("ratio_fp"), "6"});
