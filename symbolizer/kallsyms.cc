@@ -1,33 +1,16 @@
 #include "symbolizer/kallsyms.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <unordered_map>
 
-#include "common/unique_fd.h"
+#include "common/files.h"
 
 namespace ember {
 
 Result<std::shared_ptr<const Kallsyms>> Kallsyms::load(const std::string& proc_root) {
-  std::string path = proc_root + "/kallsyms";
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Errorf("open %s: %s", path.c_str(), std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Errorf("read %s: %s", path.c_str(), std::strerror(errno));
-    }
-    if (n == 0) break;
-    text.append(buf, size_t(n));
-  }
-  return parse(text);
+  auto text = read_file(proc_root + "/kallsyms");
+  if (!text) return text.error();
+  return parse(*text);
 }
 
 Result<std::shared_ptr<const Kallsyms>> Kallsyms::parse(std::string_view text) {

@@ -1,11 +1,9 @@
-#include <fcntl.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
+#include "common/files.h"
 #include "symbolizer/process_maps.h"
 
 namespace ember {
@@ -72,23 +70,6 @@ bool parse_line(std::string_view s, MapEntry* e) {
   return true;
 }
 
-Result<std::string> read_small_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Errorf("open %s: %s", path.c_str(), std::strerror(errno));
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Errorf("read %s: %s", path.c_str(), std::strerror(errno));
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-  }
-  return out;
-}
-
 }  // namespace
 
 bool MapEntry::deleted() const {
@@ -143,7 +124,7 @@ std::string ProcessSnapshot::map_files_path(const MapEntry& m) const {
 Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string& proc_root,
                                                               pid_t pid) {
   std::string dir = proc_root + "/" + std::to_string(pid);
-  auto text = read_small_file(dir + "/maps");
+  auto text = read_file(dir + "/maps");
   if (!text) return text.error();
   auto entries = parse_proc_maps(*text);
   if (!entries) return entries.error();
@@ -162,7 +143,7 @@ Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string
   char buf[4096];
   ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof(buf) - 1);
   if (n > 0) snap->exe_path.assign(buf, size_t(n));
-  if (auto comm = read_small_file(dir + "/comm"); comm.ok()) {
+  if (auto comm = read_file(dir + "/comm"); comm.ok()) {
     snap->comm = *comm;
     while (!snap->comm.empty() && snap->comm.back() == '\n') snap->comm.pop_back();
   }

@@ -10,9 +10,9 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
+#include "common/files.h"
 #include "common/log.h"
 #include "profile.skel.h"
 
@@ -84,11 +84,9 @@ Result<std::vector<int>> parse_cpu_list(const std::string& text) {
 }
 
 Result<std::vector<int>> online_cpus(const std::string& sysfs_root) {
-  std::string path = sysfs_root + "/devices/system/cpu/online";
-  std::ifstream f(path);
-  if (!f) return Errorf("cannot read %s", path.c_str());
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return parse_cpu_list(text);
+  auto text = read_file(sysfs_root + "/devices/system/cpu/online");
+  if (!text) return text.error();
+  return parse_cpu_list(*text);
 }
 
 void BpfSampler::SkelDeleter::operator()(profile_bpf* s) const { profile_bpf__destroy(s); }
