@@ -107,12 +107,90 @@ static __always_inline bool is_target(__u32 tgid) {
   return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
-/* The user stack walker. Today it is the kernel's frame-pointer walker; an
- * unwinder driven by .eh_frame tables replaces this one function. Returns the
- * number of frames written, or a negative errno. */
-static __always_inline long collect_user_stack(struct bpf_perf_event_data* ctx, __u64* buf,
-                                               __u32 max_bytes) {
-  return bpf_get_stack(ctx, buf, max_bytes, BPF_F_USER_STACK);
+/* --- user stack walking ---------------------------------------------------
+ * The walker is the one replaceable piece: today it follows frame pointers,
+ * an .eh_frame-driven unwinder takes its place later. It gets the user
+ * registers at the sample and fills `buf` innermost first. */
+
+struct user_regs {
+  __u64 ip, sp, bp;
+};
+
+/* The user registers of the sampled task: from the perf context when the CPU
+ * was in user mode, else from the registers the kernel saved on entry. */
+static __always_inline bool user_regs_of(struct bpf_perf_event_data* ctx, bool in_user,
+                                         struct user_regs* r) {
+#if defined(__TARGET_ARCH_x86)
+  if (in_user) {
+    r->ip = *(volatile __u64*)&ctx->regs.ip;
+    r->sp = *(volatile __u64*)&ctx->regs.sp;
+    r->bp = *(volatile __u64*)&ctx->regs.bp;
+    return true;
+  }
+  /* bpf_task_pt_regs (5.15) wants a BTF-typed task pointer. */
+  if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) return false;
+  struct pt_regs* regs = (struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
+  if (!regs) return false;
+  r->ip = BPF_CORE_READ(regs, ip);
+  r->sp = BPF_CORE_READ(regs, sp);
+  r->bp = BPF_CORE_READ(regs, bp);
+  return true;
+#else
+  return false;
+#endif
+}
+
+/* Where the return address is when the sample landed where the frame
+ * pointer does not (yet, or any more) describe the current function: at its
+ * first instruction (push %rbp, or endbr64 before it), right after the push
+ * (mov %rsp,%rbp), or at the final ret. Then rbp still points at the
+ * caller's frame, and a plain walk would skip the caller. 0 otherwise. */
+static __always_inline __u64 prologue_return_slot(const struct user_regs* r) {
+  __u8 code[4] = {};
+  if (bpf_probe_read_user(code, sizeof(code), (void*)r->ip) != 0) return 0;
+  if (code[0] == 0x55 || code[0] == 0xc3) return r->sp;             /* push %rbp; ret */
+  if (code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa)
+    return r->sp;                                                    /* endbr64 */
+  if (code[0] == 0x48 && code[1] == 0x89 && code[2] == 0xe5) return r->sp + 8; /* mov %rsp,%rbp */
+  return 0;
+}
+
+/* Follows the frame-pointer chain. Returns the number of frames written. */
+static __always_inline long walk_frame_pointers(const struct user_regs* r, __u64* buf) {
+  __u32 n = 0;
+  buf[n++] = r->ip;
+  __u64 slot = prologue_return_slot(r);
+  if (slot) {
+    __u64 ret = 0;
+    if (bpf_probe_read_user(&ret, sizeof(ret), (void*)slot) == 0 && ret) buf[n++] = ret;
+  }
+  __u64 bp = r->bp;
+  for (int i = 0; i < EMBER_MAX_STACK_DEPTH; i++) {
+    struct {
+      __u64 next_bp;
+      __u64 ret;
+    } frame;
+    if (!bp || n >= EMBER_MAX_STACK_DEPTH) break;
+    if (bpf_probe_read_user(&frame, sizeof(frame), (void*)bp) != 0 || !frame.ret) break;
+    buf[n & 0x7f] = frame.ret;
+    n++;
+    /* The stack grows down: each caller's frame is above its callee's. */
+    if (frame.next_bp <= bp) break;
+    bp = frame.next_bp;
+  }
+  return n;
+}
+
+/* Fills `buf` (room for EMBER_MAX_STACK_DEPTH frames) with the user stack.
+ * Returns the number of frames, or a negative errno. */
+static __always_inline long collect_user_stack(struct bpf_perf_event_data* ctx, bool in_user,
+                                               __u64* buf) {
+  struct user_regs r;
+  if (user_regs_of(ctx, in_user, &r)) return walk_frame_pointers(&r, buf);
+  /* Older kernels (no bpf_task_pt_regs) and other architectures: the
+   * kernel's own frame-pointer walker. */
+  long bytes = bpf_get_stack(ctx, buf, EMBER_MAX_STACK_DEPTH * sizeof(__u64), BPF_F_USER_STACK);
+  return bytes < 0 ? bytes : (long)((__u64)bytes >> 3); /* BPF has no signed division */
 }
 
 SEC("perf_event")
@@ -169,7 +247,7 @@ int ember_sample(struct bpf_perf_event_data* ctx) {
   long ulen = 0;
   s->ustack_err = 0;
   if (include_user && mm) {
-    ulen = collect_user_stack(ctx, &s->stack[klen], EMBER_MAX_STACK_DEPTH * sizeof(__u64));
+    ulen = collect_user_stack(ctx, !(s->flags & EMBER_SAMPLE_F_IN_KERNEL), &s->stack[klen]);
     if (ulen < 0) {
       s->ustack_err = (__s32)ulen;
       count(EMBER_CTR_USTACK_ERROR);
@@ -177,7 +255,6 @@ int ember_sample(struct bpf_perf_event_data* ctx) {
     } else if (ulen == 0) {
       count(EMBER_CTR_USTACK_EMPTY);
     }
-    ulen /= sizeof(__u64);
   }
   if (ulen > EMBER_MAX_STACK_DEPTH) ulen = EMBER_MAX_STACK_DEPTH;
   ulen &= 0x7f;

@@ -89,13 +89,16 @@ bool parse_level(const std::string& n, Level* out) {
 
 void write(Level level, const char* fmt, ...) {
   if (level < g_level) return;
-  char buf[2048];
-  va_list ap;
+  va_list ap, copy;
   va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_copy(copy, ap);
+  int n = std::vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  std::string buf(n > 0 ? size_t(n) + 1 : 1, '\0');
+  std::vsnprintf(buf.data(), buf.size(), fmt, ap);
   va_end(ap);
   std::lock_guard<std::mutex> lock(g_mu);
-  emit(level, buf, 0);
+  emit(level, buf.c_str(), 0);
 }
 
 void write_limited(Level level, const char* key, double interval_s, const char* fmt, ...) {

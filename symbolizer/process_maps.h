@@ -5,6 +5,9 @@
 
 #include <sys/types.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -51,6 +54,33 @@ struct ExecHint {
   uint64_t entry = 0;  // AT_ENTRY: e_entry + load bias
 };
 
+// A mapped file held open so it can still be read after its process exits
+// (or from another mount namespace). Only needed until the symbolizer has
+// parsed the file, so the symbolizer releases it then; `live` counts open
+// pins across all snapshots so their number can be bounded.
+// Created on the drain thread; fd()/release() may run on any thread.
+class PinnedFile {
+ public:
+  PinnedFile(UniqueFd fd, std::shared_ptr<std::atomic<size_t>> live)
+      : fd_(fd.release()), live_(std::move(live)) {
+    if (live_) live_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~PinnedFile() { release(); }
+  PinnedFile(const PinnedFile&) = delete;
+  PinnedFile& operator=(const PinnedFile&) = delete;
+  int fd() const { return fd_.load(std::memory_order_acquire); }
+  void release() {
+    int fd = fd_.exchange(-1, std::memory_order_acq_rel);
+    if (fd < 0) return;
+    ::close(fd);
+    if (live_) live_->fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int> fd_;
+  std::shared_ptr<std::atomic<size_t>> live_;
+};
+
 // An immutable view of one process at one moment: its executable mappings,
 // sorted by address. Shared by every sample taken while it was current.
 struct ProcessSnapshot {
@@ -65,11 +95,11 @@ struct ProcessSnapshot {
   // snapshot was taken (parallel to `mappings`; null where not needed). They
   // let a process that exits before symbolization still be symbolized, even
   // from another mount namespace; they close with the snapshot.
-  std::vector<std::shared_ptr<UniqueFd>> pinned;
+  std::vector<std::shared_ptr<PinnedFile>> pinned;
   std::optional<ExecHint> exec_hint;
-  // An open handle to the executable taken at exec time, so its frames can be
-  // symbolized even after the process (and its /proc entry) is gone.
-  std::shared_ptr<UniqueFd> exe_fd;
+  // The executable, opened at exec time, for when the maps could not be read
+  // (the process was gone): with exec_hint it still places the exe's frames.
+  std::shared_ptr<PinnedFile> exe_fd;
 
   // The mapping containing `addr`, or null.
   const MapEntry* find(uint64_t addr) const;

@@ -23,8 +23,8 @@ std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc
   //  4. the path in our own mount namespace, if it is the same inode.
   UniqueFd fd;
   size_t idx = size_t(&m - proc.mappings.data());
-  if (idx < proc.pinned.size() && proc.pinned[idx] && proc.pinned[idx]->valid())
-    fd.reset(::fcntl(proc.pinned[idx]->get(), F_DUPFD_CLOEXEC, 0));
+  PinnedFile* pin = idx < proc.pinned.size() ? proc.pinned[idx].get() : nullptr;
+  if (pin && pin->fd() >= 0) fd.reset(::fcntl(pin->fd(), F_DUPFD_CLOEXEC, 0));
   if (!fd.valid()) fd.reset(::open(proc.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) fd.reset(::open(proc.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid() && !m.deleted()) fd.reset(::open(name.c_str(), O_RDONLY | O_CLOEXEC));
@@ -39,6 +39,9 @@ std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc
     return cache_.find_by_inode(uint64_t(m.dev()), m.inode);
   }
   auto bin = cache_.get(std::move(fd), name);
+  // Parsed (or known unusable) and cached by identity now: the pin has done
+  // its job.
+  if (pin) pin->release();
   if (!bin) {
     EMBER_DEBUG("cannot read %s: %s", name.c_str(), bin.error().message.c_str());
     return nullptr;
@@ -49,11 +52,12 @@ std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc
 std::shared_ptr<const Binary> Symbolizer::exe_from_hint(const ProcessSnapshot& proc) {
   const ExecHint& h = *proc.exec_hint;
   if (auto bin = cache_.find_by_inode(uint64_t(h.dev), h.inode)) return bin;
-  if (proc.exe_fd && proc.exe_fd->valid()) {
-    UniqueFd fd(::fcntl(proc.exe_fd->get(), F_DUPFD_CLOEXEC, 0));
+  if (proc.exe_fd && proc.exe_fd->fd() >= 0) {
+    UniqueFd fd(::fcntl(proc.exe_fd->fd(), F_DUPFD_CLOEXEC, 0));
     if (fd.valid()) {
-      // pread-only use: libelf reads by offset, so sharing the description is safe.
+      // libelf reads by offset (pread), so sharing the file description is safe.
       auto bin = cache_.get(std::move(fd), proc.exe_path.empty() ? "[exe]" : proc.exe_path);
+      proc.exe_fd->release();  // cached by inode now
       if (bin) return *bin;
     }
   }

@@ -16,6 +16,8 @@ ProcessTable::ProcessTable(Options opts, const Clock& clock, Metrics& metrics)
                                         "Processes gone before their maps could be read")),
       pinned_(metrics.counter("ember_files_pinned_total", "",
                               "Mapped files opened at snapshot time, before the symbolizer had them")),
+      pin_budget_exhausted_(metrics.counter("ember_files_not_pinned_total", "",
+                                            "Files not pinned because max_pinned_total fds were open")),
       miss_rereads_(metrics.counter("ember_process_miss_rereads_total", "",
                                     "Re-reads of /proc/PID/maps because a sample's address was not mapped")),
       evicted_(metrics.counter("ember_processes_evicted_total", "",
@@ -43,7 +45,10 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e
   }
   s->generation = e.generation;
   s->exec_hint = e.hint;
-  s->exe_fd = e.exe_fd;
+  // With readable maps the executable is pinned (if needed) like any
+  // mapping; the exec-time handle is only for a process already gone.
+  if (s->maps_ok) e.exe_fd.reset();
+  else s->exe_fd = e.exe_fd;
   if (s->exe_path.empty()) s->exe_path = e.exec_filename;
   e.snap = s;
   e.stale = false;
@@ -62,12 +67,16 @@ void ProcessTable::pin_unknown_files(ProcessSnapshot& s) {
       s.pinned[i] = s.pinned[i - 1];
       continue;
     }
+    if (pinned_live_->load(std::memory_order_relaxed) >= opts_.max_pinned_total) {
+      pin_budget_exhausted_.add();
+      continue;
+    }
     UniqueFd fd(::open(s.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) fd.reset(::open(s.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) continue;
     struct stat st{};
     if (::fstat(fd.get(), &st) != 0 || st.st_ino != m.inode) continue;
-    s.pinned[i] = std::make_shared<UniqueFd>(std::move(fd));
+    s.pinned[i] = std::make_shared<PinnedFile>(std::move(fd), pinned_live_);
     ++pinned;
   }
   pinned_.add(pinned);
@@ -124,13 +133,17 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::snapshot_for(
 void ProcessTable::on_exec(const ExecEvent& ev) {
   // Grab the new executable now, while the process surely exists: if it exits
   // before its first sample is drained, this fd still reads its symbols.
-  std::string exe = opts_.proc_root + "/" + std::to_string(ev.pid) + "/exe";
-  auto fd = std::make_shared<UniqueFd>(::open(exe.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd->valid()) {
-    struct stat st{};
-    if (::fstat(fd->get(), &st) != 0 || st.st_ino != ev.hint.inode) fd.reset();
-  } else {
-    fd.reset();
+  std::shared_ptr<PinnedFile> fd;
+  if (!opts_.file_known || !opts_.file_known(uint64_t(ev.hint.dev), ev.hint.inode)) {
+    if (pinned_live_->load(std::memory_order_relaxed) < opts_.max_pinned_total) {
+      std::string exe = opts_.proc_root + "/" + std::to_string(ev.pid) + "/exe";
+      UniqueFd raw(::open(exe.c_str(), O_RDONLY | O_CLOEXEC));
+      struct stat st{};
+      if (raw.valid() && ::fstat(raw.get(), &st) == 0 && st.st_ino == ev.hint.inode)
+        fd = std::make_shared<PinnedFile>(std::move(raw), pinned_live_);
+    } else {
+      pin_budget_exhausted_.add();
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = table_[ev.pid];

@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,6 +46,9 @@ class ProcessTable {
     // stay readable after the process exits. Null: never pin.
     std::function<bool(uint64_t dev, uint64_t ino)> file_known;
     size_t max_pinned_per_process = 64;
+    // Pinned fds alive at once, across all snapshots (they live as long as a
+    // sample or interval cache holds the snapshot).
+    size_t max_pinned_total = 4096;
   };
 
   ProcessTable(Options opts, const Clock& clock, Metrics& metrics);
@@ -71,7 +75,7 @@ class ProcessTable {
     bool stale = true;
     uint64_t generation = 0;
     std::optional<ExecHint> hint;
-    std::shared_ptr<UniqueFd> exe_fd;
+    std::shared_ptr<PinnedFile> exe_fd;  // until the maps were read once
     std::string exec_filename;
     uint64_t last_read_ns = 0;
     uint64_t last_used_ns = 0;
@@ -86,6 +90,8 @@ class ProcessTable {
   Counter& snapshots_read_;
   Counter& snapshots_failed_;
   Counter& pinned_;
+  Counter& pin_budget_exhausted_;
+  std::shared_ptr<std::atomic<size_t>> pinned_live_ = std::make_shared<std::atomic<size_t>>(0);
   Counter& miss_rereads_;
   Counter& evicted_;
   Counter& tracked_;

@@ -21,13 +21,20 @@ namespace {
 
 int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ap) {
   // libbpf is chatty at debug level; surface warnings (they explain load
-  // failures, e.g. verifier output) and hide the rest unless debugging.
+  // failures, verifier log included) and hide the rest unless debugging.
   if (level == LIBBPF_DEBUG && log::level() > log::Level::kDebug) return 0;
-  char buf[4096];
-  int n = std::vsnprintf(buf, sizeof(buf), fmt, ap);
-  size_t len = std::strlen(buf);
-  while (len && buf[len - 1] == '\n') buf[--len] = '\0';
-  if (len) log::write(level == LIBBPF_WARN ? log::Level::kWarn : log::Level::kDebug, "libbpf: %s", buf);
+  va_list copy;
+  va_copy(copy, ap);
+  int n = std::vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return n;
+  std::string text(size_t(n) + 1, '\0');
+  std::vsnprintf(text.data(), text.size(), fmt, ap);
+  text.resize(size_t(n));
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  // The verifier log comes as one long message; keep it whole.
+  if (!text.empty())
+    log::write(level == LIBBPF_WARN ? log::Level::kWarn : log::Level::kDebug, "%s", text.c_str());
   return n;
 }
 

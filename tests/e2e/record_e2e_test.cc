@@ -33,8 +33,18 @@ TEST_F(RecordE2E, RatioWorkloadHasFullChainsAndTrueShares) {
     workload += s.count;
     if (!s.contains("leaf")) continue;
     in_leaf += s.count;
-    for (int i = 0; i < 3; ++i)
-      if (s.has_chain({"main", "run", callers[i], "leaf"})) chain[i] += s.count;
+    bool found = false;
+    for (int i = 0; i < 3; ++i) {
+      if (s.has_chain({"main", "run", callers[i], "leaf"})) {
+        chain[i] += s.count;
+        found = true;
+      }
+    }
+    if (!found) {
+      std::string text;
+      for (const auto& f : s.frames) text += f + ";";
+      ADD_FAILURE() << "leaf without the full chain (" << s.count << "): " << text;
+    }
   }
   const uint64_t expected = uint64_t(seconds) * hz;
   std::printf("[ info ] workload samples %llu of %llu expected; leaf %llu; a=%llu b=%llu c=%llu\n",
@@ -52,6 +62,26 @@ TEST_F(RecordE2E, RatioWorkloadHasFullChainsAndTrueShares) {
     double share = double(chain[i]) / double(full);
     EXPECT_NEAR(share, truth[i], 0.05) << callers[i];
   }
+}
+
+// A tiny hot function: samples land in its prologue and epilogue too, where
+// rbp still describes the caller's frame. The walker must still report the
+// caller (it reads the return address at the stack pointer there).
+TEST_F(RecordE2E, TinyFramesKeepTheirCaller) {
+  TempDir tmp;
+  auto r = run({ember_bin(), "record", "-F", "499", "-o", tmp / "t.folded", "--",
+                fixture("tiny_calls"), "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t leaf = 0, full = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "t.folded"))) {
+    if (!s.contains("tiny_leaf")) continue;
+    leaf += s.count;
+    if (s.has_chain({"main", "run", "caller", "tiny_leaf"})) full += s.count;
+  }
+  std::printf("[ info ] tiny_leaf samples %llu, with main;run;caller %llu\n",
+              (unsigned long long)leaf, (unsigned long long)full);
+  EXPECT_GE(leaf, 1000u);
+  EXPECT_EQ(full, leaf);
 }
 
 TEST_F(RecordE2E, PprofOutputPassesGoToolPprof) {

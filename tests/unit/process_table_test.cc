@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <set>
 
 #include <filesystem>
 #include <fstream>
@@ -165,6 +168,59 @@ TEST_F(ProcessTableTest, AnUnmappedAddressAtDrainTimeRereadsAtOnceThenBacksOff) 
   clock_.advance(5'000'000'000);
   t.snapshot_for(10, {0x400010});
   EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 3u);
+}
+
+TEST_F(ProcessTableTest, PinsUnknownFilesWithinABudget) {
+  // Real files, so they can be opened: this test binary and libc.
+  std::string self = fs::read_symlink("/proc/self/exe").string();
+  struct stat st{};
+  ASSERT_EQ(::stat(self.c_str(), &st), 0);
+  char maps[512];
+  std::snprintf(maps, sizeof(maps), "00400000-00401000 r-xp 00000000 %02x:%02x %llu %s\n",
+                major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino, self.c_str());
+  auto o = opts();
+  std::set<uint64_t> known;
+  o.file_known = [&known](uint64_t, uint64_t ino) { return known.count(ino) > 0; };
+  o.max_pinned_total = 2;
+  ProcessTable t(o, clock_, metrics_);
+  std::vector<std::shared_ptr<const ProcessSnapshot>> held;
+  for (uint32_t pid = 1; pid <= 3; ++pid) {
+    write_process(pid, maps, "self");
+    held.push_back(t.snapshot_for(pid));
+  }
+  // Our fixture /proc has no map_files or root, so pinning went through the
+  // absolute path under <root>/<pid>/root: not present either.
+  size_t pinned = 0;
+  for (const auto& h : held)
+    for (const auto& p : h->pinned) pinned += p ? 1 : 0;
+  EXPECT_EQ(pinned, 0u);
+  // With a root link to "/", the file opens and is pinned, up to the budget.
+  for (uint32_t pid = 4; pid <= 7; ++pid) {
+    write_process(pid, maps, "self");
+    fs::create_directory_symlink("/", root_ / std::to_string(pid) / "root");
+    held.push_back(t.snapshot_for(pid));
+  }
+  pinned = 0;
+  for (const auto& h : held)
+    for (const auto& p : h->pinned) pinned += p ? 1 : 0;
+  EXPECT_EQ(pinned, 2u);
+  EXPECT_EQ(metrics_.total("ember_files_not_pinned_total"), 2u);
+  // Releasing pins (the symbolizer does once it parsed the file) frees budget.
+  for (const auto& h : held)
+    for (const auto& p : h->pinned)
+      if (p) p->release();
+  write_process(8, maps, "self");
+  fs::create_directory_symlink("/", root_ / "8" / "root");
+  auto again = t.snapshot_for(8);
+  ASSERT_EQ(again->pinned.size(), 1u);
+  ASSERT_TRUE(again->pinned[0]);
+  EXPECT_GE(again->pinned[0]->fd(), 0);
+  // Files the symbolizer knows are never pinned.
+  known.insert(st.st_ino);
+  write_process(9, maps, "self");
+  fs::create_directory_symlink("/", root_ / "9" / "root");
+  auto known_snap = t.snapshot_for(9);
+  EXPECT_FALSE(known_snap->pinned[0]);
 }
 
 TEST_F(ProcessTableTest, BoundedByMaxProcesses) {
