@@ -3,6 +3,9 @@
 
 #include <algorithm>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "common/files.h"
 #include "symbolizer/process_maps.h"
 
@@ -119,6 +122,28 @@ std::string ProcessSnapshot::map_files_path(const MapEntry& m) const {
   std::snprintf(range, sizeof(range), "%llx-%llx", (unsigned long long)m.start,
                 (unsigned long long)m.end);
   return proc_root + "/" + std::to_string(pid) + "/map_files/" + range;
+}
+
+PinnedFile* pin_of(const ProcessSnapshot& proc, const MapEntry& m) {
+  size_t idx = size_t(&m - proc.mappings.data());
+  return idx < proc.pinned.size() ? proc.pinned[idx].get() : nullptr;
+}
+
+UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m) {
+  UniqueFd fd;
+  if (PinnedFile* pin = pin_of(proc, m); pin && pin->fd() >= 0)
+    fd.reset(::fcntl(pin->fd(), F_DUPFD_CLOEXEC, 0));
+  if (!fd.valid()) fd.reset(::open(proc.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) fd.reset(::open(proc.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() && !m.deleted())
+    fd.reset(::open(std::string(m.clean_path()).c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.valid()) {
+    // A file replaced since it was mapped has a new inode: never read the
+    // wrong binary.
+    struct stat st{};
+    if (::fstat(fd.get(), &st) != 0 || (m.inode != 0 && st.st_ino != m.inode)) fd.reset();
+  }
+  return fd;
 }
 
 Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string& proc_root,

@@ -54,30 +54,41 @@ struct ExecHint {
   uint64_t entry = 0;  // AT_ENTRY: e_entry + load bias
 };
 
+// Who reads pinned files; a pin closes once every registered reader has
+// cached the file.
+enum PinConsumer : uint8_t { kPinSymbolizer = 1, kPinUnwinder = 2 };
+
 // A mapped file held open so it can still be read after its process exits
-// (or from another mount namespace). Only needed until the symbolizer has
-// parsed the file, so the symbolizer releases it then; `live` counts open
-// pins across all snapshots so their number can be bounded.
+// (or from another mount namespace). Only needed until its readers have
+// parsed the file, so each reader releases it then; `live` counts open pins
+// across all snapshots so their number can be bounded.
 // Created on the drain thread; fd()/release() may run on any thread.
 class PinnedFile {
  public:
-  PinnedFile(UniqueFd fd, std::shared_ptr<std::atomic<size_t>> live)
-      : fd_(fd.release()), live_(std::move(live)) {
+  PinnedFile(UniqueFd fd, std::shared_ptr<std::atomic<size_t>> live,
+             uint8_t consumers = kPinSymbolizer)
+      : fd_(fd.release()), pending_(consumers), live_(std::move(live)) {
     if (live_) live_->fetch_add(1, std::memory_order_relaxed);
   }
-  ~PinnedFile() { release(); }
+  ~PinnedFile() { close_now(); }
   PinnedFile(const PinnedFile&) = delete;
   PinnedFile& operator=(const PinnedFile&) = delete;
   int fd() const { return fd_.load(std::memory_order_acquire); }
-  void release() {
+  // `consumer` has what it needed; the last one closes the file.
+  void release(uint8_t consumer) {
+    uint8_t left = uint8_t(pending_.fetch_and(uint8_t(~consumer), std::memory_order_acq_rel) & ~consumer);
+    if (left == 0) close_now();
+  }
+
+ private:
+  void close_now() {
     int fd = fd_.exchange(-1, std::memory_order_acq_rel);
     if (fd < 0) return;
     ::close(fd);
     if (live_) live_->fetch_sub(1, std::memory_order_relaxed);
   }
-
- private:
   std::atomic<int> fd_;
+  std::atomic<uint8_t> pending_;
   std::shared_ptr<std::atomic<size_t>> live_;
 };
 
@@ -109,6 +120,15 @@ struct ProcessSnapshot {
   // The map_files entry for `m`: opens the exact mapped file, even if deleted.
   std::string map_files_path(const MapEntry& m) const;
 };
+
+// Opens the file mapped at `m`, best source first: the pinned handle, then
+// /proc/PID/map_files (exactly the mapped file, even deleted or in another
+// mount namespace; needs CAP_SYS_ADMIN), then the path under the process's
+// root, then the path in our own namespace if it is the same inode. An
+// invalid fd if none works.
+UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m);
+// The pin of `m`, if any (for release once the file is cached).
+PinnedFile* pin_of(const ProcessSnapshot& proc, const MapEntry& m);
 
 // Reads /proc/PID/maps (and exe, comm) under `proc_root` into a snapshot.
 // Only executable mappings are kept. Fails if the process is gone.

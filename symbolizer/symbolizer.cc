@@ -15,33 +15,15 @@ Symbolizer::Symbolizer(SymbolizerOptions opts) : opts_(std::move(opts)), cache_(
 std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc,
                                                      const MapEntry& m) {
   std::string name(m.clean_path());
-  // Where to read the file from, best first:
-  //  1. the handle pinned when the snapshot was taken (survives exit);
-  //  2. map_files: exactly the mapped file, even deleted or in another mount
-  //     namespace (needs CAP_SYS_ADMIN);
-  //  3. the path under the process's root;
-  //  4. the path in our own mount namespace, if it is the same inode.
-  UniqueFd fd;
-  size_t idx = size_t(&m - proc.mappings.data());
-  PinnedFile* pin = idx < proc.pinned.size() ? proc.pinned[idx].get() : nullptr;
-  if (pin && pin->fd() >= 0) fd.reset(::fcntl(pin->fd(), F_DUPFD_CLOEXEC, 0));
-  if (!fd.valid()) fd.reset(::open(proc.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) fd.reset(::open(proc.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid() && !m.deleted()) fd.reset(::open(name.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.valid()) {
-    // A file replaced since it was mapped has a new inode: never symbolize
-    // with the wrong binary.
-    struct stat st{};
-    if (::fstat(fd.get(), &st) != 0 || (m.inode != 0 && st.st_ino != m.inode)) fd.reset();
-  }
+  UniqueFd fd = open_mapped_file(proc, m);
   if (!fd.valid()) {
     // Unreachable now; it may still be cached from an earlier sighting.
     return cache_.find_by_inode(uint64_t(m.dev()), m.inode);
   }
   auto bin = cache_.get(std::move(fd), name);
-  // Parsed (or known unusable) and cached by identity now: the pin has done
-  // its job.
-  if (pin) pin->release();
+  // Parsed (or known unusable) and cached by identity now: our use of the
+  // pin is over.
+  if (PinnedFile* pin = pin_of(proc, m)) pin->release(kPinSymbolizer);
   if (!bin) {
     EMBER_DEBUG("cannot read %s: %s", name.c_str(), bin.error().message.c_str());
     return nullptr;
@@ -57,7 +39,7 @@ std::shared_ptr<const Binary> Symbolizer::exe_from_hint(const ProcessSnapshot& p
     if (fd.valid()) {
       // libelf reads by offset (pread), so sharing the file description is safe.
       auto bin = cache_.get(std::move(fd), proc.exe_path.empty() ? "[exe]" : proc.exe_path);
-      proc.exe_fd->release();  // cached by inode now
+      proc.exe_fd->release(kPinSymbolizer);  // cached by inode now
       if (bin) return *bin;
     }
   }

@@ -76,7 +76,7 @@ void ProcessTable::pin_unknown_files(ProcessSnapshot& s) {
     if (!fd.valid()) continue;
     struct stat st{};
     if (::fstat(fd.get(), &st) != 0 || st.st_ino != m.inode) continue;
-    s.pinned[i] = std::make_shared<PinnedFile>(std::move(fd), pinned_live_);
+    s.pinned[i] = std::make_shared<PinnedFile>(std::move(fd), pinned_live_, opts_.pin_consumers);
     ++pinned;
   }
   pinned_.add(pinned);
@@ -140,7 +140,7 @@ void ProcessTable::on_exec(const ExecEvent& ev) {
       UniqueFd raw(::open(exe.c_str(), O_RDONLY | O_CLOEXEC));
       struct stat st{};
       if (raw.valid() && ::fstat(raw.get(), &st) == 0 && st.st_ino == ev.hint.inode)
-        fd = std::make_shared<PinnedFile>(std::move(raw), pinned_live_);
+        fd = std::make_shared<PinnedFile>(std::move(raw), pinned_live_, opts_.pin_consumers);
     } else {
       pin_budget_exhausted_.add();
     }

@@ -49,6 +49,8 @@ class ProcessTable {
     // Pinned fds alive at once, across all snapshots (they live as long as a
     // sample or interval cache holds the snapshot).
     size_t max_pinned_total = 4096;
+    // Which readers must release a pin before it closes (PinConsumer bits).
+    uint8_t pin_consumers = kPinSymbolizer;
   };
 
   ProcessTable(Options opts, const Clock& clock, Metrics& metrics);

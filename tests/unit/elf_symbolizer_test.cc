@@ -145,7 +145,8 @@ TEST(ElfSymbolizer, ExecHintPlacesFramesOfAGoneProcess) {
   ASSERT_NE(snap.exec_hint->entry, 0u);
   ASSERT_LT(snap.exec_hint->start_code, snap.exec_hint->end_code);
   snap.exe_fd = std::make_shared<PinnedFile>(
-      UniqueFd(::open(fixture("symbols_pie").c_str(), O_RDONLY | O_CLOEXEC)), nullptr);
+      UniqueFd(::open(fixture("symbols_pie").c_str(), O_RDONLY | O_CLOEXEC)), nullptr,
+      kPinSymbolizer);
   Symbolizer sym(SymbolizerOptions{});
   for (const char* name : {"fixture_exe_alpha", "fixture_exe_beta", "fixture_exe_static"}) {
     UserSymbol us = sym.resolve_user(snap, p.addresses().at(name), true);

@@ -208,7 +208,7 @@ TEST_F(ProcessTableTest, PinsUnknownFilesWithinABudget) {
   // Releasing pins (the symbolizer does once it parsed the file) frees budget.
   for (const auto& h : held)
     for (const auto& p : h->pinned)
-      if (p) p->release();
+      if (p) p->release(kPinSymbolizer);
   write_process(8, maps, "self");
   fs::create_directory_symlink("/", root_ / "8" / "root");
   auto again = t.snapshot_for(8);

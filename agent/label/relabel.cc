@@ -1,0 +1,775 @@
+#include "agent/label/relabel.h"
+
+#include <locale.h>
+#include <wctype.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+namespace ember {
+namespace {
+
+// ---------------------------------------------------------------------------
+// MD5 (RFC 1321). hashmod must give the same shard numbers as Prometheus, so
+// it needs exactly this hash; one function does not justify a crypto library.
+
+constexpr uint32_t kMd5K[64] = {
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+};
+constexpr int kMd5Shift[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
+
+uint32_t rotl32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+void md5_block(uint32_t state[4], const uint8_t* p) {
+  uint32_t m[16];
+  for (int i = 0; i < 16; ++i)
+    m[i] = uint32_t(p[4 * i]) | uint32_t(p[4 * i + 1]) << 8 | uint32_t(p[4 * i + 2]) << 16 |
+           uint32_t(p[4 * i + 3]) << 24;
+  uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+  for (int i = 0; i < 64; ++i) {
+    uint32_t f;
+    int g;
+    switch (i / 16) {
+      case 0: f = (b & c) | (~b & d); g = i; break;
+      case 1: f = (d & b) | (~d & c); g = (5 * i + 1) % 16; break;
+      case 2: f = b ^ c ^ d; g = (3 * i + 5) % 16; break;
+      default: f = c ^ (b | ~d); g = (7 * i) % 16; break;
+    }
+    f += a + kMd5K[i] + m[g];
+    a = d;
+    d = c;
+    c = b;
+    b += rotl32(f, kMd5Shift[i / 16][i % 4]);
+  }
+  state[0] += a;
+  state[1] += b;
+  state[2] += c;
+  state[3] += d;
+}
+
+// ---------------------------------------------------------------------------
+// Names and text helpers.
+
+bool is_word(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+bool valid_label_name(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), is_word);
+}
+
+// Prometheus's check for a target_label with references (and a labelmap
+// replacement): a name-start character or a $ref first, then word characters
+// and $refs, where a ref is $word or ${word}. "$$" is not allowed here.
+bool valid_name_template(std::string_view s) {
+  if (s.empty()) return false;
+  bool first = true;
+  for (size_t i = 0; i < s.size();) {
+    if (s[i] == '$') {
+      ++i;
+      if (i < s.size() && s[i] == '{') {
+        size_t j = i + 1;
+        while (j < s.size() && is_word(s[j])) ++j;
+        if (j == i + 1 || j >= s.size() || s[j] != '}') return false;
+        i = j + 1;
+      } else {
+        size_t j = i;
+        while (j < s.size() && is_word(s[j])) ++j;
+        if (j == i) return false;
+        i = j;
+      }
+    } else if (is_word(s[i])) {
+      if (first && s[i] >= '0' && s[i] <= '9') return false;
+      ++i;
+    } else {
+      return false;
+    }
+    first = false;
+  }
+  return true;
+}
+
+// Case mapping per code point, like Go's strings.ToLower/ToUpper. The
+// C.UTF-8 locale is built into glibc >= 2.35; without it only ASCII maps.
+// Invalid UTF-8 bytes pass through unchanged.
+locale_t utf8_locale() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(nullptr));
+  return loc;
+}
+
+size_t decode_utf8(std::string_view s, size_t i, uint32_t* cp) {
+  auto b = [&](size_t k) { return uint8_t(s[k]); };
+  uint8_t c = b(i);
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+  if (len == 0 || c >= 0xf8 || i + len > s.size()) return 0;
+  uint32_t v = c & (0x7f >> len);
+  for (size_t k = 1; k < len; ++k) {
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+    v = v << 6 | (b(i + k) & 0x3f);
+  }
+  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (v < kMin[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+  *cp = v;
+  return len;
+}
+
+void encode_utf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    *out += char(cp);
+  } else if (cp < 0x800) {
+    *out += char(0xc0 | cp >> 6);
+    *out += char(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    *out += char(0xe0 | cp >> 12);
+    *out += char(0x80 | (cp >> 6 & 0x3f));
+    *out += char(0x80 | (cp & 0x3f));
+  } else {
+    *out += char(0xf0 | cp >> 18);
+    *out += char(0x80 | (cp >> 12 & 0x3f));
+    *out += char(0x80 | (cp >> 6 & 0x3f));
+    *out += char(0x80 | (cp & 0x3f));
+  }
+}
+
+std::string map_case(std::string_view s, bool upper) {
+  locale_t loc = utf8_locale();
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    size_t n = decode_utf8(s, i, &cp);
+    if (n == 0) {
+      out += s[i++];
+      continue;
+    }
+    if (cp < 0x80) {
+      char c = char(cp);
+      if (upper && c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
+      if (!upper && c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+      out += c;
+    } else if (loc != locale_t(nullptr)) {
+      wint_t m = upper ? towupper_l(wint_t(cp), loc) : towlower_l(wint_t(cp), loc);
+      encode_utf8(uint32_t(m), &out);
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Go (RE2) regex syntax -> ECMAScript.
+
+struct Translated {
+  std::string pattern;
+  std::vector<std::string> names{""};  // group 0 is the whole match
+  bool icase = false;
+};
+
+Result<Translated> translate_regex(std::string_view re) {
+  Translated t;
+  bool dotall = false;
+  size_t i = 0;
+  // A leading flag group applies to the whole pattern, which std::regex can
+  // express; flags anywhere else cannot be, so they are rejected below.
+  if (re.starts_with("(?")) {
+    size_t j = 2;
+    while (j < re.size() && std::strchr("imsU", re[j]) && re[j] != '\0') ++j;
+    if (j > 2 && j < re.size() && re[j] == ')') {
+      for (size_t k = 2; k < j; ++k) {
+        if (re[k] == 'i') t.icase = true;
+        else if (re[k] == 's') dotall = true;
+        else return Error{std::string("flag '") + re[k] + "' is not supported (only i and s)"};
+      }
+      i = j + 1;
+    }
+  }
+  bool in_class = false;
+  std::string& out = t.pattern;
+  while (i < re.size()) {
+    char c = re[i];
+    if (c == '\\') {
+      if (i + 1 >= re.size()) return Error{"trailing backslash"};
+      char d = re[i + 1];
+      // RE2 has no backreferences; ECMAScript would silently treat \1 as one.
+      if (d >= '1' && d <= '9') return Error{"backreferences like \\1 are not supported"};
+      // Only escapes that mean the same in both dialects: libstdc++ reads an
+      // unknown letter escape (\pL, \z, \Q) as the bare letter, which would
+      // silently match something else than Prometheus does.
+      bool alnum = (d >= 'a' && d <= 'z') || (d >= 'A' && d <= 'Z') || (d >= '0' && d <= '9');
+      bool hex2 = d == 'x' && i + 3 < re.size() && std::isxdigit(uint8_t(re[i + 2])) &&
+                  std::isxdigit(uint8_t(re[i + 3]));
+      if (alnum && !hex2 && !std::strchr(in_class ? "dDwWsSfnrtv" : "dDwWsSbBfnrtv", d))
+        return Error{std::string("escape \\") + d + " is not supported"};
+      out += c;
+      out += d;
+      if (hex2) {
+        out += re.substr(i + 2, 2);
+        i += 2;
+      }
+      i += 2;
+      continue;
+    }
+    if (in_class) {
+      if (c == '[' && i + 1 < re.size() && re[i + 1] == ':') {
+        size_t e = re.find(":]", i + 2);
+        if (e != std::string_view::npos) {
+          out.append(re.substr(i, e + 2 - i));
+          i = e + 2;
+          continue;
+        }
+      }
+      if (c == ']') in_class = false;
+      out += c;
+      ++i;
+      continue;
+    }
+    if (c == '[') {
+      out += '[';
+      ++i;
+      if (i < re.size() && re[i] == '^') out += re[i++];
+      // In RE2 a ']' right after '[' or '[^' is a literal; in ECMAScript
+      // "[]" is the empty class.
+      if (i < re.size() && re[i] == ']') {
+        out += "\\]";
+        ++i;
+      }
+      in_class = true;
+      continue;
+    }
+    if (c == '.') {
+      // RE2's '.' excludes only '\n'; ECMAScript's also excludes '\r'.
+      out += dotall ? "[\\s\\S]" : "[^\\n]";
+      ++i;
+      continue;
+    }
+    if (c == '(' && i + 1 < re.size() && re[i + 1] == '?') {
+      size_t j = i + 2;
+      if (j < re.size() && re[j] == 'P') ++j;
+      bool lookbehind = j + 1 < re.size() && (re[j + 1] == '=' || re[j + 1] == '!');
+      if (j < re.size() && re[j] == '<' && !lookbehind) {
+        size_t e = re.find('>', j + 1);
+        std::string_view name = e == std::string_view::npos ? "" : re.substr(j + 1, e - j - 1);
+        if (name.empty() || !std::all_of(name.begin(), name.end(), is_word))
+          return Error{"invalid named group at offset " + std::to_string(i)};
+        t.names.emplace_back(name);
+        out += '(';
+        i = e + 1;
+        continue;
+      }
+      if (j == i + 2 && j < re.size() && std::strchr("imsU-", re[j]) && re[j] != '\0')
+        return Error{"flags are only supported as a leading (?i) or (?s), at offset " + std::to_string(i)};
+      out += "(?";
+      i += 2;
+      continue;
+    }
+    if (c == '(') t.names.emplace_back();
+    out += c;
+    ++i;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+// Matching and $-expansion.
+
+struct Group {
+  bool matched = false;
+  std::string_view text;
+};
+
+// Inputs longer than this go to the non-recursive executor. The recursive
+// one is 3-4x faster but needs 150-550 bytes of stack per input character
+// (measured, libstdc++ 12), so this caps it near 150 KiB on any thread.
+constexpr size_t kRecursiveMatchLimit = 256;
+
+bool full_match(const RelabelRule& r, std::string_view v, std::vector<Group>* groups) {
+  groups->clear();
+  // The default regex, on every replace/keep without one: skip std::regex.
+  if (r.regex_text == "(.*)") {
+    if (v.find('\n') != std::string_view::npos) return false;
+    groups->push_back({true, v});
+    groups->push_back({true, v});
+    return true;
+  }
+  try {
+    std::match_results<std::string_view::const_iterator> m;
+    const std::regex& re = v.size() > kRecursiveMatchLimit ? r.regex_long : r.regex;
+    if (!std::regex_match(v.begin(), v.end(), m, re)) return false;
+    for (size_t i = 0; i < m.size(); ++i)
+      groups->push_back({m[i].matched, m[i].matched ? v.substr(m[i].first - v.begin(), m[i].length())
+                                                     : std::string_view()});
+    return true;
+  } catch (const std::regex_error&) {
+    return false;  // e.g. error_complexity: treat as no match rather than throw
+  }
+}
+
+// Go's Regexp.Expand: $$ is '$'; $name and ${name} take the longest run of
+// word characters as the name, a number selects a group by index, anything
+// else by name; unknown or unmatched groups expand to "", and a '$' not
+// followed by a valid reference is kept literally.
+std::string expand(std::string_view tmpl, const std::vector<Group>& groups,
+                   const std::vector<std::string>& names) {
+  std::string out;
+  size_t i = 0;
+  while (i < tmpl.size()) {
+    size_t dollar = tmpl.find('$', i);
+    if (dollar == std::string_view::npos) {
+      out.append(tmpl.substr(i));
+      break;
+    }
+    out.append(tmpl.substr(i, dollar - i));
+    i = dollar + 1;
+    if (i < tmpl.size() && tmpl[i] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    bool brace = j < tmpl.size() && tmpl[j] == '{';
+    if (brace) ++j;
+    size_t start = j;
+    while (j < tmpl.size() && is_word(tmpl[j])) ++j;
+    std::string_view name = tmpl.substr(start, j - start);
+    bool ok = !name.empty();
+    if (ok && brace) {
+      if (j < tmpl.size() && tmpl[j] == '}') ++j;
+      else ok = false;
+    }
+    if (!ok) {
+      out += '$';
+      continue;
+    }
+    i = j;
+    long num = 0;
+    for (char c : name) {
+      if (c < '0' || c > '9' || num >= 100000000) {
+        num = -1;
+        break;
+      }
+      num = num * 10 + (c - '0');
+    }
+    if (name.size() > 1 && name[0] == '0') num = -1;  // Go: no leading zeros
+    if (num >= 0) {
+      if (size_t(num) < groups.size() && groups[num].matched) out.append(groups[num].text);
+    } else {
+      for (size_t g = 0; g < names.size() && g < groups.size(); ++g) {
+        if (names[g] == name && groups[g].matched) {
+          out.append(groups[g].text);
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string_view get(const Labels& labels, const std::string& name) {
+  auto it = labels.find(name);
+  return it == labels.end() ? std::string_view() : std::string_view(it->second);
+}
+
+// As in Prometheus, an empty value means "no such label".
+void set(Labels& labels, const std::string& name, std::string value) {
+  if (value.empty()) labels.erase(name);
+  else labels[name] = std::move(value);
+}
+
+struct ActionName {
+  RelabelAction action;
+  const char* name;
+};
+constexpr ActionName kActions[] = {
+    {RelabelAction::kReplace, "replace"},     {RelabelAction::kKeep, "keep"},
+    {RelabelAction::kDrop, "drop"},           {RelabelAction::kKeepEqual, "keepequal"},
+    {RelabelAction::kDropEqual, "dropequal"}, {RelabelAction::kHashMod, "hashmod"},
+    {RelabelAction::kLabelMap, "labelmap"},   {RelabelAction::kLabelDrop, "labeldrop"},
+    {RelabelAction::kLabelKeep, "labelkeep"}, {RelabelAction::kLowercase, "lowercase"},
+    {RelabelAction::kUppercase, "uppercase"},
+};
+
+// ---------------------------------------------------------------------------
+// YAML.
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+class Errors {
+ public:
+  explicit Errors(const std::string& source) : source_(source) {}
+
+  void add(const YAML::Mark& m, const std::string& key, const std::string& msg) {
+    std::ostringstream os;
+    os << source_;
+    if (m.line >= 0) os << ":" << m.line + 1;
+    os << ": " << key << ": " << msg;
+    lines_.push_back(os.str());
+  }
+  void add(const YAML::Node& n, const std::string& key, const std::string& msg) { add(mark(n), key, msg); }
+
+  static YAML::Mark mark(const YAML::Node& n) {
+    try {
+      return n.Mark();
+    } catch (const YAML::Exception&) {
+      return YAML::Mark::null_mark();
+    }
+  }
+
+  bool empty() const { return lines_.empty(); }
+  size_t size() const { return lines_.size(); }
+  Error error() const {
+    std::string all;
+    for (size_t i = 0; i < lines_.size(); ++i) {
+      if (i) all += "\n";
+      all += lines_[i];
+    }
+    return Error{all};
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::string> lines_;
+};
+
+const char* kind(const YAML::Node& n) {
+  return n.IsMap() ? "a mapping" : n.IsSequence() ? "a list" : n.IsNull() ? "nothing" : "a string";
+}
+
+// Reads one rule's keys into `r`; returns false if any key was unusable, in
+// which case cross-key validation is skipped (it would only repeat the error).
+bool read_rule(const YAML::Node& item, const std::string& prefix, Errors& errs, RelabelRule& r,
+               std::map<std::string, YAML::Mark>& seen) {
+  static const char* const kKeys[] = {"source_labels", "separator", "regex", "target_label",
+                                      "replacement", "modulus", "action"};
+  size_t before = errs.size();
+  for (auto it = item.begin(); it != item.end(); ++it) {
+    // Copies: yaml-cpp's it-> goes through a temporary, and Nodes are handles.
+    const YAML::Node k = it->first;
+    const YAML::Node v = it->second;
+    if (!k.IsScalar()) {
+      errs.add(k, prefix, "expected a key name, got " + std::string(kind(k)));
+      continue;
+    }
+    const std::string key = k.Scalar();
+    const std::string full = prefix + "." + key;
+    if (seen.count(key)) {
+      errs.add(k, full, "duplicate key");
+      continue;
+    }
+    if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
+      std::string msg = "unknown key";
+      std::string best;
+      size_t best_d = 3;  // suggest only near misses
+      for (const char* cand : kKeys) {
+        size_t d = edit_distance(key, cand);
+        if (d < best_d) best_d = d, best = cand;
+      }
+      if (!best.empty()) msg += " (did you mean '" + prefix + "." + best + "'?)";
+      errs.add(k, full, msg);
+      continue;
+    }
+    seen[key] = Errors::mark(v);
+
+    if (key == "source_labels") {
+      if (v.IsNull()) {
+        seen.erase(key);  // null is "not set", as in Prometheus
+        continue;
+      }
+      if (!v.IsSequence()) {
+        errs.add(v, full, "expected a list of label names, got " + std::string(kind(v)));
+        continue;
+      }
+      size_t j = 0;
+      for (auto li = v.begin(); li != v.end(); ++li, ++j) {
+        std::string lk = full + "[" + std::to_string(j) + "]";
+        if (!li->IsScalar()) errs.add(*li, lk, "expected a label name, got " + std::string(kind(*li)));
+        else if (!valid_label_name(li->Scalar())) errs.add(*li, lk, "'" + li->Scalar() + "' is not a valid label name");
+        else r.source_labels.push_back(li->Scalar());
+      }
+    } else if (key == "modulus") {
+      if (v.IsNull()) continue;
+      const std::string s = v.IsScalar() ? v.Scalar() : "";
+      uint64_t m = 0;
+      bool ok = v.IsScalar() && !s.empty() && s.size() <= 20 &&
+                std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+      for (char c : s) {
+        if (!ok) break;
+        uint64_t d = uint64_t(c - '0');
+        if (m > (UINT64_MAX - d) / 10) ok = false;
+        else m = m * 10 + d;
+      }
+      if (!ok) {
+        errs.add(v, full, "expected a non-negative integer, got " +
+                              (v.IsScalar() ? "'" + s + "'" : std::string(kind(v))));
+        continue;
+      }
+      r.modulus = m;
+    } else {
+      // String keys. A null value reads as "" (Go's YAML decoder zeroes it).
+      if (!v.IsNull() && !v.IsScalar()) {
+        errs.add(v, full, "expected a string, got " + std::string(kind(v)));
+        continue;
+      }
+      std::string s = v.IsNull() ? "" : v.Scalar();
+      if (key == "separator") {
+        r.separator = s;
+      } else if (key == "regex") {
+        r.regex_text = s;
+      } else if (key == "target_label") {
+        r.target_label = s;
+      } else if (key == "replacement") {
+        r.replacement = s;
+      } else if (key == "action") {
+        std::string lower = map_case(s, false);
+        bool found = false;
+        for (const auto& a : kActions) {
+          if (lower == a.name) {
+            r.action = a.action;
+            found = true;
+          }
+        }
+        if (!found) {
+          std::string all;
+          for (const auto& a : kActions) all += std::string(all.empty() ? "" : ", ") + a.name;
+          errs.add(v, full,
+                   s.empty() ? "must not be empty (expected one of " + all + ")"
+                             : "unknown action '" + s + "' (expected one of " + all + ")");
+        }
+      }
+    }
+  }
+  return errs.size() == before;
+}
+
+// Prometheus's Config.Validate, with the offending key named.
+void validate_rule(const RelabelRule& r, const std::string& prefix, const YAML::Mark& rule_mark,
+                   const std::map<std::string, YAML::Mark>& seen, Errors& errs) {
+  auto at = [&](const std::string& key) {
+    auto it = seen.find(key);
+    return it == seen.end() ? rule_mark : it->second;
+  };
+  auto fail = [&](const std::string& key, const std::string& msg) { errs.add(at(key), prefix + "." + key, msg); };
+  const std::string act = relabel_action_name(r.action);
+  using A = RelabelAction;
+  const A a = r.action;
+
+  if (a == A::kHashMod && r.modulus == 0) fail("modulus", "action hashmod requires a modulus greater than 0");
+
+  bool needs_target = a == A::kReplace || a == A::kHashMod || a == A::kLowercase || a == A::kUppercase ||
+                      a == A::kKeepEqual || a == A::kDropEqual;
+  if (needs_target && r.target_label.empty()) {
+    fail("target_label", "required for action " + act);
+  } else if (a == A::kReplace) {
+    bool templ = r.target_label.find('$') != std::string::npos;
+    if (templ ? !valid_name_template(r.target_label) : !valid_label_name(r.target_label))
+      fail("target_label", "'" + r.target_label + "' is not a valid label name" +
+                               (templ ? " template (use $1 or ${name} references)" : ""));
+  } else if (needs_target && !valid_label_name(r.target_label)) {
+    fail("target_label", "'" + r.target_label + "' is not a valid label name");
+  }
+
+  bool equal_action = a == A::kKeepEqual || a == A::kDropEqual;
+  if ((a == A::kLowercase || a == A::kUppercase || equal_action) && r.replacement != "$1")
+    fail("replacement", "not allowed with action " + act);
+  if (a == A::kLabelMap && !valid_name_template(r.replacement))
+    fail("replacement", "'" + r.replacement +
+                            "' is not a valid label name template for action labelmap (e.g. $1 or k8s_$1)");
+
+  if (equal_action) {
+    const std::string only = "not allowed with action " + act + " (it takes only source_labels and target_label)";
+    if (seen.count("regex")) fail("regex", only);
+    if (r.modulus != 0) fail("modulus", only);
+    if (r.separator != ";") fail("separator", only);
+  }
+  if (a == A::kLabelDrop || a == A::kLabelKeep) {
+    const std::string only = "not allowed with action " + act + " (it takes only regex)";
+    if (seen.count("source_labels")) fail("source_labels", only);
+    if (!r.target_label.empty()) fail("target_label", only);
+    if (r.modulus != 0) fail("modulus", only);
+    if (r.separator != ";") fail("separator", only);
+    if (r.replacement != "$1") fail("replacement", only);
+  }
+}
+
+}  // namespace
+
+const char* relabel_action_name(RelabelAction a) {
+  for (const auto& x : kActions)
+    if (x.action == a) return x.name;
+  return "?";
+}
+
+void md5(const void* data, size_t len, uint8_t out[16]) {
+  uint32_t state[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+  const auto* p = static_cast<const uint8_t*>(data);
+  size_t full = len / 64 * 64;
+  for (size_t off = 0; off < full; off += 64) md5_block(state, p + off);
+  // Tail: 0x80, zeros up to 56 mod 64, then the bit length little-endian.
+  uint8_t tail[128] = {};
+  size_t rest = len - full;
+  if (rest) std::memcpy(tail, p + full, rest);
+  tail[rest] = 0x80;
+  size_t tail_len = rest < 56 ? 64 : 128;
+  uint64_t bits = uint64_t(len) * 8;
+  for (int i = 0; i < 8; ++i) tail[tail_len - 8 + i] = uint8_t(bits >> (8 * i));
+  for (size_t off = 0; off < tail_len; off += 64) md5_block(state, tail + off);
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) out[4 * i + j] = uint8_t(state[i] >> (8 * j));
+}
+
+Status compile_relabel_regex(RelabelRule& rule) {
+  auto t = translate_regex(rule.regex_text);
+  if (!t) return Error{"invalid regex '" + rule.regex_text + "': " + t.error().message};
+  auto flags = std::regex::ECMAScript;
+  if (t->icase) flags |= std::regex::icase;
+  const std::string anchored = "^(?:" + t->pattern + ")$";
+  try {
+    std::regex re(anchored, flags);
+    std::regex re_long(anchored, flags | std::regex_constants::__polynomial);
+    rule.regex = std::move(re);
+    rule.regex_long = std::move(re_long);
+  } catch (const std::regex_error& e) {
+    return Error{"invalid regex '" + rule.regex_text + "': " + e.what()};
+  }
+  rule.group_names = std::move(t->names);
+  // Keep names aligned with std::regex's numbering even if the translator
+  // and the engine ever disagree about what opens a group.
+  rule.group_names.resize(rule.regex.mark_count() + 1);
+  return {};
+}
+
+bool relabel(const std::vector<RelabelRule>& rules, Labels& labels) {
+  using A = RelabelAction;
+  std::vector<Group> groups;
+  for (const RelabelRule& r : rules) {
+    std::string val;
+    for (size_t i = 0; i < r.source_labels.size(); ++i) {
+      if (i) val += r.separator;
+      val += get(labels, r.source_labels[i]);
+    }
+    switch (r.action) {
+      case A::kDrop:
+        if (full_match(r, val, &groups)) return false;
+        break;
+      case A::kKeep:
+        if (!full_match(r, val, &groups)) return false;
+        break;
+      case A::kDropEqual:
+        if (get(labels, r.target_label) == val) return false;
+        break;
+      case A::kKeepEqual:
+        if (get(labels, r.target_label) != val) return false;
+        break;
+      case A::kReplace: {
+        if (!full_match(r, val, &groups)) break;  // no match: leave everything alone
+        std::string target = expand(r.target_label, groups, r.group_names);
+        if (!valid_label_name(target)) break;
+        set(labels, target, expand(r.replacement, groups, r.group_names));
+        break;
+      }
+      case A::kLowercase:
+        set(labels, r.target_label, map_case(val, false));
+        break;
+      case A::kUppercase:
+        set(labels, r.target_label, map_case(val, true));
+        break;
+      case A::kHashMod: {
+        if (r.modulus == 0) break;  // rejected by the parser; guards hand-built rules
+        uint8_t sum[16];
+        md5(val.data(), val.size(), sum);
+        // Prometheus takes the last 8 bytes, big-endian.
+        uint64_t h = 0;
+        for (int i = 8; i < 16; ++i) h = h << 8 | sum[i];
+        set(labels, r.target_label, std::to_string(h % r.modulus));
+        break;
+      }
+      case A::kLabelMap: {
+        // Match against the labels as they were before this rule, so a
+        // copied label is not itself mapped again.
+        const Labels before = labels;
+        for (const auto& [name, value] : before) {
+          if (!full_match(r, name, &groups)) continue;
+          std::string to = expand(r.replacement, groups, r.group_names);
+          if (valid_label_name(to)) set(labels, to, value);
+        }
+        break;
+      }
+      case A::kLabelDrop:
+      case A::kLabelKeep: {
+        bool drop_matching = r.action == A::kLabelDrop;
+        for (auto it = labels.begin(); it != labels.end();) {
+          if (full_match(r, it->first, &groups) == drop_matching) it = labels.erase(it);
+          else ++it;
+        }
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+Result<std::vector<RelabelRule>> parse_relabel_configs(const YAML::Node& list, const std::string& source) {
+  const std::string top = "relabel_configs";
+  Errors errs(source);
+  std::vector<RelabelRule> rules;
+  try {
+    if (!list.IsDefined() || list.IsNull()) return rules;
+    if (!list.IsSequence()) {
+      errs.add(list, top, "expected a list of rules, got " + std::string(kind(list)));
+      return errs.error();
+    }
+    size_t i = 0;
+    for (auto it = list.begin(); it != list.end(); ++it, ++i) {
+      const YAML::Node item = *it;
+      const std::string prefix = top + "[" + std::to_string(i) + "]";
+      if (!item.IsMap()) {
+        errs.add(item, prefix, "expected a mapping of rule keys, got " + std::string(kind(item)));
+        continue;
+      }
+      RelabelRule r;
+      std::map<std::string, YAML::Mark> seen;
+      if (!read_rule(item, prefix, errs, r, seen)) continue;
+      size_t before = errs.size();
+      validate_rule(r, prefix, Errors::mark(item), seen, errs);
+      if (auto st = compile_relabel_regex(r); !st) {
+        auto m = seen.find("regex");
+        errs.add(m == seen.end() ? Errors::mark(item) : m->second, prefix + ".regex", st.error().message);
+      }
+      if (errs.size() == before) rules.push_back(std::move(r));
+    }
+  } catch (const YAML::Exception& e) {
+    errs.add(YAML::Mark::null_mark(), top, std::string("cannot read: ") + e.what());
+  }
+  if (!errs.empty()) return errs.error();
+  return rules;
+}
+
+}  // namespace ember

@@ -1,0 +1,97 @@
+// Prometheus-style relabeling: the user's `relabel_configs` rewrite, add,
+// drop and filter the labels of a profile series (e.g. turn
+// __meta_kubernetes_pod_label_app into app, or drop kube-system). The config
+// loader calls parse_relabel_configs() once; the label stage calls relabel()
+// once per new label set, not per sample.
+//
+// Semantics follow Prometheus's relabel_config action by action (same
+// defaults, same validation, same hashmod values), so existing Prometheus
+// snippets work unchanged. Differences, all from using std::regex (ECMAScript)
+// in place of Go's RE2:
+//  - Go syntax that ECMAScript lacks is translated: (?P<name>...) and
+//    (?<name>...) named groups, a leading (?i)/(?s) flag group, and '.' never
+//    matching '\n' (only '\n', as in Go). Other RE2-only syntax (\pL, \Q..\E,
+//    \z, flags mid-pattern) is a config error, never a silent mismatch.
+//    ECMAScript extras (lookahead) are accepted; backreferences are rejected.
+//  - Label names are validated with the classic rule [a-zA-Z_][a-zA-Z0-9_]*.
+//  - lowercase/uppercase map code points with glibc's C.UTF-8 tables.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace ember {
+
+enum class RelabelAction {
+  kReplace,
+  kKeep,
+  kDrop,
+  kLabelMap,
+  kLabelDrop,
+  kLabelKeep,
+  kHashMod,
+  kLowercase,
+  kUppercase,
+  kKeepEqual,
+  kDropEqual
+};
+
+// The config spelling of an action ("replace", "labelmap", ...).
+const char* relabel_action_name(RelabelAction a);
+
+struct RelabelRule {
+  RelabelAction action = RelabelAction::kReplace;
+  std::vector<std::string> source_labels;
+  std::string separator = ";";
+  std::string regex_text = "(.*)";  // as written
+  std::regex regex;                 // compiled fully anchored: ^(?:regex_text)$  (ECMAScript)
+  std::string target_label;
+  std::string replacement = "$1";
+  uint64_t modulus = 0;
+
+  // Filled in by compile_relabel_regex() along with `regex`.
+  // The same pattern on libstdc++'s non-recursive executor: the default one
+  // recurses once per input character and overflows the stack on values of
+  // tens of KiB, so values over 256 bytes are matched with this one instead.
+  // (The two differ only on patterns like (a*)* in what an inner group
+  // captured.)
+  std::regex regex_long;
+  // Names of (?P<name>...) groups by group number ("" for unnamed), for
+  // $name / ${name} in replacement and target_label.
+  std::vector<std::string> group_names;
+};
+
+// A mutable label map used during relabeling (names unique). As in
+// Prometheus, a missing label reads as "" and setting a label to "" removes it.
+using Labels = std::map<std::string, std::string>;
+
+// Compiles rule.regex_text into rule.regex, rule.regex_long and
+// rule.group_names. parse_relabel_configs() does this for every rule; call it
+// after building a RelabelRule by hand.
+Status compile_relabel_regex(RelabelRule& rule);
+
+// Applies the rules in order. Returns false if a keep/drop/keepequal/dropequal
+// rule dropped the target; `labels` is then left as it was at that point and
+// should be discarded.
+bool relabel(const std::vector<RelabelRule>& rules, Labels& labels);
+
+// Parses the YAML list under `relabel_configs`; errors name source:line and
+// the key, e.g.
+//   ember.yaml:12: relabel_configs[2].action: unknown action 'repalce' (expected one of replace, keep, ...)
+// Rules are numbered from 0. Every error is reported, one per line. A null
+// or missing node is an empty list.
+Result<std::vector<RelabelRule>> parse_relabel_configs(const YAML::Node& list, const std::string& source);
+
+// MD5 of `data` (RFC 1321), as used by the hashmod action. Exposed for tests.
+void md5(const void* data, size_t len, uint8_t out[16]);
+
+}  // namespace ember

@@ -1,0 +1,82 @@
+#include "symbolizer/debug_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+
+#include "common/unique_fd.h"
+
+namespace ember {
+
+std::optional<DebugLink> read_debuglink(const ElfFile& elf) {
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf.elf(), &shstrndx) != 0) return std::nullopt;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf.elf(), scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr)) continue;
+    const char* name = elf_strptr(elf.elf(), shstrndx, shdr.sh_name);
+    if (!name || std::strcmp(name, ".gnu_debuglink") != 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data || data->d_size < 5) return std::nullopt;
+    const char* p = static_cast<const char*>(data->d_buf);
+    size_t n = strnlen(p, data->d_size);
+    // The name is NUL-terminated and padded to 4 bytes; the CRC follows.
+    size_t crc_off = (n + 4) & ~size_t(3);
+    if (n == 0 || crc_off + 4 > data->d_size) return std::nullopt;
+    DebugLink link;
+    link.name.assign(p, n);
+    std::memcpy(&link.crc, p + crc_off, 4);
+    return link;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint32_t> file_crc32(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  unsigned char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    crc = crc32(crc, buf, uInt(n));
+  }
+  return uint32_t(crc);
+}
+
+namespace {
+
+bool build_id_matches(const std::string& path, const std::string& build_id) {
+  auto f = ElfFile::open(path);
+  return f.ok() && (*f)->build_id() == build_id;
+}
+
+}  // namespace
+
+std::string find_debug_file(const ElfFile& elf, const std::string& binary_path,
+                            const std::string& root, const std::string& debug_dir) {
+  std::string build_id = elf.build_id();
+  if (build_id.size() > 2) {
+    std::string p = root + debug_dir + "/.build-id/" + build_id.substr(0, 2) + "/" +
+                    build_id.substr(2) + ".debug";
+    if (::access(p.c_str(), R_OK) == 0 && build_id_matches(p, build_id)) return p;
+  }
+  auto link = read_debuglink(elf);
+  if (!link) return "";
+  std::string dir = binary_path.substr(0, binary_path.rfind('/'));
+  for (const std::string& candidate :
+       {root + dir + "/" + link->name, root + dir + "/.debug/" + link->name,
+        root + debug_dir + dir + "/" + link->name}) {
+    if (candidate == root + binary_path) continue;  // a debuglink naming itself
+    if (::access(candidate.c_str(), R_OK) != 0) continue;
+    auto crc = file_crc32(candidate);
+    if (crc && *crc == link->crc) return candidate;
+  }
+  return "";
+}
+
+}  // namespace ember
