@@ -12,7 +12,9 @@
 #include <linux/types.h>
 #endif
 
-#define EMBER_MAX_STACK_DEPTH 127 /* the kernel's perf_event_max_stack default */
+#define EMBER_MAX_STACK_DEPTH 127 /* kernel frames: perf_event_max_stack's default */
+#define EMBER_MAX_USER_DEPTH 128  /* user frames */
+#define EMBER_STACK_SLOTS 256     /* kernel + user frames, a power of two */
 #define EMBER_COMM_LEN 16
 #define EMBER_MAX_FILENAME 256
 
@@ -21,6 +23,20 @@ enum ember_record_kind {
   EMBER_REC_SAMPLE = 1,
   EMBER_REC_EXEC = 2,
   EMBER_REC_EXIT = 3,
+};
+
+/* Why the user stack walk stopped (ember_sample.unwind_stop). */
+enum ember_unwind_stop {
+  EMBER_STOP_END = 0,         /* reached the outermost frame: complete */
+  EMBER_STOP_TRUNCATED,       /* hit EMBER_MAX_USER_DEPTH */
+  EMBER_STOP_NO_MAPPING,      /* pc in no mapping we loaded: stack copied for user space */
+  EMBER_STOP_UNSUPPORTED,     /* CFI we do not execute */
+  EMBER_STOP_READ_ERROR,      /* user memory could not be read */
+  EMBER_STOP_BAD_FRAME,       /* caller frame not above the callee, or pc 0 */
+  EMBER_STOP_FP_END,          /* frame-pointer walk reached rbp == 0 */
+  EMBER_STOP_NO_TABLES,       /* process not loaded yet: stack copied for user space */
+  EMBER_STOP_FP_ONLY,         /* frame-pointer unwinder (no CFI tables in use) */
+  EMBER_STOP_MAX,
 };
 
 /* Why a sample or event was lost or degraded. Indexes the per-CPU `counters`
@@ -36,11 +52,31 @@ enum ember_counter {
   EMBER_CTR_USTACK_EMPTY,       /* user task with no user frames (sample kept) */
   EMBER_CTR_EVENT_DROP_RINGBUF_FULL, /* exec/exit event lost: ring buffer full */
   EMBER_CTR_TARGETS_FULL,       /* a forked child could not be added to the target set */
-  EMBER_CTR_MAX,
+  EMBER_CTR_STACK_COPIES,       /* samples whose walk user space finishes */
+  EMBER_CTR_STOP_BASE,          /* EMBER_STOP_MAX counters, one per stop reason */
+  EMBER_CTR_MAX = EMBER_CTR_STOP_BASE + EMBER_STOP_MAX,
+};
+
+/* Registers and stack bytes handed to user space when BPF cannot finish a
+ * walk (the process's tables are not loaded yet, or the pc is in a mapping
+ * loaded after them). User space resumes from this frame with the same
+ * tables. Its pc is already the last frame in the sample's stack. */
+#define EMBER_STACK_COPY_MAX 16384
+struct ember_stack_copy {
+  __u64 pc, sp, bp;
+  __u64 base;    /* address of data[0]: sp rounded down to its page */
+  __u64 gpr[16]; /* first frame only (DWARF numbering) */
+  __u32 len;     /* bytes copied from base upward, whole pages */
+  __u8 is_return;
+  __u8 first;
+  __u16 pad;
+  __u8 data[EMBER_STACK_COPY_MAX + 4096]; /* the page holding sp, then above it */
 };
 
 /* One CPU-clock sample. Followed on the ring by kstack_len kernel addresses,
- * then ustack_len user addresses (innermost first), as __u64 each. */
+ * then ustack_len user addresses (innermost first), as __u64 each; with
+ * EMBER_SAMPLE_F_STACK_COPY, by all EMBER_STACK_SLOTS stack slots and then
+ * the stack copy header and its `len` bytes. */
 struct ember_sample {
   __u32 kind; /* EMBER_REC_SAMPLE */
   __u32 pid;  /* tgid, i.e. the process */
@@ -52,16 +88,82 @@ struct ember_sample {
   __s32 ustack_err;
   __u16 kstack_len;
   __u16 ustack_len;
-  __u32 flags; /* EMBER_SAMPLE_F_* */
+  __u16 flags;      /* EMBER_SAMPLE_F_* */
+  __u8 unwind_stop; /* enum ember_unwind_stop */
+  __u8 pad;
   char comm[EMBER_COMM_LEN];
-  __u64 stack[2 * EMBER_MAX_STACK_DEPTH];
+  __u64 stack[EMBER_STACK_SLOTS];
+  struct ember_stack_copy copy;
 };
 
 #define EMBER_SAMPLE_F_KERNEL_THREAD 1u /* no user address space */
 #define EMBER_SAMPLE_F_IN_KERNEL 2u     /* the CPU was in kernel mode */
+#define EMBER_SAMPLE_F_STACK_COPY 4u    /* carries an ember_stack_copy */
+
+/* User frames whose pc is not a return address (the frame a signal
+ * interrupted) carry this bit; user addresses never reach it. */
+#define EMBER_FRAME_NOT_RETURN (1ull << 62)
 
 /* Bytes of an ember_sample before the stack array. */
 #define EMBER_SAMPLE_HDR_SIZE 64
+/* Bytes of ember_stack_copy before its data. */
+#define EMBER_STACK_COPY_HDR_SIZE 168
+
+/* --- unwind tables (see agent/unwind/bpf_tables.h) -------------------------
+ * Rows are packed 16384 to a 64 KiB page in one big array, each binary's
+ * contiguous. A binary's text is cut into 64 KiB pages; the index has one
+ * entry per text page, saying where its rows are. Rules are deduplicated
+ * across all binaries. A process is a sorted run of mappings. */
+#define EMBER_ROWS_PER_PAGE 16384
+#define EMBER_MAX_PROC_MAPPINGS 256
+
+struct ember_unwind_row {
+  __u16 pc_low; /* low 16 bits of the ELF address where the rule starts */
+  __u16 rule;
+};
+
+struct ember_row_page {
+  struct ember_unwind_row rows[EMBER_ROWS_PER_PAGE];
+};
+
+/* Every struct stored in an mmap'ed array has a size that is a multiple of
+ * 8, so the array's stride is its size. */
+struct ember_text_page {
+  __u32 first_row; /* global row index */
+  __u16 count;     /* rows starting in this text page */
+  __u16 carry_rule; /* rule in force at the page's first byte */
+};
+
+/* Begins with the layout of ember::unwind::UnwindRule (static_asserted
+ * there). Padded to 16 bytes explicitly: array map elements are 8-byte
+ * aligned, and user space writes them through an mmap of the array. */
+struct ember_unwind_rule {
+  __s32 cfa_offset;
+  __s16 rbp_offset;
+  __s16 ra_offset;
+  __u8 kind;
+  __u8 flags;
+  __u8 reg;
+  __u8 aux;
+  __u32 pad;
+};
+
+#define EMBER_MAPPING_F_NO_TABLE 1u /* JIT or unreadable: frame pointers only */
+
+struct ember_mapping {
+  __u64 start;
+  __u64 end;
+  __u64 bias;       /* ELF vaddr = address - bias */
+  __u32 index_base; /* index entry of the binary's first text page */
+  __u32 page_first; /* that page's number (vaddr >> 16) */
+  __u32 page_count;
+  __u32 flags;
+};
+
+struct ember_proc {
+  __u32 first; /* index into the mappings array */
+  __u32 count; /* sorted by start, at most EMBER_MAX_PROC_MAPPINGS */
+};
 
 /* A process image was replaced by execve(). Lets user space drop its old
  * mappings and, if the process dies before it is looked at, still place the

@@ -29,6 +29,9 @@ const volatile bool include_user = true;    /* capture user stacks */
  * is still mapping libraries, and a short-lived process may exit before a
  * batched drain would see it. */
 const volatile __u64 young_process_ns = 100000000;
+/* Bytes of user stack handed to user space when the tables cannot finish a
+ * walk (0: never copy). At most EMBER_STACK_COPY_MAX. */
+const volatile __u32 stack_copy_bytes = EMBER_STACK_COPY_MAX;
 
 /* --- maps ---------------------------------------------------------------- */
 struct {
@@ -51,6 +54,48 @@ struct {
   __type(key, __u32);
   __type(value, __u8);
 } targets SEC(".maps");
+
+/* --- unwind tables (layout in ember_abi.h; filled by agent/unwind/bpf_tables)
+ * The arrays are mmap'ed by user space, which writes rows in place and then
+ * publishes them through unwind_procs. Sizes are set before load. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ember_row_page);
+} unwind_rows SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ember_text_page);
+} unwind_index SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct ember_unwind_rule);
+} unwind_rules SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ember_mapping);
+} unwind_mappings SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);
+  __type(value, struct ember_proc);
+} unwind_procs SEC(".maps");
 
 /* Processes user space has been woken for, with the time until which their
  * samples still wake it (set at exec). The first sample of a process not in
@@ -108,32 +153,69 @@ static __always_inline bool is_target(__u32 tgid) {
 }
 
 /* --- user stack walking ---------------------------------------------------
- * The walker is the one replaceable piece: today it follows frame pointers,
- * an .eh_frame-driven unwinder takes its place later. It gets the user
- * registers at the sample and fills `buf` innermost first. */
+ * Two walkers share the sample program: frame pointers (any kernel), and the
+ * table-driven unwinder (needs bpf_loop, 5.17). Both start from the user
+ * registers at the sample. */
 
 struct user_regs {
   __u64 ip, sp, bp;
 };
 
 /* The user registers of the sampled task: from the perf context when the CPU
- * was in user mode, else from the registers the kernel saved on entry. */
+ * was in user mode, else from the registers the kernel saved on entry. All
+ * sixteen general registers go to `gpr` (DWARF numbering) for rules that
+ * name them in the first frame. */
 static __always_inline bool user_regs_of(struct bpf_perf_event_data* ctx, bool in_user,
-                                         struct user_regs* r) {
+                                         struct user_regs* r, __u64* gpr) {
 #if defined(__TARGET_ARCH_x86)
+  struct pt_regs* regs;
   if (in_user) {
+    regs = (struct pt_regs*)&ctx->regs;
     r->ip = *(volatile __u64*)&ctx->regs.ip;
     r->sp = *(volatile __u64*)&ctx->regs.sp;
     r->bp = *(volatile __u64*)&ctx->regs.bp;
-    return true;
+    gpr[0] = *(volatile __u64*)&ctx->regs.ax;
+    gpr[1] = *(volatile __u64*)&ctx->regs.dx;
+    gpr[2] = *(volatile __u64*)&ctx->regs.cx;
+    gpr[3] = *(volatile __u64*)&ctx->regs.bx;
+    gpr[4] = *(volatile __u64*)&ctx->regs.si;
+    gpr[5] = *(volatile __u64*)&ctx->regs.di;
+    gpr[8] = *(volatile __u64*)&ctx->regs.r8;
+    gpr[9] = *(volatile __u64*)&ctx->regs.r9;
+    gpr[10] = *(volatile __u64*)&ctx->regs.r10;
+    gpr[11] = *(volatile __u64*)&ctx->regs.r11;
+    gpr[12] = *(volatile __u64*)&ctx->regs.r12;
+    gpr[13] = *(volatile __u64*)&ctx->regs.r13;
+    gpr[14] = *(volatile __u64*)&ctx->regs.r14;
+    gpr[15] = *(volatile __u64*)&ctx->regs.r15;
+  } else {
+    /* bpf_task_pt_regs (5.15) wants a BTF-typed task pointer. */
+    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) return false;
+    regs = (struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
+    if (!regs) return false;
+    /* One read of the saved registers; fields then come from the copy. */
+    struct pt_regs copy;
+    if (bpf_probe_read_kernel(&copy, sizeof(copy), regs) != 0) return false;
+    r->ip = copy.ip;
+    r->sp = copy.sp;
+    r->bp = copy.bp;
+    gpr[0] = copy.ax;
+    gpr[1] = copy.dx;
+    gpr[2] = copy.cx;
+    gpr[3] = copy.bx;
+    gpr[4] = copy.si;
+    gpr[5] = copy.di;
+    gpr[8] = copy.r8;
+    gpr[9] = copy.r9;
+    gpr[10] = copy.r10;
+    gpr[11] = copy.r11;
+    gpr[12] = copy.r12;
+    gpr[13] = copy.r13;
+    gpr[14] = copy.r14;
+    gpr[15] = copy.r15;
   }
-  /* bpf_task_pt_regs (5.15) wants a BTF-typed task pointer. */
-  if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) return false;
-  struct pt_regs* regs = (struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
-  if (!regs) return false;
-  r->ip = BPF_CORE_READ(regs, ip);
-  r->sp = BPF_CORE_READ(regs, sp);
-  r->bp = BPF_CORE_READ(regs, bp);
+  gpr[6] = r->bp;
+  gpr[7] = r->sp;
   return true;
 #else
   return false;
@@ -165,12 +247,12 @@ static __always_inline long walk_frame_pointers(const struct user_regs* r, __u64
     if (bpf_probe_read_user(&ret, sizeof(ret), (void*)slot) == 0 && ret) buf[n++] = ret;
   }
   __u64 bp = r->bp;
-  for (int i = 0; i < EMBER_MAX_STACK_DEPTH; i++) {
+  for (int i = 0; i < EMBER_MAX_USER_DEPTH; i++) {
     struct {
       __u64 next_bp;
       __u64 ret;
     } frame;
-    if (!bp || n >= EMBER_MAX_STACK_DEPTH) break;
+    if (!bp || n >= EMBER_MAX_USER_DEPTH) break;
     if (bpf_probe_read_user(&frame, sizeof(frame), (void*)bp) != 0 || !frame.ret) break;
     buf[n & 0x7f] = frame.ret;
     n++;
@@ -181,20 +263,238 @@ static __always_inline long walk_frame_pointers(const struct user_regs* r, __u64
   return n;
 }
 
-/* Fills `buf` (room for EMBER_MAX_STACK_DEPTH frames) with the user stack.
- * Returns the number of frames, or a negative errno. */
-static __always_inline long collect_user_stack(struct bpf_perf_event_data* ctx, bool in_user,
-                                               __u64* buf) {
-  struct user_regs r;
-  if (user_regs_of(ctx, in_user, &r)) return walk_frame_pointers(&r, buf);
-  /* Older kernels (no bpf_task_pt_regs) and other architectures: the
-   * kernel's own frame-pointer walker. */
-  long bytes = bpf_get_stack(ctx, buf, EMBER_MAX_STACK_DEPTH * sizeof(__u64), BPF_F_USER_STACK);
-  return bytes < 0 ? bytes : (long)((__u64)bytes >> 3); /* BPF has no signed division */
+/* --- the table-driven unwinder ---------------------------------------------
+ * One bpf_loop iteration per frame. It follows agent/unwind/unwinder.cc's
+ * step() exactly: that C++ code is its specification and its test oracle. */
+
+/* Rule kinds and flags: the values of ember::unwind::UnwindRule. */
+enum { RULE_NONE = 0, RULE_CFA_RSP, RULE_CFA_RBP, RULE_CFA_PLT, RULE_CFA_RBP_DEREF, RULE_SIGNAL,
+       RULE_END, RULE_UNSUPPORTED, RULE_CFA_REG };
+enum { RULE_F_RA_IN_REG = 1, RULE_F_RBP_UNDEFINED = 2, RULE_F_RBP_FROM_RBP = 4 };
+
+struct walk {
+  __u64 pc, sp, bp;
+  __u32 n;     /* user frames recorded */
+  __u32 klen;  /* kernel frames before them in the sample */
+  __u32 proc_first, proc_count;
+  __u8 is_return; /* look up pc - 1 */
+  __u8 first;     /* the first frame: every register is known */
+  __u8 stop;      /* enum ember_unwind_stop */
+  __u8 pad;
+};
+
+static __always_inline struct ember_mapping* find_mapping(const struct walk* w, __u64 addr) {
+  __u32 lo = 0, hi = w->proc_count;
+  for (int i = 0; i < 10; i++) { /* log2(EMBER_MAX_PROC_MAPPINGS) + 2 */
+    if (lo >= hi) break;
+    __u32 mid = (lo + hi) / 2;
+    __u32 idx = w->proc_first + mid;
+    struct ember_mapping* m = bpf_map_lookup_elem(&unwind_mappings, &idx);
+    if (!m) return NULL;
+    if (addr < m->start) hi = mid;
+    else if (addr >= m->end) lo = mid + 1;
+    else return m;
+  }
+  return NULL;
 }
 
-SEC("perf_event")
-int ember_sample(struct bpf_perf_event_data* ctx) {
+/* The rule for an ELF address of the binary behind `m`; kind RULE_NONE when
+ * no row covers it. */
+static __always_inline void find_rule(const struct ember_mapping* m, __u64 vaddr,
+                                      struct ember_unwind_rule* out) {
+  __u64 page = vaddr >> 16;
+  if (page < m->page_first || page - m->page_first >= m->page_count) return;
+  __u32 ti = m->index_base + (__u32)(page - m->page_first);
+  struct ember_text_page* tp = bpf_map_lookup_elem(&unwind_index, &ti);
+  if (!tp) return;
+  __u16 target = vaddr & 0xffff;
+  __u32 rule_id = tp->carry_rule;
+  __u32 lo = 0, hi = tp->count, first_row = tp->first_row;
+  /* The last row of the page starting at or before `target`. */
+  for (int i = 0; i < 17; i++) {
+    if (lo >= hi) break;
+    __u32 mid = (lo + hi) / 2;
+    __u32 g = first_row + mid;
+    __u32 pg = g / EMBER_ROWS_PER_PAGE;
+    struct ember_row_page* rp = bpf_map_lookup_elem(&unwind_rows, &pg);
+    if (!rp) break;
+    struct ember_unwind_row row = rp->rows[g & (EMBER_ROWS_PER_PAGE - 1)];
+    if (row.pc_low <= target) {
+      rule_id = row.rule;
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  struct ember_unwind_rule* r = bpf_map_lookup_elem(&unwind_rules, &rule_id);
+  if (r) *out = *r;
+}
+
+static __always_inline long stop_walk(struct walk* w, __u8 reason) {
+  w->stop = reason;
+  return 1;
+}
+
+/* Moves `w` to the caller's frame (returns 0), or stops (returns 1). */
+static __always_inline long execute_rule(struct walk* w, const struct ember_unwind_rule* r,
+                                         const __u64* gpr) {
+  __u64 cfa = 0, ra = 0, bp = w->bp;
+  switch (r->kind) {
+    case RULE_END:
+      return stop_walk(w, EMBER_STOP_END);
+    case RULE_UNSUPPORTED:
+      return stop_walk(w, EMBER_STOP_UNSUPPORTED);
+    case RULE_NONE: { /* no CFI here (JIT, or no FDE): frame pointers */
+      struct {
+        __u64 next_bp;
+        __u64 ret;
+      } f;
+      if (!w->bp) return stop_walk(w, EMBER_STOP_FP_END);
+      if (bpf_probe_read_user(&f, sizeof(f), (void*)w->bp) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+      cfa = w->bp + 16;
+      ra = f.ret;
+      bp = f.next_bp;
+      break;
+    }
+    case RULE_SIGNAL: { /* the interrupted context is in the sigcontext */
+      __u64 nsp = 0;
+      if (bpf_probe_read_user(&nsp, 8, (void*)(w->sp + r->cfa_offset)) != 0 ||
+          bpf_probe_read_user(&ra, 8, (void*)(w->sp + r->ra_offset)) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+      if (!(r->flags & RULE_F_RBP_UNDEFINED) &&
+          bpf_probe_read_user(&bp, 8, (void*)(w->sp + r->rbp_offset)) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+      if (!ra) return stop_walk(w, EMBER_STOP_BAD_FRAME);
+      w->pc = ra;
+      w->sp = nsp;
+      w->bp = bp;
+      w->is_return = 0; /* the interrupted instruction itself */
+      w->first = 0;
+      return 0;
+    }
+    case RULE_CFA_RSP: cfa = w->sp + r->cfa_offset; break;
+    case RULE_CFA_RBP: cfa = w->bp + r->cfa_offset; break;
+    case RULE_CFA_PLT: cfa = w->sp + r->cfa_offset + (((w->pc & 15) >= r->aux) ? 8 : 0); break;
+    case RULE_CFA_RBP_DEREF:
+      if (bpf_probe_read_user(&cfa, 8, (void*)(w->bp + r->cfa_offset)) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+      break;
+    case RULE_CFA_REG:
+      if (!w->first) return stop_walk(w, EMBER_STOP_UNSUPPORTED);
+      cfa = gpr[r->reg & 15] + r->cfa_offset;
+      break;
+    default:
+      return stop_walk(w, EMBER_STOP_UNSUPPORTED);
+  }
+  if (r->kind != RULE_NONE) {
+    if (r->flags & RULE_F_RA_IN_REG) {
+      if (!w->first) return stop_walk(w, EMBER_STOP_UNSUPPORTED);
+      ra = gpr[r->reg & 15];
+    } else if (!(r->flags & (RULE_F_RBP_UNDEFINED | RULE_F_RBP_FROM_RBP)) && r->rbp_offset &&
+               r->rbp_offset == r->ra_offset - 8) {
+      /* The usual frame: saved rbp just below the return address, one read. */
+      __u64 pair[2];
+      if (bpf_probe_read_user(pair, sizeof(pair), (void*)(cfa + r->rbp_offset)) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+      bp = pair[0];
+      ra = pair[1];
+      goto done;
+    } else if (bpf_probe_read_user(&ra, 8, (void*)(cfa + r->ra_offset)) != 0) {
+      return stop_walk(w, EMBER_STOP_READ_ERROR);
+    }
+    if (r->flags & RULE_F_RBP_UNDEFINED) {
+      bp = 0;
+    } else if (r->flags & RULE_F_RBP_FROM_RBP) {
+      if (bpf_probe_read_user(&bp, 8, (void*)(w->bp + r->rbp_offset)) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+    } else if (r->rbp_offset) {
+      if (bpf_probe_read_user(&bp, 8, (void*)(cfa + r->rbp_offset)) != 0)
+        return stop_walk(w, EMBER_STOP_READ_ERROR);
+    }
+  }
+done:
+  /* The caller's frame is above this one; a zero return address ends it. */
+  if (!ra || cfa <= w->sp) return stop_walk(w, EMBER_STOP_BAD_FRAME);
+  w->pc = ra;
+  w->sp = cfa;
+  w->bp = bp;
+  w->is_return = 1;
+  w->first = 0;
+  return 0;
+}
+
+static long walk_step(__u32 i, void* data) {
+  struct walk* w = data;
+  __u32 zero = 0;
+  struct ember_sample* s = bpf_map_lookup_elem(&sample_scratch, &zero);
+  if (!s) return stop_walk(w, EMBER_STOP_READ_ERROR);
+  if (w->n >= EMBER_MAX_USER_DEPTH) return stop_walk(w, EMBER_STOP_TRUNCATED);
+  __u64 flag = (!w->first && !w->is_return) ? EMBER_FRAME_NOT_RETURN : 0;
+  s->stack[(w->klen + w->n) & (EMBER_STACK_SLOTS - 1)] = w->pc | flag;
+  w->n++;
+  __u64 lookup = w->is_return ? w->pc - 1 : w->pc;
+  struct ember_mapping* m = find_mapping(w, lookup);
+  if (!m) return stop_walk(w, EMBER_STOP_NO_MAPPING);
+  struct ember_unwind_rule rule = {};
+  if (!(m->flags & EMBER_MAPPING_F_NO_TABLE)) find_rule(m, lookup - m->bias, &rule);
+  return execute_rule(w, &rule, s->copy.gpr);
+}
+
+/* Hands the rest of the walk to user space: the current frame's registers
+ * and the stack from the page holding sp upward, a whole page per read so
+ * the copy stops cleanly at the top of the stack. */
+static __always_inline void copy_stack(struct ember_sample* s, const struct walk* w) {
+  struct ember_stack_copy* c = &s->copy;
+  c->pc = w->pc;
+  c->sp = w->sp;
+  c->bp = w->bp;
+  c->base = w->sp & ~4095ull;
+  c->is_return = w->is_return;
+  c->first = w->first;
+  __u32 want = stack_copy_bytes + (__u32)(w->sp - c->base);
+  __u32 len = 0;
+  for (int i = 0; i < EMBER_STACK_COPY_MAX / 4096 + 1; i++) {
+    if (len >= want) break;
+    if (bpf_probe_read_user(&c->data[i * 4096], 4096, (void*)(c->base + i * 4096)) != 0) break;
+    len += 4096;
+  }
+  c->len = len;
+  s->flags |= EMBER_SAMPLE_F_STACK_COPY;
+}
+
+/* The table-driven walk. Returns the number of user frames written. */
+static __always_inline long walk_tables(struct ember_sample* s, __u32 klen, const struct user_regs* r,
+                                        __u32 tgid) {
+  struct walk w = {};
+  w.pc = r->ip;
+  w.sp = r->sp;
+  w.bp = r->bp;
+  w.klen = klen;
+  w.first = 1;
+  struct ember_proc* proc = bpf_map_lookup_elem(&unwind_procs, &tgid);
+  if (!proc) {
+    /* Not loaded yet (a new process): record where it is and let user
+     * space walk the copy with the same tables. */
+    s->stack[klen & (EMBER_STACK_SLOTS - 1)] = r->ip;
+    w.n = 1;
+    w.stop = EMBER_STOP_NO_TABLES;
+  } else {
+    w.proc_first = proc->first;
+    w.proc_count = proc->count;
+    if (w.proc_count > EMBER_MAX_PROC_MAPPINGS) w.proc_count = EMBER_MAX_PROC_MAPPINGS;
+    w.stop = EMBER_STOP_TRUNCATED;
+    bpf_loop(EMBER_MAX_USER_DEPTH + 1, walk_step, &w, 0);
+  }
+  if ((w.stop == EMBER_STOP_NO_TABLES || w.stop == EMBER_STOP_NO_MAPPING) && stack_copy_bytes) {
+    copy_stack(s, &w);
+    count(EMBER_CTR_STACK_COPIES);
+  }
+  s->unwind_stop = w.stop;
+  return w.n;
+}
+
+static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool use_tables) {
   __u64 id = bpf_get_current_pid_tgid();
   __u32 tgid = id >> 32;
   __u32 tid = (__u32)id;
@@ -225,14 +525,16 @@ int ember_sample(struct bpf_perf_event_data* ctx) {
   s->time_ns = bpf_ktime_get_ns();
   s->cgroup_id = bpf_get_current_cgroup_id();
   s->flags = 0;
+  s->unwind_stop = use_tables ? EMBER_STOP_END : EMBER_STOP_FP_ONLY;
   if (!mm) s->flags |= EMBER_SAMPLE_F_KERNEL_THREAD;
   /* The sampled registers are the user ones unless the CPU was in the kernel. */
-  if (!sampled_in_user_mode(ctx)) s->flags |= EMBER_SAMPLE_F_IN_KERNEL;
+  bool in_user = sampled_in_user_mode(ctx);
+  if (!in_user) s->flags |= EMBER_SAMPLE_F_IN_KERNEL;
   bpf_get_current_comm(s->comm, sizeof(s->comm));
 
   long klen = 0;
   s->kstack_err = 0;
-  if (include_kernel && (s->flags & EMBER_SAMPLE_F_IN_KERNEL)) {
+  if (include_kernel && !in_user) {
     klen = bpf_get_stack(ctx, s->stack, EMBER_MAX_STACK_DEPTH * sizeof(__u64), 0);
     if (klen < 0) {
       s->kstack_err = (__s32)klen;
@@ -242,12 +544,24 @@ int ember_sample(struct bpf_perf_event_data* ctx) {
     klen /= sizeof(__u64);
   }
   if (klen > EMBER_MAX_STACK_DEPTH) klen = EMBER_MAX_STACK_DEPTH;
-  klen &= 0x7f; /* tells the verifier the offset below stays inside `stack` */
+  klen &= 0x7f; /* tells the verifier the offsets below stay inside `stack` */
 
   long ulen = 0;
   s->ustack_err = 0;
   if (include_user && mm) {
-    ulen = collect_user_stack(ctx, !(s->flags & EMBER_SAMPLE_F_IN_KERNEL), &s->stack[klen]);
+    struct user_regs r;
+    if (!user_regs_of(ctx, in_user, &r, s->copy.gpr)) {
+      /* Older kernels (no bpf_task_pt_regs) and other architectures: the
+       * kernel's own frame-pointer walker. */
+      long bytes = bpf_get_stack(ctx, &s->stack[klen], EMBER_MAX_STACK_DEPTH * sizeof(__u64),
+                                 BPF_F_USER_STACK);
+      ulen = bytes < 0 ? bytes : (long)((__u64)bytes >> 3); /* BPF has no signed division */
+      s->unwind_stop = EMBER_STOP_FP_ONLY;
+    } else if (use_tables) {
+      ulen = walk_tables(s, (__u32)klen, &r, tgid);
+    } else {
+      ulen = walk_frame_pointers(&r, &s->stack[klen]);
+    }
     if (ulen < 0) {
       s->ustack_err = (__s32)ulen;
       count(EMBER_CTR_USTACK_ERROR);
@@ -256,13 +570,21 @@ int ember_sample(struct bpf_perf_event_data* ctx) {
       count(EMBER_CTR_USTACK_EMPTY);
     }
   }
-  if (ulen > EMBER_MAX_STACK_DEPTH) ulen = EMBER_MAX_STACK_DEPTH;
-  ulen &= 0x7f;
+  if (ulen > EMBER_MAX_USER_DEPTH) ulen = EMBER_MAX_USER_DEPTH;
+  ulen &= 0xff;
+  count(EMBER_CTR_STOP_BASE + (s->unwind_stop < EMBER_STOP_MAX ? s->unwind_stop : 0));
 
   s->kstack_len = (__u16)klen;
   s->ustack_len = (__u16)ulen;
 
-  __u64 size = EMBER_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
+  __u64 size;
+  if (s->flags & EMBER_SAMPLE_F_STACK_COPY) {
+    __u32 len = s->copy.len;
+    if (len > sizeof(s->copy.data)) len = sizeof(s->copy.data);
+    size = EMBER_SAMPLE_HDR_SIZE + EMBER_STACK_SLOTS * sizeof(__u64) + EMBER_STACK_COPY_HDR_SIZE + len;
+  } else {
+    size = EMBER_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
+  }
   if (size > sizeof(*s)) size = sizeof(*s);
   /* No wakeup per sample (user space polls on a short timer), except for the
    * first sample of a process user space has not seen. */
@@ -284,6 +606,14 @@ int ember_sample(struct bpf_perf_event_data* ctx) {
   count(EMBER_CTR_SAMPLES_SENT);
   return 0;
 }
+
+/* Frame pointers only: any kernel with BPF ring buffers. */
+SEC("perf_event")
+int ember_sample_fp(struct bpf_perf_event_data* ctx) { return sample(ctx, false); }
+
+/* Unwind tables (with frame pointers where none exist): needs bpf_loop. */
+SEC("perf_event")
+int ember_sample_dwarf(struct bpf_perf_event_data* ctx) { return sample(ctx, true); }
 
 /* A new process image: tell user space its executable and where its text was
  * loaded, so frames of a process that exits before user space reads its
@@ -326,6 +656,8 @@ int BPF_PROG(ember_exec, struct task_struct* task, pid_t old_pid, struct linux_b
     count(EMBER_CTR_EVENT_DROP_RINGBUF_FULL);
   __u64 wake_until = e->time_ns + young_process_ns; /* a new image: wake for its first samples */
   bpf_map_update_elem(&seen_tgids, &tgid, &wake_until, BPF_ANY);
+  /* The old image's mappings are gone: never unwind the new one with them. */
+  bpf_map_delete_elem(&unwind_procs, &tgid);
   return 0;
 }
 
@@ -348,6 +680,7 @@ int BPF_PROG(ember_exit, struct task_struct* task) {
     count(EMBER_CTR_EVENT_DROP_RINGBUF_FULL);
   if (filter_targets) bpf_map_delete_elem(&targets, &tgid);
   bpf_map_delete_elem(&seen_tgids, &tgid);
+  bpf_map_delete_elem(&unwind_procs, &tgid);
   return 0;
 }
 

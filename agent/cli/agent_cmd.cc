@@ -1,21 +1,88 @@
-// `ember agent`: the daemon. Profiles the whole system continuously and
-// writes one pprof per series per interval.
+// `ember agent`: the daemon. Profiles the whole system continuously and,
+// every interval, sends one pprof per series to each configured server
+// (Pyroscope push or ingest API), or writes it to output.directory when no
+// server is configured.
 //
 // Threads: the main thread loads config, waits for signals and logs a
 // health line per interval; the session runs the drain and pipeline
-// threads; the exporter writes files on its own thread.
+// threads; the exporter encodes on its own thread and each server uploads
+// on its own (or the file exporter writes on its own); the metrics server
+// answers /metrics and /healthz on its own.
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <atomic>
 #include <cxxopts.hpp>
+#include <fstream>
 #include <iostream>
+#include <mutex>
 
 #include "agent/cli/commands.h"
 #include "agent/cli/preflight.h"
 #include "agent/cli/session.h"
+#include "agent/export/bpf_map_stats.h"
 #include "agent/export/file_exporter.h"
+#include "agent/export/metrics_server.h"
+#include "agent/export/upload_exporter.h"
 #include "common/log.h"
 
 namespace ember {
+namespace {
+
+// Resident and peak resident set of this process, from /proc/self/status.
+void read_memory(uint64_t* rss, uint64_t* hwm) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %llu kB", &kb) == 1) *rss = kb << 10;
+    else if (std::sscanf(line.c_str(), "VmHWM: %llu kB", &kb) == 1) *hwm = kb << 10;
+  }
+}
+
+// Publishes the gauges that are read rather than counted: BPF counters and
+// map fill, symbolizer cache, the agent's own memory and CPU. Called by the
+// main thread every interval and by the metrics thread on a scrape; a mutex
+// serializes the two, and scrapes within a second reuse the last refresh.
+class StatsRefresher {
+ public:
+  StatsRefresher(Session& s, Metrics& m) : s_(s), m_(m) {}
+  void refresh(bool force) {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t now = SystemClock::instance().monotonic_ns();
+    if (!force && now - last_ns_ < 1'000'000'000ull) return;
+    last_ns_ = now;
+    s_.sampler().read_counters();
+    auto cs = s_.symbolizer().cache_stats();
+    m_.counter("ember_symbolizer_cache_hits_total", "", "Binary cache lookups that hit").set(cs.hits);
+    m_.counter("ember_symbolizer_cache_misses_total", "", "Binary cache lookups that missed (a binary was parsed)")
+        .set(cs.misses);
+    m_.counter("ember_symbolizer_cache_evictions_total", "", "Binaries evicted from the cache").set(cs.evictions);
+    m_.counter("ember_symbolizer_cache_errors_total", "", "Binaries that could not be parsed").set(cs.errors);
+    m_.gauge("ember_symbolizer_binaries", "", "Parsed binaries held in the cache").set(cs.entries);
+    m_.gauge("ember_symbolizer_cache_bytes", "", "Memory held by parsed symbol tables").set(cs.bytes);
+    m_.gauge("ember_processes_tracked", "", "Processes in the process table").set(s_.processes().size());
+    publish_bpf_map_fill(m_);
+    uint64_t rss = 0, hwm = 0;
+    read_memory(&rss, &hwm);
+    m_.gauge("ember_agent_resident_bytes", "", "Resident memory of the agent").set(rss);
+    m_.gauge("ember_agent_peak_resident_bytes", "", "Peak resident memory of the agent").set(hwm);
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    uint64_t cpu_ms = uint64_t(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                      uint64_t(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+    m_.counter("ember_agent_cpu_milliseconds_total", "", "CPU time the agent used (user + system)")
+        .set(cpu_ms);
+  }
+
+ private:
+  Session& s_;
+  Metrics& m_;
+  std::mutex mu_;
+  uint64_t last_ns_ = 0;
+};
+
+}  // namespace
 
 int run_agent(int argc, char** argv) {
   cxxopts::Options options("ember agent",
@@ -98,27 +165,88 @@ int run_agent(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &wait_set, nullptr);
 
   Metrics exporter_metrics;  // outlives the session, which exports into it
-  DirectoryExporter::Options eo;
-  eo.directory = config.output.directory;
-  eo.max_bytes = config.output.max_bytes;
-  auto exporter = DirectoryExporter::create(eo, exporter_metrics);
-  if (!exporter) {
-    EMBER_ERROR("%s", exporter.error().message.c_str());
-    return kExitCannotRun;
+  Metrics agent_metrics;     // read-side gauges (see StatsRefresher)
+  std::unique_ptr<Exporter> exporter;
+  UploadExporter* uploader = nullptr;
+  if (!config.servers.empty()) {
+    UploadExporter::Options uo;
+    uo.servers = config.servers;
+    uo.shutdown_timeout = config.shutdown_timeout;
+    auto up = UploadExporter::create(uo, exporter_metrics);
+    if (!up) {
+      EMBER_ERROR("%s", up.error().message.c_str());
+      return kExitCannotRun;
+    }
+    uploader = up->get();
+    exporter = std::move(*up);
+  } else {
+    DirectoryExporter::Options eo;
+    eo.directory = config.output.directory;
+    eo.max_bytes = config.output.max_bytes;
+    auto files = DirectoryExporter::create(eo, exporter_metrics);
+    if (!files) {
+      EMBER_ERROR("%s", files.error().message.c_str());
+      return kExitCannotRun;
+    }
+    exporter = std::move(*files);
   }
   SessionOptions so;
   so.config = config;
   so.interval = config.interval;
-  auto session = Session::create(so, **exporter);
+  auto session = Session::create(so, *exporter);
   if (!session) {
     EMBER_ERROR("%s", session.error().message.c_str());
     return kExitCannotRun;
   }
   Session& s = **session;
+  StatsRefresher stats(s, agent_metrics);
+  std::atomic<bool> stopping{false};
+
+  // The metrics endpoint exists before sampling starts, so a port clash
+  // fails the start instead of going unnoticed.
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!config.metrics.listen.empty()) {
+    MetricsServer::Options mo;
+    mo.address = *parse_listen_address(config.metrics.listen);  // validated
+    mo.metrics_text = [&] {
+      stats.refresh(false);
+      return prometheus_text({&s.metrics(), &exporter_metrics, &agent_metrics});
+    };
+    mo.health = [&]() -> std::pair<int, std::string> {
+      std::string body = stopping.load() ? "stopping\n" : "ok\n";
+      if (uploader)
+        for (const auto& u : uploader->servers()) {
+          auto st = u->status();
+          body += "server " + u->name() + ": " + std::to_string(st.queued_profiles) +
+                  " profiles queued (" + format_size(st.queued_bytes) + ")" +
+                  (st.last_error.empty() ? "" : "; last error: " + st.last_error) + "\n";
+        }
+      return {stopping.load() ? 503 : 200, body};
+    };
+    auto ms = MetricsServer::create(std::move(mo));
+    if (!ms) {
+      EMBER_ERROR("%s", ms.error().message.c_str());
+      return kExitCannotRun;
+    }
+    metrics_server = std::move(*ms);
+  }
+
   s.start();
-  EMBER_INFO("profiling %zu CPUs at %d Hz; writing profiles every %s to %s",
-             s.sampler().cpu_count(), config.frequency_hz,
-             format_duration(config.interval).c_str(), config.output.directory.c_str());
+  std::string dest;
+  if (uploader) {
+    for (const auto& u : uploader->servers()) dest += (dest.empty() ? "" : ", ") + u->name();
+    dest = "sending profiles every " + format_duration(config.interval) + " to " + dest;
+  } else {
+    dest = "writing profiles every " + format_duration(config.interval) + " to " +
+           config.output.directory;
+  }
+  EMBER_INFO("profiling %zu CPUs at %d Hz; %s", s.sampler().cpu_count(), config.frequency_hz,
+             dest.c_str());
+  if (metrics_server) {
+    auto a = *parse_listen_address(config.metrics.listen);
+    std::string host = a.host.empty() ? "0.0.0.0" : a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+    EMBER_INFO("serving metrics on http://%s:%d/metrics", host.c_str(), metrics_server->port());
+  }
 
   uint64_t last_sent = 0, last_lost = 0;
   for (;;) {
@@ -131,18 +259,32 @@ int run_agent(int argc, char** argv) {
       continue;
     }
     if (sig == SIGINT || sig == SIGTERM) {
+      // The shutdown deadline runs from the signal: draining the pipeline
+      // and sending what is queued must both fit in it.
+      if (uploader) uploader->begin_shutdown();
+      stopping.store(true);
       EMBER_INFO("signal %d: flushing and exiting", sig);
       break;
     }
     // One health line per interval: what was sampled and what was lost.
-    s.sampler().read_counters();
+    stats.refresh(true);
     Metrics& m = s.metrics();
     uint64_t sent = m.total("ember_bpf_samples_sent_total");
-    uint64_t lost = m.total("ember_samples_lost_total");
-    EMBER_INFO("interval: %llu samples, %llu lost, %zu processes tracked, %llu profiles written",
+    uint64_t lost = m.total("ember_samples_lost_total") + exporter_metrics.total("ember_samples_lost_total");
+    std::string out;
+    if (uploader) {
+      uint64_t queued = exporter_metrics.total("ember_upload_queue_profiles");
+      out = std::to_string(exporter_metrics.total("ember_upload_profiles_sent_total")) +
+            " profiles sent, " + std::to_string(queued) + " queued, " +
+            std::to_string(exporter_metrics.total("ember_upload_profiles_dropped_total")) +
+            " dropped";
+    } else {
+      out = std::to_string(exporter_metrics.total("ember_profiles_written_total")) +
+            " profiles written";
+    }
+    EMBER_INFO("interval: %llu samples, %llu lost, %zu processes tracked, %s",
                (unsigned long long)(sent - last_sent), (unsigned long long)(lost - last_lost),
-               s.processes().size(),
-               (unsigned long long)exporter_metrics.total("ember_profiles_written_total"));
+               s.processes().size(), out.c_str());
     if (lost > last_lost) {
       for (const auto& row : m.snapshot())
         if (row.name == "ember_samples_lost_total" && row.value)
@@ -152,9 +294,35 @@ int run_agent(int argc, char** argv) {
     last_sent = sent;
     last_lost = lost;
   }
+  stopping.store(true);
   s.stop();
-  (*exporter)->flush();
-  EMBER_INFO("stopped: %llu profiles written",
+  exporter->flush();
+  if (uploader) {
+    for (const auto& u : uploader->servers()) {
+      const std::string& l = u->metric_labels();
+      auto get = [&](const char* name, const std::string& extra = "") {
+        return (unsigned long long)exporter_metrics.counter(name, extra.empty() ? l : l + "," + extra).value();
+      };
+      unsigned long long dropped[3], dropped_samples = 0, all = 0;
+      const char* reasons[3] = {"reason=\"queue_full\"", "reason=\"rejected\"", "reason=\"shutdown\""};
+      for (int i = 0; i < 3; ++i) {
+        dropped[i] = get("ember_upload_profiles_dropped_total", reasons[i]);
+        dropped_samples += get("ember_upload_samples_dropped_total", reasons[i]);
+        all += dropped[i];
+      }
+      EMBER_INFO("server %s: sent %llu of %llu profiles (%llu of %llu samples, %llu bytes); "
+                 "dropped %llu profiles (%llu samples): %llu queue full, %llu rejected, "
+                 "%llu at shutdown",
+                 u->name().c_str(), get("ember_upload_profiles_sent_total"),
+                 get("ember_upload_profiles_enqueued_total"), get("ember_upload_samples_sent_total"),
+                 get("ember_upload_samples_enqueued_total"), get("ember_upload_bytes_sent_total"),
+                 all, dropped_samples, dropped[0], dropped[1], dropped[2]);
+    }
+  }
+  EMBER_INFO("stopped: %llu samples aggregated, %llu lost; %llu profiles written",
+             (unsigned long long)s.metrics().total("ember_samples_aggregated_total"),
+             (unsigned long long)(s.metrics().total("ember_samples_lost_total") +
+                                  exporter_metrics.total("ember_samples_lost_total")),
              (unsigned long long)exporter_metrics.total("ember_profiles_written_total"));
   return 0;
 }

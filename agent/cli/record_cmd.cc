@@ -100,9 +100,13 @@ int run_record(int argc, char** argv) {
       ("o,output", "Output file: .pb.gz (pprof), .folded/.txt (folded stacks), .svg/.html "
        "(flamegraph); repeat -o to write several", cxxopts::value<std::vector<std::string>>()->default_value("ember.pb.gz"))
       ("no-kernel", "Do not capture kernel stacks")
+      ("unwinder", "User stacks: auto (unwind tables where the kernel allows, Linux 5.17+), "
+                   "tables, or fp (frame pointers only)",
+       cxxopts::value<std::string>()->default_value("auto"))
       ("idle", "With -a, also count idle CPU time")
       ("bpf-stats", "Report the kernel-measured cost of the BPF sampler")
       ("q,quiet", "Print nothing but errors")
+      ("v,verbose", "Also print every non-zero counter (losses, unwind stops, caches)")
       ("log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "Show this help");
 
@@ -138,6 +142,17 @@ int run_record(int argc, char** argv) {
   if (auto st = validate_config(config); !st) {
     std::cerr << "ember record: " << st.error().message << std::endl;
     return kExitUsage;
+  }
+  UnwinderMode unwinder;
+  {
+    std::string u = args["unwinder"].as<std::string>();
+    if (u == "auto") unwinder = UnwinderMode::kAuto;
+    else if (u == "tables" || u == "dwarf") unwinder = UnwinderMode::kTables;
+    else if (u == "fp") unwinder = UnwinderMode::kFramePointers;
+    else {
+      std::cerr << "ember record: --unwinder must be auto, tables or fp" << std::endl;
+      return kExitUsage;
+    }
   }
   Duration duration{0};
   if (args.count("duration")) {
@@ -219,6 +234,8 @@ int run_record(int argc, char** argv) {
   so.single_series = true;
   so.filter_targets = child != 0 || target_pid != 0;
   so.collect_bpf_stats = args.count("bpf-stats") > 0;
+  so.unwinder = unwinder;
+  so.preload_processes = args.count("all") > 0;
   auto session = Session::create(so, collector);
   if (!session) {
     std::cerr << "ember: error: " << session.error().message << std::endl;
@@ -337,9 +354,10 @@ int run_record(int argc, char** argv) {
                  (unsigned long long)profile.total_count(), pids.size(), pids.size() == 1 ? "" : "es",
                  secs_recorded, (unsigned long long)m.total("ember_samples_lost_total"),
                  written.c_str());
+    bool verbose = args.count("verbose") > 0;
     for (const auto& row : m.snapshot()) {
       if (row.value == 0) continue;
-      if (row.name == "ember_samples_lost_total" || row.name == "ember_events_lost_total" ||
+      if (verbose || row.name == "ember_samples_lost_total" || row.name == "ember_events_lost_total" ||
           row.name == "ember_bpf_stack_errors_total")
         std::fprintf(stderr, "ember:   %s{%s} %llu\n", row.name.c_str(), row.labels.c_str(),
                      (unsigned long long)row.value);

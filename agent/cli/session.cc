@@ -6,6 +6,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   const Config& c = opts.config;
   const Clock& clock = SystemClock::instance();
   std::unique_ptr<Session> s(new Session());
+  s->proc_root_ = c.paths.proc;
 
   SymbolizerOptions so;
   so.proc_root = c.paths.proc;
@@ -14,14 +15,27 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   so.cache.max_bytes = size_t(c.symbolizer.cache_max_bytes);
   s->symbolizer_ = std::make_unique<Symbolizer>(so);
 
+  unwind::UnwindTableCache::Options uo;
+  uo.max_bytes = size_t(opts.unwind_cache_bytes);
+  s->unwind_cache_ = std::make_unique<unwind::UnwindTableCache>(uo);
+
   ProcessTable::Options pt;
   pt.proc_root = c.paths.proc;
   pt.max_processes = size_t(c.sampler.max_processes);
   Symbolizer* sym = s->symbolizer_.get();
   pt.file_known = [sym](uint64_t dev, uint64_t ino) { return sym->knows_file(dev, ino); };
+  bool may_use_tables = opts.unwinder != UnwinderMode::kFramePointers;
+  pt.pin_consumers = may_use_tables ? (kPinSymbolizer | kPinUnwinder) : kPinSymbolizer;
+  Session* self = s.get();
+  pt.on_snapshot = [self](std::shared_ptr<const ProcessSnapshot> snap) {
+    if (self->tables_hook_) self->tables_hook_->process_seen(std::move(snap));
+  };
+  pt.on_exit = [self](uint32_t pid) {
+    if (self->tables_hook_) self->tables_hook_->process_exited(pid);
+  };
   s->processes_ = std::make_unique<ProcessTable>(pt, clock, s->metrics_);
 
-  s->unwinder_ = std::make_unique<FramePointerUnwinder>(s->metrics_);
+  s->unwinder_ = std::make_unique<StackUnwinder>(s->metrics_, s->unwind_cache_.get());
   s->symbolize_ = std::make_unique<DefaultSymbolizeStage>(*s->symbolizer_, s->processes_.get(),
                                                           clock, s->metrics_);
   ProcessLabeler::Options lo;
@@ -48,18 +62,34 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   sa.user_stacks = c.sampler.user_stacks;
   sa.sysfs_root = c.paths.sys;
   sa.collect_bpf_stats = opts.collect_bpf_stats;
+  sa.unwinder = opts.unwinder;
+  sa.unwind_table_bytes = opts.unwind_table_bytes;
   Pipeline* pipeline = s->pipeline_.get();
   auto sampler = BpfSampler::create(
       sa, [pipeline](const void* data, size_t size) { pipeline->on_record(data, size); },
       s->metrics_);
   if (!sampler) return sampler.error();
   s->sampler_ = std::move(*sampler);
+  if (s->sampler_->uses_tables()) {
+    s->unwind_tables_ = std::make_unique<unwind::BpfUnwindTables>(
+        s->sampler_->unwind_maps(), *s->unwind_cache_, clock, s->metrics_);
+    s->tables_hook_ = s->unwind_tables_.get();
+    s->metrics_.gauge("ember_unwind_map_bytes", "", "Kernel memory of the unwind maps (preallocated)")
+        .set(s->sampler_->unwind_map_bytes());
+    s->preload_ = opts.preload_processes;
+  } else {
+    s->processes_->set_pin_consumers(kPinSymbolizer);  // no table loader will read pins
+  }
   return s;
 }
 
 Session::~Session() { stop(); }
 
 void Session::start() {
+  if (unwind_tables_) {
+    unwind_tables_->start();
+    if (preload_) unwind_tables_->preload_all(proc_root_);
+  }
   pipeline_->start();
   sampler_->start();
 }
@@ -72,6 +102,8 @@ void Session::stop() {
     sampler_->read_counters();
   }
   if (pipeline_) pipeline_->stop();
+  tables_hook_ = nullptr;
+  unwind_tables_.reset();
 }
 
 }  // namespace ember

@@ -16,7 +16,9 @@
 #include "agent/process/process_table.h"
 #include "agent/sampler/bpf_sampler.h"
 #include "agent/symbolize/symbolize_stage.h"
-#include "agent/unwind/fp_unwinder.h"
+#include "agent/unwind/bpf_tables.h"
+#include "agent/unwind/stack_unwinder.h"
+#include "agent/unwind/table_cache.h"
 #include "common/clock.h"
 #include "symbolizer/symbolizer.h"
 
@@ -28,6 +30,12 @@ struct SessionOptions {
   bool filter_targets = false;     // only add_target()ed process trees
   bool collect_bpf_stats = false;  // kernel-measured BPF cost
   Duration interval{0};            // 0: one interval, ended by stop()
+  UnwinderMode unwinder = UnwinderMode::kAuto;
+  uint64_t unwind_table_bytes = uint64_t(32) << 20;
+  uint64_t unwind_cache_bytes = uint64_t(256) << 20;  // user-space copies of tables
+  // Load the tables of every running process at start, so whole-system
+  // profiles unwind in the kernel from the first seconds on.
+  bool preload_processes = false;
 };
 
 class Session {
@@ -45,18 +53,29 @@ class Session {
   Metrics& metrics() { return metrics_; }
   Symbolizer& symbolizer() { return *symbolizer_; }
   ProcessTable& processes() { return *processes_; }
+  // Null when unwinding by frame pointers only.
+  unwind::BpfUnwindTables* unwind_tables() { return unwind_tables_.get(); }
+  unwind::UnwindTableCache& unwind_cache() { return *unwind_cache_; }
 
  private:
   Session() = default;
   Metrics metrics_;
   std::unique_ptr<Symbolizer> symbolizer_;
+  std::unique_ptr<unwind::UnwindTableCache> unwind_cache_;
+  // Set once the sampler proves the table-driven unwinder runs; read by the
+  // process table's callbacks (drain and pipeline threads), written before
+  // start().
+  unwind::BpfUnwindTables* tables_hook_ = nullptr;
   std::unique_ptr<ProcessTable> processes_;  // asks symbolizer_ which files it knows
-  std::unique_ptr<FramePointerUnwinder> unwinder_;
+  std::unique_ptr<StackUnwinder> unwinder_;
   std::unique_ptr<DefaultSymbolizeStage> symbolize_;
   std::unique_ptr<ProcessLabeler> labeler_;
   std::unique_ptr<StackAggregator> aggregator_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<BpfSampler> sampler_;
+  std::unique_ptr<unwind::BpfUnwindTables> unwind_tables_;  // uses sampler_'s maps: after it
+  std::string proc_root_;
+  bool preload_ = false;
   bool stopped_ = false;
 };
 

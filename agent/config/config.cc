@@ -1,13 +1,16 @@
 #include "agent/config/config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -137,6 +140,8 @@ class Reader {
     *out = *v;
   }
 
+  size_t error_count() const { return errors_.size(); }
+
   Status result() const {
     if (errors_.empty()) return {};
     std::string all;
@@ -187,7 +192,205 @@ bool valid_label_name(const std::string& s) {
   return true;
 }
 
+// HTTP header names are RFC 9110 tokens.
+bool valid_header_name(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool iequals(const std::string& a, const char* b) {
+  size_t n = std::strlen(b);
+  if (a.size() != n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+// A double-quoted YAML scalar, so any value renders back to itself.
+std::string yaml_quote(const std::string& v) {
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + "\"";
+}
+
+constexpr const char* kRedacted = "<redacted>";
+
 }  // namespace
+
+std::string ServerUrl::url_host() const {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+std::string ServerUrl::origin() const {
+  std::string o = scheme + "://" + url_host();
+  if (explicit_port) o += ":" + std::to_string(port);
+  return o;
+}
+
+Result<ServerUrl> parse_server_url(const std::string& url) {
+  ServerUrl u;
+  size_t sep = url.find("://");
+  if (sep == std::string::npos)
+    return Errorf("expected a URL like http://pyroscope:4040, got '%s'", url.c_str());
+  u.scheme = url.substr(0, sep);
+  for (char& c : u.scheme) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (u.scheme != "http" && u.scheme != "https")
+    return Errorf("the scheme must be http or https, got '%s'", u.scheme.c_str());
+  std::string rest = url.substr(sep + 3);
+  size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  u.path = slash == std::string::npos ? "" : rest.substr(slash);
+  if (authority.find('@') != std::string::npos)
+    return Errorf("credentials in the URL are not allowed (they would show in logs); use "
+                  "basic_auth or bearer_token");
+  if (u.path.find_first_of("?#") != std::string::npos)
+    return Errorf("the URL must not have a query or fragment");
+  for (char c : u.path)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return Errorf("the URL's path has a space or control character");
+  while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
+  std::string port;
+  if (!authority.empty() && authority[0] == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string::npos) return Errorf("unterminated IPv6 address in the URL");
+    u.host = authority.substr(1, close - 1);
+    std::string after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return Errorf("unexpected '%s' after the IPv6 address", after.c_str());
+      port = after.substr(1);
+      u.explicit_port = true;
+    }
+  } else {
+    size_t colon = authority.rfind(':');
+    u.host = authority.substr(0, colon);
+    if (colon != std::string::npos) {
+      port = authority.substr(colon + 1);
+      u.explicit_port = true;
+    }
+  }
+  if (u.host.empty()) return Errorf("the URL has no host");
+  for (char c : u.host) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+              c == ':' || c == '%';
+    if (!ok) return Errorf("invalid character '%c' in the URL's host", c);
+  }
+  if (u.explicit_port) {
+    char* end = nullptr;
+    long p = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end || p < 1 || p > 65535)
+      return Errorf("invalid port '%s' in the URL", port.c_str());
+    u.port = int(p);
+  } else {
+    u.port = u.scheme == "https" ? 443 : 80;
+  }
+  return u;
+}
+
+Result<ListenAddress> parse_listen_address(const std::string& text) {
+  ListenAddress a;
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos)
+    return Errorf("expected host:port like 127.0.0.1:9799, got '%s'", text.c_str());
+  std::string host = text.substr(0, colon);
+  std::string port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1)
+      return Errorf("'%s' is not an IPv6 address", host.c_str());
+  } else if (host == "localhost") {
+    host = "127.0.0.1";
+  } else if (!host.empty()) {
+    in_addr a4{};
+    if (inet_pton(AF_INET, host.c_str(), &a4) != 1)
+      return Errorf("expected an IP address (or localhost) before the port, got '%s'", host.c_str());
+  }
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end || p < 0 || p > 65535)
+    return Errorf("invalid port '%s' in '%s'", port.c_str(), text.c_str());
+  a.host = host;
+  a.port = int(p);
+  return a;
+}
+
+const char* api_name(ServerConfig::Api api) {
+  return api == ServerConfig::Api::kIngest ? "ingest" : "push";
+}
+
+std::string ServerConfig::display_name() const {
+  if (!name.empty()) return name;
+  auto u = parse_server_url(url);
+  return u ? u->origin() : url;
+}
+
+Status validate_server(const ServerConfig& s) {
+  if (s.url.empty()) return Errorf("url: is required (e.g. http://pyroscope:4040)");
+  auto u = parse_server_url(s.url);
+  if (!u) return Errorf("url: %s", u.error().message.c_str());
+  int auth = !s.bearer_token.empty() + !s.bearer_token_file.empty() + s.has_basic_auth;
+  if (auth > 1)
+    return Errorf("bearer_token, bearer_token_file and basic_auth: use only one of them");
+  if (s.has_basic_auth) {
+    if (s.basic_auth.username.empty()) return Errorf("basic_auth.username: is required");
+    if (s.basic_auth.password.empty() == s.basic_auth.password_file.empty())
+      return Errorf("basic_auth: set exactly one of password and password_file");
+  }
+  for (const auto& [k, v] : s.headers) {
+    if (!valid_header_name(k)) return Errorf("headers.%s: invalid header name", k.c_str());
+    for (char c : v)
+      if (c == '\r' || c == '\n' || c == '\0')
+        return Errorf("headers.%s: the value has a line break or NUL", k.c_str());
+    for (const char* reserved : {"Content-Type", "Content-Encoding", "Content-Length", "Host",
+                                 "Transfer-Encoding", "Connection", "Connect-Protocol-Version"})
+      if (iequals(k, reserved))
+        return Errorf("headers.%s: Ember sets this header itself", k.c_str());
+    if (iequals(k, "Authorization") && auth)
+      return Errorf("headers.%s: conflicts with bearer_token/basic_auth", k.c_str());
+    if (iequals(k, "X-Scope-OrgID") && !s.tenant_id.empty())
+      return Errorf("headers.%s: conflicts with tenant_id", k.c_str());
+  }
+  for (char c : s.tenant_id)
+    if (c == '\r' || c == '\n' || c == '\0')
+      return Errorf("tenant_id: has a line break or NUL");
+  for (char c : s.bearer_token)
+    if (c == '\r' || c == '\n' || c == '\0')
+      return Errorf("bearer_token: has a line break or NUL");
+  if (s.tls.cert_file.empty() != s.tls.key_file.empty())
+    return Errorf("tls: cert_file and key_file go together (client certificate and its key)");
+  bool any_tls = !s.tls.ca_file.empty() || !s.tls.cert_file.empty() ||
+                 !s.tls.server_name.empty() || s.tls.insecure_skip_verify;
+  if (any_tls && u->scheme != "https")
+    return Errorf("tls: TLS options need an https:// url");
+  if (s.timeout < std::chrono::milliseconds(100) || s.timeout > std::chrono::minutes(10))
+    return Errorf("timeout: %s is out of range [100ms, 10m]", format_duration(s.timeout).c_str());
+  if (s.queue_max_bytes < (64u << 10))
+    return Errorf("queue_max_bytes: %s is below the minimum 64KiB",
+                  format_size(s.queue_max_bytes).c_str());
+  if (s.min_backoff <= Duration(0) || s.max_backoff < s.min_backoff)
+    return Errorf("max_backoff: must be at least min_backoff (%s)",
+                  format_duration(s.min_backoff).c_str());
+  return {};
+}
 
 Result<uint64_t> parse_size(const std::string& text) {
   if (text.empty()) return Errorf("empty size");
@@ -218,6 +421,91 @@ std::string format_size(uint64_t bytes) {
   if (bytes && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
   return std::to_string(bytes);
 }
+
+namespace {
+
+// Reads one server (an element of `servers:`, or `server:`) at `node`;
+// `prefix` names it in errors ("servers[1]" or "server").
+void read_server(Reader& r, const YAML::Node& node, const std::string& prefix, ServerConfig* out) {
+  using H = Reader::Handler;
+  ServerConfig& s = *out;
+  std::map<std::string, H> basic_auth = {
+      {"username", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.basic_auth.username, true); }},
+      {"password", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.basic_auth.password, true); }},
+      {"password_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.basic_auth.password_file, true); }},
+  };
+  std::map<std::string, H> tls = {
+      {"ca_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.tls.ca_file, true); }},
+      {"cert_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.tls.cert_file, true); }},
+      {"key_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.tls.key_file, true); }},
+      {"server_name", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.tls.server_name, true); }},
+      {"insecure_skip_verify", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &s.tls.insecure_skip_verify); }},
+  };
+  std::map<std::string, H> top = {
+      {"url", [&](const YAML::Node& n, const std::string& k) {
+         r.string(n, k, &s.url, true);
+         if (s.url.empty()) return;
+         if (auto u = parse_server_url(s.url); !u) r.error(n, k, u.error().message);
+       }},
+      {"name", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.name, true); }},
+      {"api", [&](const YAML::Node& n, const std::string& k) {
+         std::string v;
+         r.string(n, k, &v, true);
+         if (v == "push") s.api = ServerConfig::Api::kPush;
+         else if (v == "ingest") s.api = ServerConfig::Api::kIngest;
+         else if (!v.empty()) r.error(n, k, "expected push or ingest, got '" + v + "'");
+       }},
+      {"bearer_token", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.bearer_token, true); }},
+      {"bearer_token_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.bearer_token_file, true); }},
+      {"basic_auth", [&](const YAML::Node& n, const std::string& k) {
+         s.has_basic_auth = true;
+         r.walk(n, k, basic_auth);
+       }},
+      {"tenant_id", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.tenant_id, true); }},
+      {"headers", [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsMap()) {
+           r.error(n, k, "expected a mapping of header names to values");
+           return;
+         }
+         for (auto it = n.begin(); it != n.end(); ++it) {
+           if (!it->second.IsScalar()) {
+             r.error(it->second, k + "." + it->first.Scalar(), "expected a string value");
+             continue;
+           }
+           s.headers.emplace_back(it->first.Scalar(), it->second.Scalar());
+         }
+       }},
+      {"tls", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, tls); }},
+      {"timeout", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, std::chrono::milliseconds(100), std::chrono::minutes(10), &s.timeout);
+       }},
+      {"queue_max_bytes", [&](const YAML::Node& n, const std::string& k) { r.size(n, k, 64 << 10, 1ull << 40, &s.queue_max_bytes); }},
+      {"min_backoff", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, std::chrono::milliseconds(10), std::chrono::minutes(10), &s.min_backoff);
+       }},
+      {"max_backoff", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, std::chrono::milliseconds(10), std::chrono::hours(1), &s.max_backoff);
+       }},
+  };
+  size_t errors_before = r.error_count();
+  r.walk(node, prefix, top);
+  if (r.error_count() != errors_before || !node.IsMap()) return;
+  // Cross-field rules, reported at the line of the key they name.
+  if (auto st = validate_server(s); !st) {
+    const std::string& msg = st.error().message;
+    size_t colon = msg.find(": ");
+    std::string key = colon == std::string::npos ? "" : msg.substr(0, colon);
+    std::string rest = colon == std::string::npos ? msg : msg.substr(colon + 2);
+    std::string first = key.substr(0, key.find_first_of(".,"));
+    // (YAML::Node assignment would overwrite the node, so keep the mark.)
+    YAML::Mark at = node.Mark();
+    for (auto it = node.begin(); it != node.end(); ++it)
+      if (it->first.Scalar() == first) at = it->first.Mark();
+    r.error_at(at, (key.empty() ? prefix : prefix + "." + key) + ": " + rest);
+  }
+}
+
+}  // namespace
 
 Result<Config> parse_config(const std::string& yaml, const std::string& source) {
   Config c;
@@ -265,6 +553,14 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"proc", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.paths.proc, true); }},
       {"sys", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.paths.sys, true); }},
   };
+  std::map<std::string, H> metrics = {
+      {"listen", [&](const YAML::Node& n, const std::string& k) {
+         r.string(n, k, &c.metrics.listen, false);
+         if (auto st = parse_listen_address(c.metrics.listen); !c.metrics.listen.empty() && !st)
+           r.error(n, k, st.error().message);
+       }},
+  };
+  std::optional<YAML::Mark> server_mark;
   std::map<std::string, H> top = {
       {"frequency", [&](const YAML::Node& n, const std::string& k) {
          i64 = c.frequency_hz;
@@ -305,6 +601,34 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"sampler", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, sampler); }},
       {"symbolizer", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, symbolizer); }},
       {"paths", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, paths); }},
+      {"server", [&](const YAML::Node& n, const std::string& k) {
+         if (server_mark) {
+           r.error(n, k, "use either server (one) or servers (a list), not both");
+           return;
+         }
+         server_mark = n.Mark();
+         c.servers.emplace_back();
+         read_server(r, n, k, &c.servers.back());
+       }},
+      {"servers", [&](const YAML::Node& n, const std::string& k) {
+         if (server_mark) {
+           r.error(n, k, "use either server (one) or servers (a list), not both");
+           return;
+         }
+         server_mark = n.Mark();
+         if (!n.IsSequence()) {
+           r.error(n, k, "expected a list of servers (each a mapping with url, api, ...)");
+           return;
+         }
+         for (size_t i = 0; i < n.size(); ++i) {
+           c.servers.emplace_back();
+           read_server(r, n[i], k + "[" + std::to_string(i) + "]", &c.servers.back());
+         }
+       }},
+      {"shutdown_timeout", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, Duration(0), std::chrono::minutes(10), &c.shutdown_timeout);
+       }},
+      {"metrics", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, metrics); }},
   };
   r.walk(root, "", top);
   if (auto st = r.result(); !st) return st.error();
@@ -328,6 +652,15 @@ Status validate_config(const Config& c) {
   if (!c.sampler.kernel_stacks && !c.sampler.user_stacks)
     return Errorf("sampler: kernel_stacks and user_stacks are both false; nothing to sample");
   if (c.output.directory.empty()) return Errorf("output.directory: must not be empty");
+  for (size_t i = 0; i < c.servers.size(); ++i)
+    if (auto st = validate_server(c.servers[i]); !st)
+      return Errorf("servers[%zu].%s", i, st.error().message.c_str());
+  if (!c.metrics.listen.empty())
+    if (auto a = parse_listen_address(c.metrics.listen); !a)
+      return Errorf("metrics.listen: %s", a.error().message.c_str());
+  if (c.shutdown_timeout < Duration(0) || c.shutdown_timeout > std::chrono::minutes(10))
+    return Errorf("shutdown_timeout: %s is out of range [0s, 10m]",
+                  format_duration(c.shutdown_timeout).c_str());
   return {};
 }
 
@@ -372,6 +705,61 @@ std::string render_config(const Config& c) {
      << "  # The host's /proc and /sys (e.g. /host/proc inside a container).\n"
      << "  proc: " << c.paths.proc << "\n"
      << "  sys: " << c.paths.sys << "\n";
+  if (c.servers.empty()) {
+    os << "# Profiling servers (Pyroscope) every profile is sent to; none: profiles\n"
+       << "# are written to output.directory.\n"
+       << "servers: []\n";
+  } else {
+    os << "# Profiling servers (Pyroscope); every profile goes to each. Secrets are\n"
+       << "# never printed.\n"
+       << "servers:\n";
+  }
+  for (const auto& s : c.servers) {
+    os << "  - url: " << yaml_quote(s.url) << "\n"
+       << "    name: " << yaml_quote(s.display_name()) << "\n"
+       << "    # push (Grafana Pyroscope's Connect API) or ingest (legacy /ingest).\n"
+       << "    api: " << api_name(s.api) << "\n";
+    if (!s.bearer_token.empty()) os << "    bearer_token: " << yaml_quote(kRedacted) << "\n";
+    if (!s.bearer_token_file.empty())
+      os << "    bearer_token_file: " << yaml_quote(s.bearer_token_file) << "\n";
+    if (s.has_basic_auth) {
+      os << "    basic_auth:\n"
+         << "      username: " << yaml_quote(s.basic_auth.username) << "\n";
+      if (!s.basic_auth.password.empty())
+        os << "      password: " << yaml_quote(kRedacted) << "\n";
+      if (!s.basic_auth.password_file.empty())
+        os << "      password_file: " << yaml_quote(s.basic_auth.password_file) << "\n";
+    }
+    if (!s.tenant_id.empty()) os << "    tenant_id: " << yaml_quote(s.tenant_id) << "\n";
+    if (!s.headers.empty()) {
+      // Header values often carry credentials (API keys, cookies): never shown.
+      os << "    headers:\n";
+      for (const auto& [k, v] : s.headers) os << "      " << k << ": " << yaml_quote(kRedacted) << "\n";
+    }
+    const auto& t = s.tls;
+    if (!t.ca_file.empty() || !t.cert_file.empty() || !t.server_name.empty() ||
+        t.insecure_skip_verify) {
+      os << "    tls:\n";
+      if (!t.ca_file.empty()) os << "      ca_file: " << yaml_quote(t.ca_file) << "\n";
+      if (!t.cert_file.empty()) os << "      cert_file: " << yaml_quote(t.cert_file) << "\n";
+      if (!t.key_file.empty()) os << "      key_file: " << yaml_quote(t.key_file) << "\n";
+      if (!t.server_name.empty()) os << "      server_name: " << yaml_quote(t.server_name) << "\n";
+      os << "      insecure_skip_verify: " << (t.insecure_skip_verify ? "true" : "false") << "\n";
+    }
+    os << "    # Per request, connecting included.\n"
+       << "    timeout: " << format_duration(s.timeout) << "\n"
+       << "    # Unsent profiles kept while the server is unreachable; past this the\n"
+       << "    # oldest are dropped (and counted).\n"
+       << "    queue_max_bytes: " << format_size(s.queue_max_bytes) << "\n"
+       << "    # Retries back off exponentially, with jitter, between these.\n"
+       << "    min_backoff: " << format_duration(s.min_backoff) << "\n"
+       << "    max_backoff: " << format_duration(s.max_backoff) << "\n";
+  }
+  os << "# On SIGTERM, how long to keep sending what is queued before exiting.\n"
+     << "shutdown_timeout: " << format_duration(c.shutdown_timeout) << "\n"
+     << "metrics:\n"
+     << "  # Prometheus text at /metrics and health at /healthz; \"\" disables it.\n"
+     << "  listen: " << yaml_quote(c.metrics.listen) << "\n";
   return os.str();
 }
 

@@ -16,6 +16,66 @@
 
 namespace ember {
 
+// The self-metrics endpoint's default: loopback only, so nothing is exposed
+// off the host unless asked for.
+inline constexpr const char* kDefaultMetricsListen = "127.0.0.1:9799";
+
+// An endpoint URL, split. Only http and https; no user info (credentials go
+// in basic_auth, where they are masked), no query, no fragment.
+struct ServerUrl {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // without brackets for IPv6 literals
+  int port = 0;        // explicit or the scheme's default
+  bool explicit_port = false;
+  std::string path;    // prefix without a trailing '/', e.g. "" or "/pyroscope"
+  // scheme://host[:port], for logs and the `server` metric label.
+  std::string origin() const;
+  // Host part as it goes in a URL (IPv6 literals in brackets).
+  std::string url_host() const;
+};
+Result<ServerUrl> parse_server_url(const std::string& url);
+
+// One profiling server (an element of `servers:`). Secrets may be given
+// inline or as files; render_config() never prints them.
+struct ServerConfig {
+  enum class Api { kPush, kIngest };
+  std::string url;   // e.g. http://pyroscope:4040
+  std::string name;  // for logs and metrics; default: the URL's origin
+  Api api = Api::kPush;
+
+  std::string bearer_token;
+  std::string bearer_token_file;  // re-read when it changes
+  struct BasicAuth {
+    std::string username;
+    std::string password;
+    std::string password_file;  // re-read when it changes
+  };
+  bool has_basic_auth = false;
+  BasicAuth basic_auth;
+  std::string tenant_id;  // sent as X-Scope-OrgID
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  struct Tls {
+    std::string ca_file;
+    std::string cert_file;  // client certificate (mTLS), with key_file
+    std::string key_file;
+    std::string server_name;  // name to verify (and send as SNI) instead of the URL's host
+    bool insecure_skip_verify = false;
+  } tls;
+
+  Duration timeout = std::chrono::seconds(10);  // per request, connecting included
+  uint64_t queue_max_bytes = uint64_t(64) << 20;  // unsent profiles kept
+  Duration min_backoff = std::chrono::milliseconds(500);
+  Duration max_backoff = std::chrono::seconds(30);
+
+  std::string display_name() const;  // name, or the URL's origin
+};
+const char* api_name(ServerConfig::Api api);
+
+// Cross-field rules for one server. On failure the message starts with the
+// offending key relative to the server ("basic_auth.password: ...").
+Status validate_server(const ServerConfig& s);
+
 struct Config {
   int frequency_hz = 100;
   Duration interval = std::chrono::seconds(10);
@@ -48,7 +108,29 @@ struct Config {
     std::string proc = "/proc";
     std::string sys = "/sys";
   } paths;
+
+  // Profiling servers every profile is sent to (`servers:`, or the single
+  // `server:` form). Empty: profiles go to output.directory instead.
+  std::vector<ServerConfig> servers;
+  // On SIGTERM/SIGINT, how long the agent may spend sending what it still
+  // holds before it exits anyway (what is left is counted as dropped).
+  Duration shutdown_timeout = std::chrono::seconds(10);
+
+  // The self-metrics endpoint: Prometheus text at /metrics, health at
+  // /healthz. "host:port"; empty disables it.
+  struct MetricsEndpoint {
+    std::string listen = kDefaultMetricsListen;
+  } metrics;
 };
+
+// Parses "host:port" for a listening socket: an IPv4 or bracketed IPv6
+// literal, "localhost", or nothing (":9799", every interface). Port 0 picks
+// a free port.
+struct ListenAddress {
+  std::string host;  // IP literal; "" for every interface
+  int port = 0;
+};
+Result<ListenAddress> parse_listen_address(const std::string& text);
 
 // Parses YAML text; `source` names it in errors (usually the file path).
 Result<Config> parse_config(const std::string& yaml, const std::string& source);

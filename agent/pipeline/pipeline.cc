@@ -71,6 +71,7 @@ void Pipeline::flush_interval() {
   uint64_t now = clock_.realtime_ns();
   ProfileBatch batch = stages_.aggregator.take(interval_start_ns_, now);
   interval_start_ns_ = now;
+  stages_.unwinder.end_interval();
   stages_.symbolizer.end_interval();
   if (!batch.profiles.empty()) stages_.exporter.export_batch(std::move(batch));
 }

@@ -16,6 +16,8 @@ class Unwinder {
  public:
   virtual ~Unwinder() = default;
   virtual UnwoundSample unwind(RawSample&& sample) = 0;
+  // Called after each aggregation interval: per-interval caches may go.
+  virtual void end_interval() {}
 };
 
 class SymbolizeStage {

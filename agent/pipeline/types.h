@@ -12,7 +12,9 @@
 // shared_ptr so a process can exit without invalidating samples in flight.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -36,13 +38,28 @@ struct SampleMeta {
 };
 
 // --- sample stage ------------------------------------------------------------
+// Registers and stack bytes BPF handed over when it could not finish the
+// walk; the unwind stage resumes from here with the same tables.
+struct StackCopy {
+  uint64_t pc = 0, sp = 0, bp = 0;
+  uint64_t base = 0;  // address of bytes[0]
+  std::array<uint64_t, 16> gpr{};
+  bool is_return = false;
+  bool first = false;
+  std::vector<uint8_t> bytes;
+};
+
 struct RawSample {
   SampleMeta meta;
   uint32_t flags = 0;  // EMBER_SAMPLE_F_*
   int32_t kstack_err = 0;
   int32_t ustack_err = 0;
+  uint8_t unwind_stop = 0;  // enum ember_unwind_stop
   std::vector<uint64_t> kernel_stack;  // innermost first
-  std::vector<uint64_t> user_stack;    // innermost first
+  // Innermost first. A frame whose pc is not a return address (the one a
+  // signal interrupted) has EMBER_FRAME_NOT_RETURN set.
+  std::vector<uint64_t> user_stack;
+  std::optional<StackCopy> stack_copy;
 };
 
 struct ExecEvent {
@@ -69,14 +86,20 @@ struct StackFrame {
   bool return_address = false;
 };
 
-// Why the user stack ended. kComplete means it reached the outermost frame
-// as far as the unwinder can tell.
+// Why the user stack ended. kComplete: the walk reached the outermost frame
+// (an end-of-stack marker), so the stack is known to be whole.
 enum class UnwindStop : uint8_t {
   kComplete,
-  kNoUserStack,   // kernel thread, or user stacks disabled
-  kReadError,     // the kernel could not read the user stack
-  kEmpty,         // a user task with no user frames
-  kTruncated,     // hit the depth limit
+  kNoUserStack,     // kernel thread, or user stacks disabled
+  kReadError,       // user memory could not be read
+  kEmpty,           // a user task with no user frames
+  kTruncated,       // hit the depth limit
+  kNoMapping,       // a pc in no known mapping
+  kUnsupportedCfi,  // CFI the unwinders do not execute
+  kBadFrame,        // the caller's frame was not above the callee's
+  kFramePointerEnd, // frame pointers ran out (rbp == 0) where no CFI exists
+  kFramePointers,   // walked by frame pointers only: completeness unknown
+  kCount,
 };
 const char* unwind_stop_name(UnwindStop stop);
 

@@ -52,6 +52,7 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e
   if (s->exe_path.empty()) s->exe_path = e.exec_filename;
   e.snap = s;
   e.stale = false;
+  if (s->maps_ok && opts_.on_snapshot) opts_.on_snapshot(e.snap);
   return e.snap;
 }
 
@@ -161,6 +162,7 @@ void ProcessTable::on_exec(const ExecEvent& ev) {
 void ProcessTable::on_exit(const ExitEvent& ev) {
   std::lock_guard<std::mutex> lock(mu_);
   table_.erase(ev.pid);
+  if (opts_.on_exit) opts_.on_exit(ev.pid);
   tracked_.set(table_.size());
 }
 

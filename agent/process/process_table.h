@@ -51,6 +51,11 @@ class ProcessTable {
     size_t max_pinned_total = 4096;
     // Which readers must release a pin before it closes (PinConsumer bits).
     uint8_t pin_consumers = kPinSymbolizer;
+    // Told of every snapshot read successfully and of every exit, in order
+    // (the unwind-table loader). Called with the table's lock held: must
+    // only queue work.
+    std::function<void(std::shared_ptr<const ProcessSnapshot>)> on_snapshot;
+    std::function<void(uint32_t pid)> on_exit;
   };
 
   ProcessTable(Options opts, const Clock& clock, Metrics& metrics);
@@ -70,6 +75,8 @@ class ProcessTable {
   std::shared_ptr<const ProcessSnapshot> refresh(const ProcessSnapshot& stale);
 
   size_t size() const;
+  // Before any snapshot is read (setup only).
+  void set_pin_consumers(uint8_t consumers) { opts_.pin_consumers = consumers; }
 
  private:
   struct Entry {

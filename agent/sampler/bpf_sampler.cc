@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,7 +45,26 @@ uint64_t round_up_pow2(uint64_t v) {
   return p;
 }
 
+const char* stop_name(int stop) {
+  switch (stop) {
+    case EMBER_STOP_END: return "complete";
+    case EMBER_STOP_TRUNCATED: return "truncated";
+    case EMBER_STOP_NO_MAPPING: return "no_mapping";
+    case EMBER_STOP_UNSUPPORTED: return "unsupported_cfi";
+    case EMBER_STOP_READ_ERROR: return "read_error";
+    case EMBER_STOP_BAD_FRAME: return "bad_frame";
+    case EMBER_STOP_FP_END: return "frame_pointer_end";
+    case EMBER_STOP_NO_TABLES: return "no_tables";
+    case EMBER_STOP_FP_ONLY: return "frame_pointers";
+  }
+  return "unknown";
+}
+
 const char* counter_metric(int idx, std::string* labels) {
+  if (idx >= EMBER_CTR_STOP_BASE && idx < EMBER_CTR_MAX) {
+    *labels = std::string("reason=\"") + stop_name(idx - EMBER_CTR_STOP_BASE) + "\"";
+    return "ember_bpf_unwind_stops_total";
+  }
   switch (idx) {
     case EMBER_CTR_SAMPLES: return "ember_bpf_samples_total";
     case EMBER_CTR_SAMPLES_SENT: return "ember_bpf_samples_sent_total";
@@ -56,6 +76,7 @@ const char* counter_metric(int idx, std::string* labels) {
     case EMBER_CTR_USTACK_EMPTY: return "ember_bpf_user_stack_empty_total";
     case EMBER_CTR_EVENT_DROP_RINGBUF_FULL: *labels = "reason=\"ring_buffer_full\""; return "ember_events_lost_total";
     case EMBER_CTR_TARGETS_FULL: return "ember_bpf_targets_full_total";
+    case EMBER_CTR_STACK_COPIES: return "ember_bpf_stack_copies_total";
   }
   return "ember_bpf_unknown_total";
 }
@@ -63,7 +84,10 @@ const char* counter_metric(int idx, std::string* labels) {
 }  // namespace
 
 uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz) {
-  uint64_t bytes = uint64_t(cpus) * uint64_t(std::max(frequency_hz, 1)) * sizeof(ember_sample) / 2;
+  // A sample with full stacks is about 2 KiB; stack copies (up to 20 KiB)
+  // come only from processes whose tables are not loaded yet. Size for 4 KiB.
+  constexpr uint64_t kTypicalSample = 4096;
+  uint64_t bytes = uint64_t(cpus) * uint64_t(std::max(frequency_hz, 1)) * kTypicalSample / 2;
   return std::min<uint64_t>(round_up_pow2(std::max<uint64_t>(bytes, 256 << 10)), 256ull << 20);
 }
 
@@ -97,6 +121,19 @@ Result<std::vector<int>> online_cpus(const std::string& sysfs_root) {
 }
 
 void BpfSampler::SkelDeleter::operator()(profile_bpf* s) const { profile_bpf__destroy(s); }
+
+BpfSampler::Mapping& BpfSampler::Mapping::operator=(Mapping&& o) noexcept {
+  if (this != &o) {
+    if (p_) munmap(p_, n_);
+    p_ = std::exchange(o.p_, nullptr);
+    n_ = o.n_;
+  }
+  return *this;
+}
+
+BpfSampler::Mapping::~Mapping() {
+  if (p_) munmap(p_, n_);
+}
 void BpfSampler::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void BpfSampler::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
@@ -122,8 +159,23 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   if (!s->skel_) return Errorf("cannot open the BPF object: %s", std::strerror(errno));
   profile_bpf* skel = s->skel_.get();
 
+  // The table-driven unwinder needs bpf_loop (Linux 5.17).
+  bool tables = opts.unwinder != UnwinderMode::kFramePointers;
+  if (tables && libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_loop, nullptr) != 1) {
+    if (opts.unwinder == UnwinderMode::kTables)
+      return Errorf("this kernel lacks bpf_loop (Linux 5.17+), which the table-driven unwinder "
+                    "needs; use frame pointers instead");
+    EMBER_WARN("this kernel lacks bpf_loop (Linux 5.17+): unwinding user stacks with frame "
+               "pointers only; code built without them will show truncated stacks");
+    tables = false;
+  }
+  s->uses_tables_ = tables;
+  bpf_program__set_autoload(skel->progs.ember_sample_dwarf, tables);
+  bpf_program__set_autoload(skel->progs.ember_sample_fp, !tables);
+
   // Knobs and sizes are fixed before load.
   skel->rodata->filter_targets = opts.filter_targets;
+  skel->rodata->stack_copy_bytes = std::min<uint32_t>(opts.stack_copy_bytes, EMBER_STACK_COPY_MAX);
   skel->rodata->include_idle = opts.include_idle;
   skel->rodata->include_kernel = opts.kernel_stacks;
   skel->rodata->include_user = opts.user_stacks;
@@ -132,6 +184,15 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   bpf_map__set_max_entries(skel->maps.events, uint32_t(ring_bytes));
   bpf_map__set_max_entries(skel->maps.targets, std::max<uint32_t>(opts.max_targets, 16));
   bpf_map__set_max_entries(skel->maps.seen_tgids, std::max<uint32_t>(opts.max_processes, 16));
+  if (tables) {
+    uint32_t pages = uint32_t(std::max<uint64_t>(opts.unwind_table_bytes / sizeof(ember_row_page), 1));
+    bpf_map__set_max_entries(skel->maps.unwind_rows, pages);
+    // One index entry covers 64 KiB of text; real code has ~1000 rows there.
+    bpf_map__set_max_entries(skel->maps.unwind_index, std::max<uint32_t>(pages * 64, 4096));
+    bpf_map__set_max_entries(skel->maps.unwind_mappings,
+                             std::max<uint32_t>(opts.unwind_mapping_entries, 1024));
+    bpf_map__set_max_entries(skel->maps.unwind_procs, std::max<uint32_t>(opts.max_processes, 16));
+  }
   // The fork tracker only matters when following a process tree.
   bpf_program__set_autoload(skel->progs.ember_fork, opts.filter_targets);
 
@@ -139,6 +200,39 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
     return Errorf("cannot load the BPF program (%s); run with --log-level=debug for the "
                   "verifier log",
                   std::strerror(-err));
+
+  if (tables) {
+    // The arrays user space fills in place.
+    auto map_array = [&](bpf_map* m, void** out) -> Status {
+      size_t bytes = size_t(bpf_map__value_size(m)) * bpf_map__max_entries(m);
+      bytes = (bytes + 4095) & ~size_t(4095);
+      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+      if (p == MAP_FAILED)
+        return Errorf("cannot map %s: %s", bpf_map__name(m), std::strerror(errno));
+      s->mapped_.emplace_back(p, bytes);
+      s->unwind_map_bytes_ += bytes;
+      *out = p;
+      return {};
+    };
+    void *rows, *index, *rules, *mappings;
+    for (auto [m, out] : {std::pair{skel->maps.unwind_rows, &rows}, std::pair{skel->maps.unwind_index, &index},
+                          std::pair{skel->maps.unwind_rules, &rules},
+                          std::pair{skel->maps.unwind_mappings, &mappings}}) {
+      if (auto st = map_array(m, out); !st) return st.error();
+    }
+    auto& um = s->unwind_maps_;
+    um.rows = static_cast<ember_row_page*>(rows);
+    um.row_pages = bpf_map__max_entries(skel->maps.unwind_rows);
+    um.index = static_cast<ember_text_page*>(index);
+    um.index_entries = bpf_map__max_entries(skel->maps.unwind_index);
+    um.rules = static_cast<ember_unwind_rule*>(rules);
+    um.rule_entries = bpf_map__max_entries(skel->maps.unwind_rules);
+    um.mappings = static_cast<ember_mapping*>(mappings);
+    um.mapping_entries = bpf_map__max_entries(skel->maps.unwind_mappings);
+    um.procs_fd = bpf_map__fd(skel->maps.unwind_procs);
+    s->unwind_map_bytes_ += uint64_t(bpf_map__max_entries(skel->maps.unwind_procs)) *
+                            (sizeof(ember_proc) + sizeof(uint32_t) + 48);  // hash element overhead
+  }
 
   if (opts.collect_bpf_stats) {
     int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
@@ -176,7 +270,8 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
       if (errno == ENODEV) continue;  // went offline since we read the list
       return Errorf("perf_event_open on CPU %d failed: %s", cpu, std::strerror(errno));
     }
-    bpf_link* link = bpf_program__attach_perf_event(skel->progs.ember_sample, pfd.get());
+    bpf_program* prog = tables ? skel->progs.ember_sample_dwarf : skel->progs.ember_sample_fp;
+    bpf_link* link = bpf_program__attach_perf_event(prog, pfd.get());
     if (!link)
       return Errorf("cannot attach the sampler to CPU %d: %s", cpu, std::strerror(errno));
     pfd.release();  // the link owns the perf event fd now
@@ -248,7 +343,8 @@ BpfSampler::ProgStats BpfSampler::sample_prog_stats() const {
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
   ProgStats st;
-  if (bpf_obj_get_info_by_fd(bpf_program__fd(skel_->progs.ember_sample), &info, &len) == 0) {
+  bpf_program* prog = uses_tables_ ? skel_->progs.ember_sample_dwarf : skel_->progs.ember_sample_fp;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
     st.run_time_ns = info.run_time_ns;
     st.run_count = info.run_cnt;
   }

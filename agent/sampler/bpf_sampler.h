@@ -15,9 +15,11 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/pipeline/metrics.h"
+#include "agent/unwind/bpf_tables.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "ember_abi.h"
@@ -27,6 +29,12 @@ struct bpf_link;
 struct ring_buffer;
 
 namespace ember {
+
+enum class UnwinderMode {
+  kAuto,           // unwind tables when the kernel has bpf_loop (5.17), else frame pointers
+  kTables,         // unwind tables, or fail
+  kFramePointers,  // frame pointers only
+};
 
 struct SamplerOptions {
   int frequency_hz = 100;
@@ -39,10 +47,14 @@ struct SamplerOptions {
   bool user_stacks = true;
   std::string sysfs_root = "/sys";
   bool collect_bpf_stats = false;  // enable kernel run-time stats for our programs
+  UnwinderMode unwinder = UnwinderMode::kAuto;
+  uint64_t unwind_table_bytes = uint64_t(32) << 20;  // row pages, preallocated
+  uint32_t unwind_mapping_entries = 65536;            // process mappings, all processes
+  uint32_t stack_copy_bytes = 16384;                  // handed to user space when BPF cannot finish
 };
 
-// The ring size that holds half a second of maximum-size samples from every
-// CPU (the drain thread polls every 50 ms), as a power of two >= 256 KiB.
+// The ring size that holds half a second of 4 KiB samples from every CPU
+// (the drain thread polls every 50 ms), as a power of two >= 256 KiB.
 uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz);
 
 // Online CPUs from <sysfs_root>/devices/system/cpu/online ("0-3,5").
@@ -77,6 +89,13 @@ class BpfSampler {
   ProgStats sample_prog_stats() const;
   size_t cpu_count() const { return cpus_; }
 
+  // True when the table-driven unwinder is running; then unwind_maps() are
+  // the mapped BPF arrays for BpfUnwindTables.
+  bool uses_tables() const { return uses_tables_; }
+  const unwind::UnwindMaps& unwind_maps() const { return unwind_maps_; }
+  // Kernel memory of the unwind maps (all preallocated at load).
+  uint64_t unwind_map_bytes() const { return unwind_map_bytes_; }
+
  private:
   struct SkelDeleter {
     void operator()(profile_bpf* s) const;
@@ -86,6 +105,20 @@ class BpfSampler {
   };
   struct RingDeleter {
     void operator()(ring_buffer* r) const;
+  };
+  // An mmap'ed BPF array; unmapped on destruction.
+  class Mapping {
+   public:
+    Mapping() = default;
+    Mapping(void* p, size_t n) : p_(p), n_(n) {}
+    Mapping(Mapping&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
+    Mapping& operator=(Mapping&& o) noexcept;
+    ~Mapping();
+    void* get() const { return p_; }
+
+   private:
+    void* p_ = nullptr;
+    size_t n_ = 0;
   };
 
   BpfSampler(RecordFn on_record, Metrics& metrics);
@@ -97,6 +130,10 @@ class BpfSampler {
   std::unique_ptr<profile_bpf, SkelDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // perf events + tracepoints
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  std::vector<Mapping> mapped_;  // the unwind arrays, mmap'ed
+  unwind::UnwindMaps unwind_maps_;
+  bool uses_tables_ = false;
+  uint64_t unwind_map_bytes_ = 0;
   size_t cpus_ = 0;     // CPUs with an attached perf event
   UniqueFd stats_fd_;  // keeps kernel BPF run-time stats on while held
   std::atomic<bool> stop_{false};

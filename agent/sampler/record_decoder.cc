@@ -12,11 +12,14 @@ namespace ember {
 // The layouts BPF writes; a mismatch here is a build error, not corruption.
 static_assert(offsetof(ember_sample, stack) == EMBER_SAMPLE_HDR_SIZE);
 static_assert(offsetof(ember_sample, comm) == 48);
-static_assert(sizeof(ember_sample) == EMBER_SAMPLE_HDR_SIZE + 2 * EMBER_MAX_STACK_DEPTH * 8);
+static_assert(offsetof(ember_sample, unwind_stop) == 46);
+static_assert(offsetof(ember_sample, copy) == EMBER_SAMPLE_HDR_SIZE + EMBER_STACK_SLOTS * 8);
+static_assert(offsetof(ember_stack_copy, data) == EMBER_STACK_COPY_HDR_SIZE);
+static_assert(EMBER_MAX_STACK_DEPTH + EMBER_MAX_USER_DEPTH <= EMBER_STACK_SLOTS);
 static_assert(sizeof(ember_exec_event) == 56 + EMBER_COMM_LEN + EMBER_MAX_FILENAME);
 static_assert(offsetof(ember_exec_event, entry) == 48);
 static_assert(sizeof(ember_exit_event) == 16);
-static_assert(EMBER_MAX_STACK_DEPTH <= 127, "the BPF side masks stack lengths with 0x7f");
+static_assert(EMBER_MAX_STACK_DEPTH <= 127, "the BPF side masks kernel lengths with 0x7f");
 
 uint64_t kernel_dev_to_user(uint32_t kdev) { return makedev(kdev >> 20, kdev & 0xfffff); }
 
@@ -38,8 +41,10 @@ DecodedRecord decode_record(const void* data, size_t size) {
       ember_sample hdr;
       std::memcpy(&hdr, data, EMBER_SAMPLE_HDR_SIZE);
       size_t frames = size_t(hdr.kstack_len) + hdr.ustack_len;
-      if (hdr.kstack_len > EMBER_MAX_STACK_DEPTH || hdr.ustack_len > EMBER_MAX_STACK_DEPTH ||
-          size < EMBER_SAMPLE_HDR_SIZE + frames * 8)
+      bool has_copy = hdr.flags & EMBER_SAMPLE_F_STACK_COPY;
+      size_t stack_bytes = has_copy ? EMBER_STACK_SLOTS * 8 : frames * 8;
+      if (hdr.kstack_len > EMBER_MAX_STACK_DEPTH || hdr.ustack_len > EMBER_MAX_USER_DEPTH ||
+          size < EMBER_SAMPLE_HDR_SIZE + stack_bytes)
         return DecodeError{"sample stack lengths exceed the record"};
       RawSample s;
       s.meta.pid = hdr.pid;
@@ -51,12 +56,32 @@ DecodedRecord decode_record(const void* data, size_t size) {
       s.flags = hdr.flags;
       s.kstack_err = hdr.kstack_err;
       s.ustack_err = hdr.ustack_err;
+      s.unwind_stop = hdr.unwind_stop;
       const auto* stack = reinterpret_cast<const uint8_t*>(data) + EMBER_SAMPLE_HDR_SIZE;
       s.kernel_stack.resize(hdr.kstack_len);
       s.user_stack.resize(hdr.ustack_len);
       std::memcpy(s.kernel_stack.data(), stack, size_t(hdr.kstack_len) * 8);
       std::memcpy(s.user_stack.data(), stack + size_t(hdr.kstack_len) * 8,
                   size_t(hdr.ustack_len) * 8);
+      if (has_copy) {
+        const uint8_t* cp = stack + EMBER_STACK_SLOTS * 8;
+        size_t avail = size - EMBER_SAMPLE_HDR_SIZE - EMBER_STACK_SLOTS * 8;
+        if (avail < EMBER_STACK_COPY_HDR_SIZE) return DecodeError{"stack copy header truncated"};
+        ember_stack_copy c;
+        std::memcpy(&c, cp, EMBER_STACK_COPY_HDR_SIZE);
+        if (c.len > sizeof(c.data) || avail < EMBER_STACK_COPY_HDR_SIZE + c.len)
+          return DecodeError{"stack copy longer than the record"};
+        StackCopy sc;
+        sc.pc = c.pc;
+        sc.sp = c.sp;
+        sc.bp = c.bp;
+        sc.base = c.base;
+        std::memcpy(sc.gpr.data(), c.gpr, sizeof(c.gpr));
+        sc.is_return = c.is_return != 0;
+        sc.first = c.first != 0;
+        sc.bytes.assign(cp + EMBER_STACK_COPY_HDR_SIZE, cp + EMBER_STACK_COPY_HDR_SIZE + c.len);
+        s.stack_copy = std::move(sc);
+      }
       return s;
     }
     case EMBER_REC_EXEC: {

@@ -14,7 +14,7 @@ RuleLookup ProcessRuleSource::lookup(uint64_t pc) const {
   Slot& s = slots_[size_t(m - proc_->mappings.data())];
   if (!s.resolved) {
     s.resolved = true;
-    s.table = cache_.for_mapping(*proc_, *m);
+    s.table = cache_.for_mapping(*proc_, *m).table;
     // The vDSO is mapped whole from its first page, at offset 0.
     if (s.table && !s.table->bias_for(m->start, m->offset, &s.bias)) s.table = nullptr;
   }

@@ -29,10 +29,10 @@ void UnwindTableCache::insert_locked(const std::string& key, std::shared_ptr<con
   }
 }
 
-std::shared_ptr<const UnwindTable> UnwindTableCache::get(UniqueFd fd, const std::string& path,
-                                                         const std::string& debug_root) {
+UnwindTableCache::Ref UnwindTableCache::get(UniqueFd fd, const std::string& path,
+                                            const std::string& debug_root) {
   struct stat st{};
-  if (::fstat(fd.get(), &st) != 0) return nullptr;
+  if (::fstat(fd.get(), &st) != 0) return {};
   std::string identity = "f:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
                          std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
                          std::to_string(st.st_mtim.tv_nsec);
@@ -40,14 +40,14 @@ std::shared_ptr<const UnwindTable> UnwindTableCache::get(UniqueFd fd, const std:
     std::lock_guard<std::mutex> lock(mu_);
     auto k = identity_to_key_.find(identity);
     if (k != identity_to_key_.end()) {
-      if (auto t = lookup_locked(k->second)) return t;
+      if (auto t = lookup_locked(k->second)) return Ref{t, k->second};
     }
   }
   auto elf = ElfFile::from_fd(std::move(fd), path);
   if (!elf) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.failures;
-    return nullptr;
+    return {};
   }
   std::string build_id = (*elf)->build_id();
   std::string key = build_id.empty() ? identity : "b:" + build_id;
@@ -55,7 +55,7 @@ std::shared_ptr<const UnwindTable> UnwindTableCache::get(UniqueFd fd, const std:
   std::unique_lock<std::mutex> lock(mu_);
   identity_to_key_[identity] = key;
   for (;;) {
-    if (auto t = lookup_locked(key)) return t;
+    if (auto t = lookup_locked(key)) return Ref{t, key};
     if (!building_.count(key)) break;
     cv_.wait(lock);  // another thread is building this very table
   }
@@ -77,15 +77,16 @@ std::shared_ptr<const UnwindTable> UnwindTableCache::get(UniqueFd fd, const std:
   if (!table) ++stats_.failures;
   if (table) insert_locked(key, table);
   cv_.notify_all();
-  return table;
+  if (!table) return {};
+  return Ref{table, key};
 }
 
-std::shared_ptr<const UnwindTable> UnwindTableCache::for_mapping(const ProcessSnapshot& proc,
-                                                                 const MapEntry& m) {
-  if (m.path == "[vdso]") return vdso();
-  if (!m.is_file()) return nullptr;
+UnwindTableCache::Ref UnwindTableCache::for_mapping(const ProcessSnapshot& proc,
+                                                    const MapEntry& m) {
+  if (m.path == "[vdso]") return vdso() ? Ref{vdso(), "vdso"} : Ref{};
+  if (!m.is_file()) return {};
   UniqueFd fd = open_mapped_file(proc, m);
-  if (!fd.valid()) return nullptr;
+  if (!fd.valid()) return {};
   auto t = get(std::move(fd), std::string(m.clean_path()),
                proc.proc_root + "/" + std::to_string(proc.pid) + "/root");
   if (PinnedFile* pin = pin_of(proc, m)) pin->release(kPinUnwinder);

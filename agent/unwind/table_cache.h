@@ -38,12 +38,19 @@ class UnwindTableCache {
 
   explicit UnwindTableCache(Options opts) : opts_(std::move(opts)) {}
 
+  // A table and the key it is cached under (the same binary always has the
+  // same key, even across evictions).
+  struct Ref {
+    std::shared_ptr<const UnwindTable> table;
+    std::string key;
+    explicit operator bool() const { return table != nullptr; }
+  };
+
   // The table of an open ELF file; `debug_root` prefixes debug-file lookups
   // (the process's root). Null if the file is not a usable ELF.
-  std::shared_ptr<const UnwindTable> get(UniqueFd fd, const std::string& path,
-                                         const std::string& debug_root);
+  Ref get(UniqueFd fd, const std::string& path, const std::string& debug_root);
   // The table of the file mapped at `m` in `proc`.
-  std::shared_ptr<const UnwindTable> for_mapping(const ProcessSnapshot& proc, const MapEntry& m);
+  Ref for_mapping(const ProcessSnapshot& proc, const MapEntry& m);
   // The vDSO's table: every process maps the same image the kernel gave us.
   std::shared_ptr<const UnwindTable> vdso();
 

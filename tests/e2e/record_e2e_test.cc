@@ -17,11 +17,13 @@ class RecordE2E : public ::testing::Test {
 // ratio_fp splits its leaf work 6:3:1 between three callers; with frame
 // pointers everywhere, the full chain main -> run -> caller -> leaf must be
 // there and each caller's share within 5 points of the truth.
-TEST_F(RecordE2E, RatioWorkloadHasFullChainsAndTrueShares) {
+class RatioE2E : public RecordE2E, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(RatioE2E, FramePointerWorkloadHasFullChainsAndTrueShares) {
   TempDir tmp;
   const int seconds = 8, hz = 100;
-  auto r = run({ember_bin(), "record", "-F", std::to_string(hz), "-o", tmp / "out.folded", "--",
-                fixture("ratio_fp"), std::to_string(seconds)});
+  auto r = run({ember_bin(), "record", "--unwinder", GetParam(), "-F", std::to_string(hz), "-o",
+                tmp / "out.folded", "--", fixture("ratio_fp"), std::to_string(seconds)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto stacks = parse_folded(read_file(tmp / "out.folded"));
   ASSERT_FALSE(stacks.empty()) << r.err;
@@ -69,8 +71,8 @@ TEST_F(RecordE2E, RatioWorkloadHasFullChainsAndTrueShares) {
 // caller (it reads the return address at the stack pointer there).
 TEST_F(RecordE2E, TinyFramesKeepTheirCaller) {
   TempDir tmp;
-  auto r = run({ember_bin(), "record", "-F", "499", "-o", tmp / "t.folded", "--",
-                fixture("tiny_calls"), "4"});
+  auto r = run({ember_bin(), "record", "--unwinder", "fp", "-F", "499", "-o", tmp / "t.folded",
+                "--", fixture("tiny_calls"), "4"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   uint64_t leaf = 0, full = 0;
   for (const auto& s : parse_folded(read_file(tmp / "t.folded"))) {
@@ -105,6 +107,8 @@ TEST_F(RecordE2E, PprofOutputPassesGoToolPprof) {
   EXPECT_NE(raw.out.find("PeriodType: cpu nanoseconds"), std::string::npos) << raw.out;
   EXPECT_NE(raw.out.find("Period: 10000000"), std::string::npos) << raw.out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Unwinders, RatioE2E, ::testing::Values("fp", "tables"));
 
 // Hundreds of processes that live ~30 ms each: most are gone before the
 // agent drains their samples, yet their frames must carry their own names.

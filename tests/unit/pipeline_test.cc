@@ -12,7 +12,7 @@
 #include "agent/export/folded.h"
 #include "agent/label/labeler.h"
 #include "agent/symbolize/symbolize_stage.h"
-#include "agent/unwind/fp_unwinder.h"
+#include "agent/unwind/stack_unwinder.h"
 #include "ember_abi.h"
 #include "fixture_process.h"
 
@@ -35,7 +35,7 @@ struct Rig {
   explicit Rig(bool single, Duration interval = Duration(0))
       : symbolizer(SymbolizerOptions{}),
         table(table_options(symbolizer), SystemClock::instance(), metrics),
-        unwinder(metrics),
+        unwinder(metrics, nullptr),
         symbolize(symbolizer, &table, SystemClock::instance(), metrics),
         labeler(ProcessLabeler::Options{single, {{"env", "test"}}}),
         aggregator({100, 100000}, metrics),
@@ -50,7 +50,7 @@ struct Rig {
   Metrics metrics;
   Symbolizer symbolizer;
   ProcessTable table;
-  FramePointerUnwinder unwinder;
+  StackUnwinder unwinder;
   DefaultSymbolizeStage symbolize;
   ProcessLabeler labeler;
   StackAggregator aggregator;

@@ -47,6 +47,45 @@ TEST(RecordDecoder, DecodesAVariableLengthSample) {
   EXPECT_EQ(s->user_stack, (std::vector<uint64_t>{0x401000, 0x402000, 0x403000}));
 }
 
+TEST(RecordDecoder, DecodesAStackCopy) {
+  ember_sample s{};
+  s.kind = EMBER_REC_SAMPLE;
+  s.pid = 7;
+  s.kstack_len = 1;
+  s.ustack_len = 2;
+  s.flags = EMBER_SAMPLE_F_STACK_COPY;
+  s.unwind_stop = EMBER_STOP_NO_TABLES;
+  s.stack[0] = 0xffffffff81001000;
+  s.stack[1] = 0x401000;
+  s.stack[2] = 0x402000 | EMBER_FRAME_NOT_RETURN;
+  s.copy.pc = 0x402000;
+  s.copy.sp = 0x7ffc0010;
+  s.copy.bp = 0x7ffc0100;
+  s.copy.base = 0x7ffc0000;
+  s.copy.gpr[5] = 55;
+  s.copy.len = 4096;
+  s.copy.is_return = 1;
+  s.copy.data[16] = 0xab;
+  size_t size = EMBER_SAMPLE_HDR_SIZE + EMBER_STACK_SLOTS * 8 + EMBER_STACK_COPY_HDR_SIZE + 4096;
+  std::vector<uint8_t> bytes(size);
+  std::memcpy(bytes.data(), &s, size);
+  auto rec = decode_record(bytes.data(), bytes.size());
+  auto* r = std::get_if<RawSample>(&rec);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->unwind_stop, EMBER_STOP_NO_TABLES);
+  EXPECT_EQ(r->kernel_stack, (std::vector<uint64_t>{0xffffffff81001000}));
+  EXPECT_EQ(r->user_stack, (std::vector<uint64_t>{0x401000, 0x402000 | EMBER_FRAME_NOT_RETURN}));
+  ASSERT_TRUE(r->stack_copy.has_value());
+  EXPECT_EQ(r->stack_copy->sp, 0x7ffc0010u);
+  EXPECT_EQ(r->stack_copy->base, 0x7ffc0000u);
+  EXPECT_EQ(r->stack_copy->gpr[5], 55u);
+  EXPECT_TRUE(r->stack_copy->is_return);
+  ASSERT_EQ(r->stack_copy->bytes.size(), 4096u);
+  EXPECT_EQ(r->stack_copy->bytes[16], 0xab);
+  // A copy claiming more bytes than the record holds is refused.
+  EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_record(bytes.data(), bytes.size() - 1)));
+}
+
 TEST(RecordDecoder, RejectsTruncatedRecords) {
   auto bytes = make_sample({1, 2}, {3, 4});
   auto rec = decode_record(bytes.data(), bytes.size() - 8);

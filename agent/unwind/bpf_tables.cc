@@ -1,0 +1,351 @@
+#include "agent/unwind/bpf_tables.h"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "common/log.h"
+#include "ember_abi.h"
+
+namespace ember::unwind {
+
+static_assert(sizeof(ember_unwind_rule) == 16 && sizeof(UnwindRule) == 12);
+static_assert(offsetof(ember_unwind_rule, kind) == offsetof(UnwindRule, kind));
+static_assert(offsetof(ember_unwind_rule, aux) == offsetof(UnwindRule, aux));
+static_assert(offsetof(ember_unwind_rule, rbp_offset) == offsetof(UnwindRule, rbp_offset));
+static_assert(sizeof(ember_row_page) == 64 * 1024);
+static_assert(sizeof(ember_text_page) == 8);
+static_assert(sizeof(ember_mapping) == 40);
+// Array maps store elements at a stride of the value size rounded up to 8.
+static_assert(sizeof(ember_row_page) % 8 == 0 && sizeof(ember_text_page) % 8 == 0 &&
+              sizeof(ember_unwind_rule) % 8 == 0 && sizeof(ember_mapping) % 8 == 0);
+
+namespace {
+
+// A freed range stays unused this long: BPF programs that read the old
+// entries are long finished by then (they run for microseconds).
+constexpr uint64_t kQuarantineNs = 1'000'000'000;
+
+}  // namespace
+
+RangeAllocator::RangeAllocator(uint64_t size) : size_(size) {
+  if (size) free_[0] = size;
+}
+
+int64_t RangeAllocator::alloc(uint64_t n) {
+  if (n == 0) return int64_t(size_);  // empty ranges need no room
+  for (auto it = free_.begin(); it != free_.end(); ++it) {
+    if (it->second < n) continue;
+    uint64_t start = it->first, len = it->second;
+    free_.erase(it);
+    if (len > n) free_[start + n] = len - n;
+    used_ += n;
+    return int64_t(start);
+  }
+  return -1;
+}
+
+void RangeAllocator::free_now(uint64_t start, uint64_t n) {
+  if (n == 0) return;
+  used_ -= n;
+  auto next = free_.lower_bound(start);
+  // Coalesce with the following and preceding free runs.
+  if (next != free_.end() && start + n == next->first) {
+    n += next->second;
+    next = free_.erase(next);
+  }
+  if (next != free_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == start) {
+      prev->second += n;
+      return;
+    }
+  }
+  free_[start] = n;
+}
+
+void RangeAllocator::free_later(uint64_t start, uint64_t n, uint64_t release_at_ns) {
+  if (n) quarantine_.emplace_back(release_at_ns, start, n);
+}
+
+void RangeAllocator::release_due(uint64_t now_ns) {
+  while (!quarantine_.empty() && std::get<0>(quarantine_.front()) <= now_ns) {
+    free_now(std::get<1>(quarantine_.front()), std::get<2>(quarantine_.front()));
+    quarantine_.pop_front();
+  }
+}
+
+BpfUnwindTables::BpfUnwindTables(UnwindMaps maps, UnwindTableCache& cache, const Clock& clock,
+                                 Metrics& metrics)
+    : maps_(maps),
+      cache_(cache),
+      clock_(clock),
+      rows_(uint64_t(maps.row_pages) * EMBER_ROWS_PER_PAGE),
+      index_(maps.index_entries),
+      mappings_(maps.mapping_entries),
+      loads_(metrics.counter("ember_unwind_process_loads_total", "",
+                             "Processes whose mappings were published to the BPF unwinder")),
+      binaries_gauge_(metrics.gauge("ember_unwind_binaries", "", "Binaries with tables in BPF maps")),
+      processes_gauge_(metrics.gauge("ember_unwind_processes", "", "Processes published to BPF")),
+      rows_gauge_(metrics.gauge("ember_unwind_rows", "", "Unwind table rows in BPF maps")),
+      table_bytes_gauge_(metrics.gauge("ember_unwind_row_bytes", "",
+                                       "Bytes of BPF row pages in use (4 per row)")),
+      no_room_(metrics.counter("ember_unwind_load_failures_total", "reason=\"maps_full\"",
+                               "Binaries or processes not published to BPF, by reason")),
+      no_table_(metrics.counter("ember_unwind_load_failures_total", "reason=\"no_table\"")),
+      too_many_mappings_(
+          metrics.counter("ember_unwind_load_failures_total", "reason=\"too_many_mappings\"")) {
+  stats_.rows_capacity = uint64_t(maps.row_pages) * EMBER_ROWS_PER_PAGE;
+}
+
+BpfUnwindTables::~BpfUnwindTables() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BpfUnwindTables::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+}
+
+void BpfUnwindTables::process_seen(std::shared_ptr<const ProcessSnapshot> snap) {
+  if (!snap || !snap->maps_ok) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  // A newer snapshot of a process still waiting replaces the older one.
+  for (auto& w : queue_) {
+    if (w.pid == uint32_t(snap->pid) && w.snap) {
+      w.snap = std::move(snap);
+      return;
+    }
+  }
+  queue_.push_back(Work{uint32_t(snap->pid), std::move(snap)});
+  cv_.notify_all();
+}
+
+void BpfUnwindTables::process_exited(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  queue_.push_back(Work{pid, nullptr});
+  cv_.notify_all();
+}
+
+void BpfUnwindTables::preload_all(const std::string& proc_root) {
+  DIR* d = opendir(proc_root.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    auto snap = read_process_snapshot(proc_root, pid_t(pid));
+    if (snap && !(*snap)->mappings.empty()) process_seen(std::move(*snap));
+  }
+  closedir(d);
+}
+
+void BpfUnwindTables::flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+BpfUnwindTables::Stats BpfUnwindTables::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void BpfUnwindTables::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    uint64_t now = clock_.monotonic_ns();
+    rows_.release_due(now);
+    index_.release_due(now);
+    mappings_.release_due(now);
+    if (queue_.empty()) continue;
+    Work w = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    if (w.snap) load_process(*w.snap);
+    else unload_process(w.pid, /*delete_entry=*/true);
+    publish_stats();
+    lock.lock();
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+void BpfUnwindTables::publish_stats() {
+  Stats s;
+  s.binaries = binaries_.size();
+  s.processes = processes_.size();
+  s.rows = rows_.used();
+  s.rows_capacity = rows_.size();
+  s.index_entries = index_.used();
+  s.rules = rules_used_;
+  s.mapping_entries = mappings_.used();
+  binaries_gauge_.set(s.binaries);
+  processes_gauge_.set(s.processes);
+  rows_gauge_.set(s.rows);
+  table_bytes_gauge_.set(s.rows * sizeof(ember_unwind_row));
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_ = s;
+}
+
+bool BpfUnwindTables::intern_rules(const UnwindTable& t, std::vector<uint16_t>* ids) {
+  ids->resize(t.rules().size());
+  for (size_t i = 0; i < t.rules().size(); ++i) {
+    const UnwindRule& r = t.rules()[i];
+    std::vector<uint8_t> bytes(sizeof(r));
+    std::memcpy(bytes.data(), &r, sizeof(r));
+    auto it = rule_ids_.find(bytes);
+    if (it == rule_ids_.end()) {
+      if (rules_used_ >= maps_.rule_entries || rules_used_ > 0xffff) return false;
+      uint16_t id = uint16_t(rules_used_++);
+      maps_.rules[id] = ember_unwind_rule{};
+      std::memcpy(&maps_.rules[id], &r, sizeof(r));
+      it = rule_ids_.emplace(std::move(bytes), id).first;
+    }
+    (*ids)[i] = it->second;
+  }
+  return true;
+}
+
+BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCache::Ref& ref) {
+  auto found = binaries_.find(ref.key);
+  if (found != binaries_.end()) return &found->second;
+
+  const UnwindTable& t = *ref.table;
+  const auto& rows = t.rows();
+  if (rows.empty()) return nullptr;
+  std::vector<uint16_t> rule_ids;
+  if (!intern_rules(t, &rule_ids)) {
+    no_room_.add();
+    return nullptr;
+  }
+  uint64_t page_first = rows.front().pc >> 16;
+  uint64_t page_last = rows.back().pc >> 16;
+  uint64_t page_count = page_last - page_first + 1;
+  int64_t row_start = rows_.alloc(rows.size());
+  int64_t index_base = index_.alloc(page_count);
+  if (row_start < 0 || index_base < 0 || page_count > 0xffffffffu) {
+    if (row_start >= 0) rows_.free_later(uint64_t(row_start), rows.size(), 0);
+    if (index_base >= 0) index_.free_later(uint64_t(index_base), page_count, 0);
+    no_room_.add();
+    return nullptr;
+  }
+  // Rows first, then the index that points at them: BPF only reaches either
+  // through a process entry published after both.
+  for (size_t i = 0; i < rows.size(); ++i) {
+    uint64_t g = uint64_t(row_start) + i;
+    ember_unwind_row& dst = maps_.rows[g / EMBER_ROWS_PER_PAGE].rows[g % EMBER_ROWS_PER_PAGE];
+    dst.pc_low = uint16_t(rows[i].pc & 0xffff);
+    dst.rule = rule_ids[rows[i].rule];
+  }
+  size_t r = 0;
+  uint16_t carry = 0;  // kNone before the first row
+  for (uint64_t p = 0; p < page_count; ++p) {
+    uint64_t page = page_first + p;
+    size_t first = r;
+    while (r < rows.size() && (rows[r].pc >> 16) == page) ++r;
+    ember_text_page& e = maps_.index[uint64_t(index_base) + p];
+    e.first_row = uint32_t(uint64_t(row_start) + first);
+    size_t count = r - first;
+    if (count > 0xffff) count = 0xffff;  // 64 KiB of text cannot hold more rows
+    e.count = uint16_t(count);
+    e.carry_rule = carry;
+    if (r > first) carry = rule_ids[rows[r - 1].rule];
+  }
+  std::atomic_thread_fence(std::memory_order_release);
+  LoadedBinary b;
+  b.row_start = uint32_t(row_start);
+  b.row_count = uint32_t(rows.size());
+  b.index_base = uint32_t(index_base);
+  b.page_first = uint32_t(page_first);
+  b.page_count = uint32_t(page_count);
+  b.table = ref.table;
+  return &binaries_.emplace(ref.key, std::move(b)).first->second;
+}
+
+void BpfUnwindTables::unref_binary(const std::string& key) {
+  auto it = binaries_.find(key);
+  if (it == binaries_.end() || --it->second.refs > 0) return;
+  uint64_t later = clock_.monotonic_ns() + kQuarantineNs;
+  rows_.free_later(it->second.row_start, it->second.row_count, later);
+  index_.free_later(it->second.index_base, it->second.page_count, later);
+  binaries_.erase(it);
+}
+
+void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
+  std::vector<ember_mapping> entries;
+  std::vector<std::string> keys;
+  for (const MapEntry& m : snap.mappings) {
+    if (entries.size() >= EMBER_MAX_PROC_MAPPINGS) {
+      too_many_mappings_.add();
+      break;
+    }
+    ember_mapping e{};
+    e.start = m.start;
+    e.end = m.end;
+    e.flags = EMBER_MAPPING_F_NO_TABLE;  // until a table proves otherwise
+    if (m.is_file() || m.path == "[vdso]") {
+      UnwindTableCache::Ref ref = cache_.for_mapping(snap, m);
+      uint64_t bias = 0;
+      LoadedBinary* b = nullptr;
+      if (ref && ref.table->bias_for(m.start, m.offset, &bias)) b = load_binary(ref);
+      if (b) {
+        b->refs++;
+        keys.push_back(ref.key);
+        e.bias = bias;
+        e.index_base = b->index_base;
+        e.page_first = b->page_first;
+        e.page_count = b->page_count;
+        e.flags = 0;
+      } else {
+        no_table_.add();
+      }
+    }
+    entries.push_back(e);
+  }
+  int64_t first = mappings_.alloc(entries.size());
+  if (first < 0) {
+    no_room_.add();
+    for (const auto& k : keys) unref_binary(k);
+    return;
+  }
+  std::memcpy(&maps_.mappings[first], entries.data(), entries.size() * sizeof(ember_mapping));
+  std::atomic_thread_fence(std::memory_order_release);
+  ember_proc p{uint32_t(first), uint32_t(entries.size())};
+  uint32_t pid = uint32_t(snap.pid);
+  if (bpf_map_update_elem(maps_.procs_fd, &pid, &p, BPF_ANY) != 0) {
+    no_room_.add();
+    mappings_.free_later(uint64_t(first), entries.size(), 0);
+    for (const auto& k : keys) unref_binary(k);
+    return;
+  }
+  // The new entry is live: retire the previous one (if any).
+  unload_process(pid, /*delete_entry=*/false);
+  LoadedProcess lp;
+  lp.mapping_first = uint32_t(first);
+  lp.mapping_count = uint32_t(entries.size());
+  lp.binaries = std::move(keys);
+  processes_[pid] = std::move(lp);
+  loads_.add();
+}
+
+void BpfUnwindTables::unload_process(uint32_t pid, bool delete_entry) {
+  auto it = processes_.find(pid);
+  if (delete_entry) bpf_map_delete_elem(maps_.procs_fd, &pid);
+  if (it == processes_.end()) return;
+  mappings_.free_later(it->second.mapping_first, it->second.mapping_count,
+                       clock_.monotonic_ns() + kQuarantineNs);
+  for (const auto& k : it->second.binaries) unref_binary(k);
+  processes_.erase(it);
+}
+
+}  // namespace ember::unwind

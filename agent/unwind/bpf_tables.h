@@ -1,0 +1,155 @@
+// BpfUnwindTables: publishes unwind tables to the BPF unwinder.
+//
+// Layout (ember_abi.h): rows packed 16384 to a 64 KiB page in one array,
+// each binary's rows contiguous; one index entry per 64 KiB of a binary's
+// text; rules deduplicated across binaries; per process, a sorted run of
+// mapping entries published through the `unwind_procs` hash.
+//
+// Sharing and lifetime: a binary is loaded once, keyed by its table key
+// (build-id, else file identity), and reference-counted by the processes that
+// map it; when the last one exits its rows and index entries go back to the
+// free lists. Freed ranges sit in quarantine for a second first, so a BPF walk
+// that read the old mapping entry just before it was replaced never reads
+// rows reused by another binary. Nothing is ever wiped globally.
+//
+// Bound: the map sizes, fixed at load from config. A binary that does not fit
+// is counted and its mappings fall back to frame pointers.
+//
+// Threads: process_seen()/process_exited() may be called from any thread;
+// they queue work for this class's own loader thread, which alone touches
+// the maps and the allocators. Table builds happen there too, never on the
+// drain thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/pipeline/metrics.h"
+#include "agent/unwind/table_cache.h"
+#include "common/clock.h"
+
+struct ember_row_page;
+struct ember_text_page;
+struct ember_unwind_rule;
+struct ember_mapping;
+
+namespace ember::unwind {
+
+// The BPF maps, as mapped into this process by the sampler (which owns them).
+struct UnwindMaps {
+  ember_row_page* rows = nullptr;
+  uint32_t row_pages = 0;
+  ember_text_page* index = nullptr;
+  uint32_t index_entries = 0;
+  ember_unwind_rule* rules = nullptr;
+  uint32_t rule_entries = 0;
+  ember_mapping* mappings = nullptr;
+  uint32_t mapping_entries = 0;
+  int procs_fd = -1;
+};
+
+// First-fit allocator of [0, size) with coalescing frees and a quarantine.
+class RangeAllocator {
+ public:
+  explicit RangeAllocator(uint64_t size);
+  // Start of a free run of `n`, or -1.
+  int64_t alloc(uint64_t n);
+  // Returns [start, start+n) after `now_ns` passes `release_after_ns`.
+  void free_later(uint64_t start, uint64_t n, uint64_t release_at_ns);
+  void release_due(uint64_t now_ns);
+  uint64_t used() const { return used_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  void free_now(uint64_t start, uint64_t n);
+  uint64_t size_;
+  uint64_t used_ = 0;
+  std::map<uint64_t, uint64_t> free_;  // start -> length
+  std::deque<std::tuple<uint64_t, uint64_t, uint64_t>> quarantine_;  // (release_at, start, n)
+};
+
+class BpfUnwindTables {
+ public:
+  struct Stats {
+    size_t binaries = 0, processes = 0;
+    uint64_t rows = 0, rows_capacity = 0;
+    uint64_t index_entries = 0, rules = 0, mapping_entries = 0;
+  };
+
+  BpfUnwindTables(UnwindMaps maps, UnwindTableCache& cache, const Clock& clock, Metrics& metrics);
+  ~BpfUnwindTables();
+
+  void start();
+  // (Re)loads a process from a snapshot of its mappings.
+  void process_seen(std::shared_ptr<const ProcessSnapshot> snap);
+  void process_exited(uint32_t pid);
+  // Loads every process under `proc_root` now running (at startup).
+  void preload_all(const std::string& proc_root);
+  // Blocks until everything queued so far is done (tests, shutdown).
+  void flush();
+
+  Stats stats() const;
+
+ private:
+  struct LoadedBinary {
+    uint32_t refs = 0;
+    uint32_t row_start = 0, row_count = 0;
+    uint32_t index_base = 0, page_first = 0, page_count = 0;
+    std::shared_ptr<const UnwindTable> table;  // for bias computations
+  };
+  struct LoadedProcess {
+    uint32_t mapping_first = 0, mapping_count = 0;
+    std::vector<std::string> binaries;
+  };
+  struct Work {
+    uint32_t pid = 0;
+    std::shared_ptr<const ProcessSnapshot> snap;  // null: the process exited
+  };
+
+  void run();
+  void load_process(const ProcessSnapshot& snap);
+  void unload_process(uint32_t pid, bool delete_entry);
+  LoadedBinary* load_binary(const UnwindTableCache::Ref& ref);
+  void unref_binary(const std::string& key);
+  bool intern_rules(const UnwindTable& t, std::vector<uint16_t>* ids);
+  void publish_stats();
+
+  UnwindMaps maps_;
+  UnwindTableCache& cache_;
+  const Clock& clock_;
+
+  // Loader thread only.
+  RangeAllocator rows_;
+  RangeAllocator index_;
+  RangeAllocator mappings_;
+  std::unordered_map<std::string, LoadedBinary> binaries_;
+  std::unordered_map<uint32_t, LoadedProcess> processes_;
+  std::map<std::vector<uint8_t>, uint16_t> rule_ids_;  // rule bytes -> global id
+  uint32_t rules_used_ = 0;
+
+  Counter& loads_;
+  Counter& binaries_gauge_;
+  Counter& processes_gauge_;
+  Counter& rows_gauge_;
+  Counter& table_bytes_gauge_;
+  Counter& no_room_;
+  Counter& no_table_;
+  Counter& too_many_mappings_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Work> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  Stats stats_;
+  std::thread thread_;
+};
+
+}  // namespace ember::unwind

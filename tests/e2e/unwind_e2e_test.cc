@@ -1,0 +1,162 @@
+// The table-driven BPF unwinder end to end, as root: workloads built without
+// frame pointers (-O2 -fomit-frame-pointer), through Debian's own libc (which
+// has none either), threads, deep recursion, signal handlers, and processes
+// too short-lived for their tables to be loaded before they exit.
+#include <gtest/gtest.h>
+
+#include "e2e_util.h"
+
+namespace ember::e2e {
+namespace {
+
+class UnwindE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "end-to-end tests need root (BPF)";
+  }
+};
+
+struct Profile {
+  std::vector<FoldedStack> stacks;
+  uint64_t total = 0;
+};
+
+Profile record(const TempDir& tmp, std::vector<std::string> cmd, int hz = 499) {
+  std::vector<std::string> argv = {ember_bin(), "record", "--unwinder", "tables", "-F",
+                                   std::to_string(hz), "-o", tmp / "out.folded", "--"};
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  auto r = run(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  Profile p;
+  p.stacks = parse_folded(read_file(tmp / "out.folded"));
+  for (const auto& s : p.stacks) p.total += s.count;
+  return p;
+}
+
+// The stack reached the start of the program: the first frame under the
+// thread name is _start (main thread).
+bool reaches_start(const FoldedStack& s) { return s.frames.size() > 1 && s.frames[1] == "_start"; }
+
+std::string text(const FoldedStack& s) {
+  std::string t;
+  for (const auto& f : s.frames) t += f + ";";
+  return t;
+}
+
+TEST_F(UnwindE2E, NoFramePointersFullChainsAndTrueShares) {
+  TempDir tmp;
+  Profile p = record(tmp, {fixture("unwind_nofp"), "ratio", "8"});
+  uint64_t complete = 0, leaf = 0, chain[3] = {};
+  const char* callers[3] = {"caller_a", "caller_b", "caller_c"};
+  for (const auto& s : p.stacks) {
+    if (reaches_start(s) && s.contains("main")) complete += s.count;
+    if (!s.contains("leaf")) continue;
+    leaf += s.count;
+    for (int i = 0; i < 3; ++i)
+      if (s.has_chain({"main", "run", callers[i], "leaf"})) chain[i] += s.count;
+  }
+  uint64_t full = chain[0] + chain[1] + chain[2];
+  std::printf("[ info ] %llu samples, %llu complete to _start; leaf %llu, full chain %llu: "
+              "a=%llu b=%llu c=%llu\n",
+              (unsigned long long)p.total, (unsigned long long)complete, (unsigned long long)leaf,
+              (unsigned long long)full, (unsigned long long)chain[0], (unsigned long long)chain[1],
+              (unsigned long long)chain[2]);
+  ASSERT_GT(p.total, 3000u);
+  EXPECT_GE(double(complete), 0.99 * double(p.total));
+  EXPECT_GE(double(full), 0.99 * double(leaf));
+  const double truth[3] = {0.6, 0.3, 0.1};
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NEAR(double(chain[i]) / double(full), truth[i], 0.03) << callers[i];
+}
+
+TEST_F(UnwindE2E, CallbackFromLibcQsortUnwindsBackToMain) {
+  TempDir tmp;
+  Profile p = record(tmp, {fixture("unwind_nofp"), "qsort", "4"});
+  uint64_t in_cmp = 0, through = 0, complete = 0;
+  for (const auto& s : p.stacks) {
+    if (reaches_start(s)) complete += s.count;
+    if (!s.contains("compare_slow")) continue;
+    in_cmp += s.count;
+    // compare_slow is called from inside libc's sort, called by qsort_r.
+    if (s.has_chain({"main", "sort_numbers", "qsort_r"}) && reaches_start(s)) through += s.count;
+    else ADD_FAILURE() << "incomplete: " << text(s);
+  }
+  std::printf("[ info ] %llu samples, %llu in compare_slow, %llu of those through libc to main\n",
+              (unsigned long long)p.total, (unsigned long long)in_cmp, (unsigned long long)through);
+  ASSERT_GT(in_cmp, 1000u);
+  EXPECT_GE(double(through), 0.99 * double(in_cmp));
+  EXPECT_GE(double(complete), 0.99 * double(p.total));
+}
+
+TEST_F(UnwindE2E, EveryThreadUnwindsToItsStart) {
+  TempDir tmp;
+  Profile p = record(tmp, {fixture("unwind_nofp"), "threads", "4"});
+  uint64_t per[3] = {}, spin = 0;
+  const char* workers[3] = {"worker_a", "worker_b", "worker_c"};
+  for (const auto& s : p.stacks) {
+    if (!s.contains("spin_in")) continue;
+    spin += s.count;
+    // A thread's outermost frames are libc's clone3 and start_thread; the
+    // walk ends there on clone3's end-of-stack marker, right above the worker.
+    for (int i = 0; i < 3; ++i)
+      if (s.has_chain({workers[i], "spin_in"}) && s.frames.size() >= 4) per[i] += s.count;
+  }
+  std::printf("[ info ] %llu samples in spin_in: a=%llu b=%llu c=%llu\n", (unsigned long long)spin,
+              (unsigned long long)per[0], (unsigned long long)per[1], (unsigned long long)per[2]);
+  ASSERT_GT(spin, 1500u);  // three threads on two CPUs for 4 s at 499 Hz
+  EXPECT_GE(double(per[0] + per[1] + per[2]), 0.99 * double(spin));
+  for (int i = 0; i < 3; ++i) EXPECT_GT(per[i], spin / 5) << workers[i];
+}
+
+TEST_F(UnwindE2E, DeepRecursionOfAHundredFrames) {
+  TempDir tmp;
+  Profile p = record(tmp, {fixture("unwind_nofp"), "recurse", "3"});
+  uint64_t deep = 0, spin = 0;
+  for (const auto& s : p.stacks) {
+    if (!s.contains("spin")) continue;
+    spin += s.count;
+    size_t n = 0;
+    for (const auto& f : s.frames) n += f == "recurse";
+    if (n >= 100 && reaches_start(s) && s.contains("main")) deep += s.count;
+  }
+  std::printf("[ info ] %llu samples in spin, %llu with all 101 recursion frames to _start\n",
+              (unsigned long long)spin, (unsigned long long)deep);
+  ASSERT_GT(spin, 1000u);
+  EXPECT_GE(double(deep), 0.99 * double(spin));
+}
+
+TEST_F(UnwindE2E, SignalHandlerUnwindsThroughTheTrampoline) {
+  TempDir tmp;
+  Profile p = record(tmp, {fixture("unwind_nofp"), "signal", "3"});
+  uint64_t in_handler = 0, through = 0;
+  for (const auto& s : p.stacks) {
+    if (!s.contains("handler")) continue;
+    in_handler += s.count;
+    if (s.has_chain({"main", "wait_for_signal"}) && reaches_start(s)) through += s.count;
+    else ADD_FAILURE() << "incomplete: " << text(s);
+  }
+  std::printf("[ info ] %llu samples in the handler, %llu unwound into the interrupted code\n",
+              (unsigned long long)in_handler, (unsigned long long)through);
+  ASSERT_GT(in_handler, 500u);  // the alarm fires after 1 s of 3
+  EXPECT_GE(double(through), 0.99 * double(in_handler));
+}
+
+// New processes: their first samples arrive before their tables are in BPF,
+// so BPF hands over a stack copy that user space unwinds with the same tables.
+TEST_F(UnwindE2E, ShortLivedProcessesWithoutFramePointersAreComplete) {
+  TempDir tmp;
+  Profile p = record(tmp, {fixture("exec_driver"), "150", fixture("short_lived_nofp"), "30"}, 99);
+  uint64_t total = 0, complete = 0;
+  for (const auto& s : p.stacks) {
+    if (s.frames.empty() || s.frames[0] != "short_lived_nof") continue;  // comm is 15 chars
+    total += s.count;
+    if (s.has_chain({"main", "short_lived_burn"}) && reaches_start(s)) complete += s.count;
+  }
+  std::printf("[ info ] %llu samples of short-lived processes, %llu complete to _start\n",
+              (unsigned long long)total, (unsigned long long)complete);
+  ASSERT_GT(total, 200u);
+  EXPECT_GE(double(complete), 0.95 * double(total));
+}
+
+}  // namespace
+}  // namespace ember::e2e
