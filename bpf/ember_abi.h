@@ -126,8 +126,8 @@ struct ember_row_page {
   struct ember_unwind_row rows[EMBER_ROWS_PER_PAGE];
 };
 
-/* Every struct stored in an mmap'ed array has a size that is a multiple of
- * 8, so the array's stride is its size. */
+/* Every struct stored in an array map has a size that is a multiple of 8,
+ * so a C array of them has the map's stride. */
 struct ember_text_page {
   __u32 first_row; /* global row index */
   __u16 count;     /* rows starting in this text page */
@@ -136,7 +136,7 @@ struct ember_text_page {
 
 /* Begins with the layout of ember::unwind::UnwindRule (static_asserted
  * there). Padded to 16 bytes explicitly: array map elements are 8-byte
- * aligned, and user space writes them through an mmap of the array. */
+ * aligned, and batch updates pass arrays of them. */
 struct ember_unwind_rule {
   __s32 cfa_offset;
   __s16 rbp_offset;

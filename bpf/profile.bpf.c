@@ -56,11 +56,10 @@ struct {
 } targets SEC(".maps");
 
 /* --- unwind tables (layout in ember_abi.h; filled by agent/unwind/bpf_tables)
- * The arrays are mmap'ed by user space, which writes rows in place and then
- * publishes them through unwind_procs. Sizes are set before load. */
+ * User space writes rows, index and mappings first, then publishes a process
+ * through unwind_procs. Sizes are set before load. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct ember_row_page);
@@ -68,7 +67,6 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct ember_text_page);
@@ -76,7 +74,6 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
   __uint(max_entries, 65536);
   __type(key, __u32);
   __type(value, struct ember_unwind_rule);
@@ -84,7 +81,6 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct ember_mapping);

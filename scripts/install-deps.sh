@@ -15,17 +15,23 @@ packages=(
   # BPF: clang compiles the program, bpftool makes vmlinux.h and the skeleton
   clang llvm libbpf-dev bpftool
   # symbolizer
-  libelf-dev libdw-dev elfutils
+  libelf-dev libdw-dev elfutils liblzma-dev
   # agent
   libcxxopts-dev libyaml-cpp-dev protobuf-compiler libprotobuf-dev zlib1g-dev
+  # uploads to Pyroscope: libcurl (OpenSSL) is the HTTP(S) client
+  libcurl4-openssl-dev
   # tests: GoogleTest, `go tool pprof` judges our pprof, xmllint our SVG,
   # setpriv runs ember unprivileged
   libgtest-dev libgmock-dev golang-go libxml2-utils util-linux
+  # tests: pyroserver, the Go Pyroscope stand-in, builds offline against
+  # Debian's Go protobuf (GOPATH mode); openssl makes the TLS test certificates
+  golang-google-protobuf-dev protoc-gen-go openssl
 )
 if [ "${1:-}" = "--bench" ]; then
   # perf and bpftrace to compare against; bcc's profile needs kernel headers
-  # for the running kernel, which only stock Debian kernels have.
-  packages+=(linux-perf bpftrace bpfcc-tools time bc)
+  # for the running kernel, which only stock Debian kernels have. bench/ship
+  # reads the agent's /metrics with curl.
+  packages+=(linux-perf bpftrace bpfcc-tools time bc curl)
 fi
 
 missing=()

@@ -12,7 +12,15 @@ uint64_t inode_key(uint64_t dev, uint64_t ino) { return (dev * 0x9E3779B97F4A7C1
 
 }  // namespace
 
-void BinaryCache::touch(Iter it) { lru_.splice(lru_.begin(), lru_, it); }
+void BinaryCache::touch(Iter it) {
+  lru_.splice(lru_.begin(), lru_, it);
+  // DWARF units are parsed as they are used: keep the accounting current.
+  if (it->binary) {
+    size_t now = it->binary->memory_bytes();
+    stats_.bytes += now - it->bytes;
+    it->bytes = now;
+  }
+}
 
 void BinaryCache::add_identity(Iter it, const FileIdentity& id) {
   by_identity_[id] = it;
@@ -40,7 +48,8 @@ void BinaryCache::evict_if_needed() {
   }
 }
 
-Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::string& name) {
+Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::string& name,
+                                                       const Binary::LoadOptions& opts) {
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0) return Errorf("fstat %s: %s", name.c_str(), std::strerror(errno));
   FileIdentity id{uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size),
@@ -52,7 +61,9 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
       ++stats_.hits;
       touch(it->second);
       if (!it->second->binary) return Error{it->second->error};
-      return it->second->binary;
+      auto bin = it->second->binary;
+      evict_if_needed();
+      return bin;
     }
   }
 
@@ -79,7 +90,7 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
   if (!elf) {
     entry.error = elf.error().message;
   } else {
-    auto bin = Binary::load(**elf);
+    auto bin = Binary::load(std::move(*elf), opts);
     if (bin) entry.binary = std::move(*bin);
     else entry.error = bin.error().message;
   }

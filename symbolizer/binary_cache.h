@@ -5,8 +5,9 @@
 // (device, inode, size, mtime). Every identity seen for a file points at its
 // entry, so later lookups never reopen the ELF.
 //
-// Bound: at most `max_entries` binaries and `max_bytes` of parsed tables;
-// the least recently used entry is evicted first. Evicting only drops the
+// Bound: at most `max_entries` binaries and `max_bytes` of parsed tables
+// (DWARF units parsed since count too: an entry's size is refreshed whenever
+// it is used); the least recently used entry is evicted first. Evicting only drops the
 // cache's reference: profiles that still point into a Binary keep it alive.
 //
 // Thread-safe: one mutex; lookups are short.
@@ -65,7 +66,8 @@ class BinaryCache {
   // The binary behind an open file. On a miss the file is parsed; a file
   // that is not a usable ELF is remembered as such (by identity) so it is not
   // parsed again.
-  Result<std::shared_ptr<const Binary>> get(UniqueFd fd, const std::string& name);
+  Result<std::shared_ptr<const Binary>> get(UniqueFd fd, const std::string& name,
+                                            const Binary::LoadOptions& opts = {});
 
   // A binary already cached under this device and inode, or null. Used for
   // processes that exited before their mappings could be read.

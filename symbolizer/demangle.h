@@ -1,5 +1,42 @@
 // Demangling of symbol names for display. Names that are not mangled come
 // back unchanged, so callers need not check first.
+//
+// Schemes understood:
+//   * C++ Itanium ABI ("_Z..."), via abi::__cxa_demangle.
+//   * Rust legacy ("_ZN...17h<16 hex>E"), i.e. Itanium-shaped paths whose
+//     last element is the rustc hash. Only names carrying that hash are
+//     treated as Rust, so C++ names always go through __cxa_demangle.
+//   * Rust v0 ("_R..."), RFC 2603 / -C symbol-mangling-version=v0.
+// A symbol version ("name@@GLIBC_2.2.5" / "name@VER") is split off before
+// demangling and dropped when demangling succeeds (as it always was); when
+// the name does not demangle, the input comes back byte for byte.
+//
+// DemangleStyle::kFull
+//   C++:  exactly abi::__cxa_demangle's output.
+//   Rust: rustc-demangle's alternate form ("{:#}"): no "::h<hash>" suffix
+//         (legacy), no crate disambiguators "[1a2b..]" and no type suffix on
+//         const-generic integers (v0). ThinLTO ".llvm.<HEX>" suffixes are
+//         dropped; other "."-suffixes (".cold", ".exit.i") are kept verbatim.
+//
+// DemangleStyle::kSimplified -- one name per source function, for flame graphs:
+//   C++:  "ns::Class::method". Removed: template argument lists, the
+//         parameter list and the cv/ref/noexcept qualifiers after it, the
+//         return type, ABI tags ("[abi:cxx11]") and every
+//         " [clone .constprop.0]"/" [clone .cold]" suffix (so GCC's clones
+//         are merged with the function they were cloned from). Kept:
+//         operator names ("operator<", "operator()", "operator<<",
+//         "operator new[]", "operator int"), lambdas and other braces verbatim
+//         ("{lambda(int)#1}"), "(anonymous namespace)", destructors, and the
+//         enclosing function of local entities without its parameters
+//         ("f::{lambda()#1}::operator()"). Special names keep their prefix:
+//         "vtable for std::vector", "non-virtual thunk to Der::w".
+//         Names the simplifier cannot parse come back in the full form.
+//   Rust: no generic arguments anywhere (also none inside impl headers:
+//         "<alloc::vec::Vec as core::ops::drop::Drop>::drop"), no hash, no
+//         "."-suffix. An inherent impl on a path type loses its angle brackets
+//         ("<core::option::Option<T>>::unwrap" -> "core::option::Option::unwrap");
+//         other self types keep them ("<[u8]>::to_vec"). Closures and shims
+//         stay ("a::main::{closure#0}", legacy "a::main::{{closure}}").
 #pragma once
 
 #include <string>
@@ -7,6 +44,12 @@
 
 namespace ember {
 
-std::string demangle(std::string_view name);
+enum class DemangleStyle {
+  kFull,        // everything the mangled name says (C++: parameter types, templates)
+  kSimplified,  // what a flame graph wants: no parameter list, no template arguments,
+                // no Rust hash: "ns::Class::method", "std::vector::push_back", "core::fmt::write"
+};
+
+std::string demangle(std::string_view name, DemangleStyle style = DemangleStyle::kFull);
 
 }  // namespace ember

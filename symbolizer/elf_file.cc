@@ -1,11 +1,18 @@
 #include "symbolizer/elf_file.h"
 
+#include <lzma.h>
+
 #include <fcntl.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
+
+#include "symbolizer/debug_file.h"
+#include "symbolizer/demangle.h"
+#include "symbolizer/dwarf_info.h"
 
 namespace ember {
 namespace {
@@ -82,6 +89,38 @@ Result<std::unique_ptr<ElfFile>> ElfFile::from_memory(const void* data, size_t s
   return std::unique_ptr<ElfFile>(new ElfFile(UniqueFd(), elf, std::move(name)));
 }
 
+Result<std::unique_ptr<ElfFile>> ElfFile::from_buffer(std::vector<char> data, std::string name) {
+  if (!init_libelf()) return Errorf("libelf initialization failed");
+  Elf* elf = elf_memory(data.data(), data.size());
+  if (!elf) return Errorf("%s: %s", name.c_str(), elf_errmsg(-1));
+  if (elf_kind(elf) != ELF_K_ELF) {
+    elf_end(elf);
+    return Errorf("%s: not an ELF image", name.c_str());
+  }
+  std::unique_ptr<ElfFile> f(new ElfFile(UniqueFd(), elf, std::move(name)));
+  f->owned_ = std::move(data);  // the vector's buffer does not move with it
+  return f;
+}
+
+bool ElfFile::section(const char* wanted, std::string_view* data, uint64_t* addr) const {
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf_, &shstrndx) != 0) return false;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr)) continue;
+    const char* name = elf_strptr(elf_, shstrndx, shdr.sh_name);
+    if (!name || std::strcmp(name, wanted) != 0) continue;
+    if (shdr.sh_type == SHT_NOBITS) return false;
+    Elf_Data* d = elf_getdata(scn, nullptr);
+    if (!d || !d->d_buf) return false;
+    *data = std::string_view(static_cast<const char*>(d->d_buf), d->d_size);
+    if (addr) *addr = shdr.sh_addr;
+    return true;
+  }
+  return false;
+}
+
 ElfFile::~ElfFile() {
   if (elf_) elf_end(elf_);
 }
@@ -111,6 +150,151 @@ std::string ElfFile::build_id() const {
   return "";
 }
 
+namespace {
+
+// Gathers function symbols from one or more symbol tables, then sorts,
+// deduplicates and sizes them.
+class SymbolCollector {
+ public:
+  explicit SymbolCollector(std::string* pool) : pool_(pool) {}
+
+  // Adds every function symbol of `file`'s SHT_SYMTAB (or SHT_DYNSYM).
+  // False if the file has no such table.
+  bool add(const ElfFile& file, Elf64_Word type) {
+    Elf* elf = file.elf();
+    Elf_Scn* scn = nullptr;
+    Elf_Scn* table = nullptr;
+    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+      GElf_Shdr shdr;
+      if (gelf_getshdr(scn, &shdr) && shdr.sh_type == type) table = scn;
+    }
+    if (!table) return false;
+    GElf_Shdr shdr;
+    gelf_getshdr(table, &shdr);
+    Elf_Data* data = elf_getdata(table, nullptr);
+    size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
+    // Section end addresses bound zero-sized symbols: `_init` must not
+    // swallow the .plt that follows it.
+    std::unordered_map<size_t, uint64_t> section_end;
+    for (size_t i = 0; data && i < count; ++i) {
+      GElf_Sym sym;
+      if (!gelf_getsym(data, int(i), &sym)) continue;
+      int stype = GELF_ST_TYPE(sym.st_info);
+      if (stype != STT_FUNC && stype != STT_GNU_IFUNC) continue;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0) continue;
+      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (!name || !*name) continue;
+      auto [sec, inserted] = section_end.try_emplace(sym.st_shndx, UINT64_MAX);
+      if (inserted) {
+        Elf_Scn* sc = elf_getscn(elf, sym.st_shndx);
+        GElf_Shdr sh;
+        if (sc && gelf_getshdr(sc, &sh)) sec->second = sh.sh_addr + sh.sh_size;
+      }
+      pending_.push_back(Pending{Symbol{sym.st_value, sym.st_size, intern(name),
+                                        uint8_t(GELF_ST_BIND(sym.st_info))},
+                                 sec->second});
+    }
+    return true;
+  }
+
+  std::vector<Symbol> finish(std::unordered_map<uint64_t, std::vector<uint32_t>>* aliases = nullptr) {
+    const std::string& pool = *pool_;
+    auto name_at = [&pool](uint32_t off) { return std::string_view(pool.c_str() + off); };
+    std::sort(pending_.begin(), pending_.end(), [&](const Pending& pa, const Pending& pb) {
+      const Symbol& a = pa.sym;
+      const Symbol& b = pb.sym;
+      if (a.start != b.start) return a.start < b.start;
+      if (binding_rank(a.binding) != binding_rank(b.binding))
+        return binding_rank(a.binding) < binding_rank(b.binding);
+      if ((a.size == 0) != (b.size == 0)) return a.size != 0;
+      auto na = name_at(a.name), nb = name_at(b.name);
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      return na < nb;
+    });
+    // Keep the preferred symbol per address; remember the others.
+    if (aliases) {
+      for (size_t i = 1; i < pending_.size(); ++i)
+        if (pending_[i].sym.start == pending_[i - 1].sym.start && pending_[i].sym.name != pending_[i - 1].sym.name)
+          (*aliases)[pending_[i].sym.start].push_back(pending_[i].sym.name);
+    }
+    pending_.erase(std::unique(pending_.begin(), pending_.end(),
+                               [](const Pending& a, const Pending& b) { return a.sym.start == b.sym.start; }),
+                   pending_.end());
+    std::vector<Symbol> out;
+    out.reserve(pending_.size());
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      Symbol sym = pending_[i].sym;
+      if (sym.size == 0) {
+        // Hand-written assembly often has no size: extend to the next symbol,
+        // but never past the end of its section.
+        uint64_t next = i + 1 < pending_.size() ? pending_[i + 1].sym.start : UINT64_MAX;
+        uint64_t end = std::min(next, pending_[i].limit);
+        sym.size = end > sym.start && end != UINT64_MAX ? end - sym.start : 1;
+      }
+      out.push_back(sym);
+    }
+    return out;
+  }
+
+ private:
+  struct Pending {
+    Symbol sym;
+    uint64_t limit;
+  };
+  uint32_t intern(std::string_view name) {
+    auto it = interned_.find(name);
+    if (it != interned_.end()) return it->second;
+    uint32_t off = uint32_t(pool_->size());
+    pool_->append(name);
+    pool_->push_back('\0');
+    // Keys point into the pool, which may reallocate: keep our own copy.
+    keys_.emplace_back(name);
+    interned_.emplace(keys_.back(), off);
+    return off;
+  }
+  std::string* pool_;
+  std::vector<Pending> pending_;
+  std::deque<std::string> keys_;
+  std::unordered_map<std::string_view, uint32_t> interned_;
+};
+
+bool has_section_type(const ElfFile& file, Elf64_Word type) {
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(file.elf(), scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) && shdr.sh_type == type) return true;
+  }
+  return false;
+}
+
+// The ELF image inside .gnu_debugdata (xz-compressed MiniDebugInfo).
+Result<std::unique_ptr<ElfFile>> mini_debug_info(const ElfFile& file) {
+  std::string_view xz;
+  if (!file.section(".gnu_debugdata", &xz)) return Errorf("no .gnu_debugdata");
+  lzma_stream strm = LZMA_STREAM_INIT;
+  if (lzma_stream_decoder(&strm, UINT64_MAX, 0) != LZMA_OK) return Errorf("lzma init failed");
+  std::vector<char> out(xz.size() * 4 + 4096);
+  strm.next_in = reinterpret_cast<const uint8_t*>(xz.data());
+  strm.avail_in = xz.size();
+  lzma_ret rc;
+  for (;;) {
+    strm.next_out = reinterpret_cast<uint8_t*>(out.data()) + strm.total_out;
+    strm.avail_out = out.size() - strm.total_out;
+    rc = lzma_code(&strm, LZMA_FINISH);
+    if (rc == LZMA_STREAM_END) break;
+    if (rc != LZMA_OK && rc != LZMA_BUF_ERROR) break;
+    if (strm.avail_out == 0) out.resize(out.size() * 2);
+    else if (rc == LZMA_BUF_ERROR) break;
+  }
+  size_t n = strm.total_out;
+  lzma_end(&strm);
+  if (rc != LZMA_STREAM_END) return Errorf("%s: corrupt .gnu_debugdata", file.name().c_str());
+  out.resize(n);
+  return ElfFile::from_buffer(std::move(out), file.name() + ":.gnu_debugdata");
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Binary>> Binary::load(const ElfFile& file) {
   Elf* elf = file.elf();
   GElf_Ehdr ehdr;
@@ -130,99 +314,127 @@ Result<std::shared_ptr<Binary>> Binary::load(const ElfFile& file) {
     bin->segments_.push_back(LoadSegment{phdr.p_vaddr, phdr.p_memsz, phdr.p_offset, phdr.p_filesz,
                                          (phdr.p_flags & PF_X) != 0});
   }
-
   // Prefer .symtab (everything) over .dynsym (exports only, what survives
   // stripping).
-  Elf_Scn* symtab = nullptr;
-  Elf_Scn* dynsym = nullptr;
-  Elf_Scn* scn = nullptr;
-  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
-    GElf_Shdr shdr;
-    if (!gelf_getshdr(scn, &shdr)) continue;
-    if (shdr.sh_type == SHT_SYMTAB) symtab = scn;
-    else if (shdr.sh_type == SHT_DYNSYM) dynsym = scn;
-  }
-  Elf_Scn* table = symtab ? symtab : dynsym;
-  if (table) {
-    GElf_Shdr shdr;
-    gelf_getshdr(table, &shdr);
-    Elf_Data* data = elf_getdata(table, nullptr);
-    size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
-    std::unordered_map<std::string_view, uint32_t> interned;
-    // Section end addresses bound zero-sized symbols: `_init` must not
-    // swallow the .plt that follows it.
-    std::unordered_map<size_t, uint64_t> section_end;
-    struct Pending {
-      Symbol sym;
-      uint64_t limit;
-    };
-    std::vector<Pending> pending;
-    for (size_t i = 0; data && i < count; ++i) {
-      GElf_Sym sym;
-      if (!gelf_getsym(data, int(i), &sym)) continue;
-      int type = GELF_ST_TYPE(sym.st_info);
-      if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
-      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0) continue;
-      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
-      if (!name || !*name) continue;
-      std::string_view nv(name);
-      auto it = interned.find(nv);
-      uint32_t off;
-      if (it == interned.end()) {
-        off = uint32_t(bin->pool_.size());
-        bin->pool_.append(nv);
-        bin->pool_.push_back('\0');
-        interned.emplace(nv, off);
-      } else {
-        off = it->second;
-      }
-      auto [sec, inserted] = section_end.try_emplace(sym.st_shndx, UINT64_MAX);
-      if (inserted) {
-        Elf_Scn* s = elf_getscn(elf, sym.st_shndx);
-        GElf_Shdr sh;
-        if (s && gelf_getshdr(s, &sh)) sec->second = sh.sh_addr + sh.sh_size;
-      }
-      pending.push_back(Pending{Symbol{sym.st_value, sym.st_size, off, uint8_t(GELF_ST_BIND(sym.st_info))},
-                                sec->second});
+  SymbolCollector c(&bin->pool_);
+  if (c.add(file, SHT_SYMTAB)) bin->symbol_source_ = ".symtab";
+  else if (c.add(file, SHT_DYNSYM)) bin->symbol_source_ = ".dynsym";
+  bin->symbols_ = c.finish(&bin->aliases_);
+  bin->symbols_.shrink_to_fit();
+  return bin;
+}
+
+Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, const LoadOptions& opts) {
+  auto loaded = load(*file);
+  if (!loaded) return loaded.error();
+  std::shared_ptr<Binary> bin = std::move(*loaded);
+  bool own_symtab = has_section_type(*file, SHT_SYMTAB);
+  std::string_view dbg_info;
+  bool own_dwarf = file->section(".debug_info", &dbg_info);
+
+  std::unique_ptr<ElfFile> debug;
+  if (!own_symtab || (opts.dwarf && !own_dwarf)) {
+    std::string path = find_debug_file(*file, file->name(), opts.root, opts.debug_dir);
+    if (!path.empty()) {
+      auto d = ElfFile::open(path);
+      if (d) debug = std::move(*d);
     }
-    const std::string& pool = bin->pool_;
-    auto name_at = [&pool](uint32_t off) { return std::string_view(pool.c_str() + off); };
-    std::sort(pending.begin(), pending.end(), [&](const Pending& pa, const Pending& pb) {
-      const Symbol& a = pa.sym;
-      const Symbol& b = pb.sym;
-      if (a.start != b.start) return a.start < b.start;
-      if (binding_rank(a.binding) != binding_rank(b.binding))
-        return binding_rank(a.binding) < binding_rank(b.binding);
-      if ((a.size == 0) != (b.size == 0)) return a.size != 0;
-      auto na = name_at(a.name), nb = name_at(b.name);
-      if (na.size() != nb.size()) return na.size() < nb.size();
-      return na < nb;
-    });
-    // Keep the preferred symbol per address.
-    pending.erase(std::unique(pending.begin(), pending.end(),
-                              [](const Pending& a, const Pending& b) { return a.sym.start == b.sym.start; }),
-                  pending.end());
-    bin->symbols_.reserve(pending.size());
-    for (size_t i = 0; i < pending.size(); ++i) {
-      Symbol s = pending[i].sym;
-      if (s.size == 0) {
-        // Hand-written assembly often has no size: extend to the next symbol,
-        // but never past the end of its section.
-        uint64_t next = i + 1 < pending.size() ? pending[i + 1].sym.start : UINT64_MAX;
-        uint64_t end = std::min(next, pending[i].limit);
-        s.size = end > s.start && end != UINT64_MAX ? end - s.start : 1;
+  }
+  if (!own_symtab) {
+    // Stripped: the debug file's .symtab is the full table. Failing that,
+    // MiniDebugInfo holds the local functions .dynsym lacks.
+    if (debug && has_section_type(*debug, SHT_SYMTAB)) {
+      bin->pool_.clear();
+      SymbolCollector c(&bin->pool_);
+      c.add(*debug, SHT_SYMTAB);
+      bin->aliases_.clear();
+      bin->symbols_ = c.finish(&bin->aliases_);
+      bin->symbol_source_ = "debugfile:.symtab";
+    } else if (opts.minidebuginfo) {
+      auto mini = mini_debug_info(*file);
+      if (mini) {
+        bin->pool_.clear();
+        SymbolCollector c(&bin->pool_);
+        c.add(*file, SHT_DYNSYM);
+        c.add(**mini, SHT_SYMTAB);
+        bin->aliases_.clear();
+        bin->symbols_ = c.finish(&bin->aliases_);
+        bin->symbol_source_ = ".dynsym+.gnu_debugdata";
       }
-      bin->symbols_.push_back(s);
     }
     bin->symbols_.shrink_to_fit();
   }
+  if (opts.dwarf) {
+    std::string_view unused;
+    std::unique_ptr<ElfFile> holder;
+    if (own_dwarf) {
+      holder = std::move(file);
+      bin->dwarf_source_ = ".debug_info";
+    } else if (debug && debug->section(".debug_info", &unused)) {
+      holder = std::move(debug);
+      bin->dwarf_source_ = "debugfile:" + holder->name();
+    }
+    if (holder) {
+      auto dw = DwarfInfo::open(std::move(holder));
+      if (dw) bin->dwarf_ = std::move(*dw);
+    }
+  }
   return bin;
+}
+
+Binary::~Binary() = default;
+
+bool Binary::source_frames(uint64_t vaddr, std::vector<SourceFrame>* out, bool demangle) const {
+  return dwarf_ && dwarf_->lookup(vaddr, out, demangle);
+}
+
+namespace {
+
+// "foo(int) [clone .cold]" -> "foo(int)": a function's cold part or a
+// specialized clone is still that function.
+std::string without_clone_suffix(std::string name) {
+  for (;;) {
+    size_t at = name.rfind(" [clone ");
+    if (at == std::string::npos || name.back() != ']') return name;
+    name.erase(at);
+  }
+}
+
+}  // namespace
+
+void Binary::describe(uint64_t vaddr, bool lines, bool demangle_names,
+                      std::vector<SourceFrame>* out) const {
+  out->clear();
+  const Symbol* sym = lookup(vaddr);
+  if (lines) source_frames(vaddr, out, demangle_names);
+  if (out->empty() && !sym) return;
+  if (out->empty()) out->push_back(SourceFrame{});
+  SourceFrame& outer = out->back();
+  // The symbol table names the real (outermost) function unless DWARF's
+  // linkage name is that symbol or one of its aliases: DWARF sometimes has
+  // only a short template name, and a function's cold part or clone is only
+  // told apart by its symbol. Inlined frames exist only in DWARF.
+  if (sym) {
+    std::string raw(name_of(*sym));
+    bool dwarf_names_it = !outer.system_name.empty() && outer.system_name == raw;
+    if (!dwarf_names_it && !outer.system_name.empty()) {
+      auto al = aliases_.find(sym->start);
+      if (al != aliases_.end())
+        for (uint32_t n : al->second)
+          if (std::string_view(pool_.c_str() + n) == outer.system_name) dwarf_names_it = true;
+    }
+    if (!dwarf_names_it) {
+      outer.function = demangle_names ? without_clone_suffix(demangle(raw)) : raw;
+      outer.system_name = std::move(raw);
+    }
+  }
+  if (outer.function.empty()) out->clear();
 }
 
 size_t Binary::memory_bytes() const {
   return sizeof(*this) + path_.capacity() + build_id_.capacity() +
          segments_.capacity() * sizeof(LoadSegment) + symbols_.capacity() * sizeof(Symbol) +
-         pool_.capacity();
+         pool_.capacity() + (dwarf_ ? dwarf_->memory_bytes() : 0);
 }
 
 std::optional<uint64_t> Binary::file_offset_to_vaddr(uint64_t offset) const {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -27,6 +28,8 @@ class ElfFile {
   // Parses an ELF image in memory (e.g. the vDSO); `data` must outlive this.
   static Result<std::unique_ptr<ElfFile>> from_memory(const void* data, size_t size,
                                                       std::string name);
+  // Same, owning the bytes (e.g. a decompressed MiniDebugInfo image).
+  static Result<std::unique_ptr<ElfFile>> from_buffer(std::vector<char> data, std::string name);
   ~ElfFile();
   ElfFile(const ElfFile&) = delete;
   ElfFile& operator=(const ElfFile&) = delete;
@@ -37,6 +40,8 @@ class ElfFile {
 
   // The NT_GNU_BUILD_ID note as lowercase hex, or "" if there is none.
   std::string build_id() const;
+  // A section's bytes, if it is present with contents (not NOBITS).
+  bool section(const char* name, std::string_view* data, uint64_t* addr = nullptr) const;
 
  private:
   ElfFile(UniqueFd fd, Elf* elf, std::string name)
@@ -44,6 +49,7 @@ class ElfFile {
   UniqueFd fd_;
   Elf* elf_ = nullptr;
   std::string name_;
+  std::vector<char> owned_;  // backing bytes for from_buffer()
 };
 
 struct LoadSegment {
@@ -62,10 +68,27 @@ struct Symbol {
   uint8_t binding = 0;
 };
 
+class DwarfInfo;
+struct SourceFrame;
+
 class Binary {
  public:
-  // Parses headers, build-id and the function table of `file`.
+  // Where symbols and source lines may come from besides the file itself.
+  struct LoadOptions {
+    bool dwarf = false;          // open DWARF for lines and inlined frames
+    std::string root;            // prefixes debug-file paths (a container's root)
+    std::string debug_dir = "/usr/lib/debug";
+    bool minidebuginfo = true;   // .gnu_debugdata (xz) when .symtab is gone
+  };
+
+  // Parses headers, build-id and the function table of `file` alone.
   static Result<std::shared_ptr<Binary>> load(const ElfFile& file);
+  // The full load: symbols from the best source (.symtab, the debug file's
+  // .symtab, MiniDebugInfo, .dynsym), and DWARF from the file or its debug
+  // file when asked. Keeps the file that holds DWARF open.
+  static Result<std::shared_ptr<Binary>> load(std::unique_ptr<ElfFile> file,
+                                              const LoadOptions& opts);
+  ~Binary();
 
   const std::string& path() const { return path_; }
   const std::string& build_id() const { return build_id_; }
@@ -86,6 +109,18 @@ class Binary {
   std::string_view name_of(const Symbol& s) const;
   const std::vector<Symbol>& symbols() const { return symbols_; }
 
+  // Source frames for `vaddr` (innermost first) from DWARF; false when the
+  // binary has no DWARF for it.
+  bool source_frames(uint64_t vaddr, std::vector<SourceFrame>* out, bool demangle = true) const;
+  bool has_dwarf() const { return dwarf_ != nullptr; }
+  // Everything known about `vaddr`: DWARF frames (inlined calls expanded)
+  // when `lines` and DWARF cover it, else one frame named from the symbol
+  // table (no file). Empty when neither knows the address.
+  void describe(uint64_t vaddr, bool lines, bool demangle, std::vector<SourceFrame>* out) const;
+  // Where symbols and DWARF came from, for diagnostics and tests.
+  const std::string& symbol_source() const { return symbol_source_; }
+  const std::string& dwarf_source() const { return dwarf_source_; }
+
  private:
   Binary() = default;
   std::string path_;
@@ -95,6 +130,14 @@ class Binary {
   std::vector<LoadSegment> segments_;
   std::vector<Symbol> symbols_;  // sorted by start, no exact duplicates
   std::string pool_;             // NUL-separated symbol names
+  // Other names of symbols that share an address with the one kept (a C++
+  // constructor's C1/C2, aliases like malloc/__libc_malloc): start -> names.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> aliases_;
+  std::string symbol_source_;
+  std::string dwarf_source_;
+  std::unique_ptr<DwarfInfo> dwarf_;
+
+  void load_symbols(const ElfFile& file, bool dynsym_only);
 };
 
 }  // namespace ember

@@ -20,7 +20,7 @@ std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc
     // Unreachable now; it may still be cached from an earlier sighting.
     return cache_.find_by_inode(uint64_t(m.dev()), m.inode);
   }
-  auto bin = cache_.get(std::move(fd), name);
+  auto bin = cache_.get(std::move(fd), name, load_options(proc));
   // Parsed (or known unusable) and cached by identity now: our use of the
   // pin is over.
   if (PinnedFile* pin = pin_of(proc, m)) pin->release(kPinSymbolizer);
@@ -38,7 +38,8 @@ std::shared_ptr<const Binary> Symbolizer::exe_from_hint(const ProcessSnapshot& p
     UniqueFd fd(::fcntl(proc.exe_fd->fd(), F_DUPFD_CLOEXEC, 0));
     if (fd.valid()) {
       // libelf reads by offset (pread), so sharing the file description is safe.
-      auto bin = cache_.get(std::move(fd), proc.exe_path.empty() ? "[exe]" : proc.exe_path);
+      auto bin = cache_.get(std::move(fd), proc.exe_path.empty() ? "[exe]" : proc.exe_path,
+                            load_options(proc));
       proc.exe_fd->release(kPinSymbolizer);  // cached by inode now
       if (bin) return *bin;
     }
@@ -62,12 +63,24 @@ std::shared_ptr<const Binary> Symbolizer::vdso() {
   return vdso_;
 }
 
+Binary::LoadOptions Symbolizer::load_options(const ProcessSnapshot& proc) const {
+  Binary::LoadOptions o;
+  o.dwarf = opts_.lines;
+  o.debug_dir = opts_.debug_dir;
+  // Debug files of a containerized process live in its own filesystem.
+  if (proc.pid > 0) o.root = proc.proc_root + "/" + std::to_string(proc.pid) + "/root";
+  return o;
+}
+
 void Symbolizer::fill_function(const Binary& bin, uint64_t vaddr, UserSymbol* out) {
-  const Symbol* sym = bin.lookup(vaddr);
-  if (!sym) return;
-  out->system_name = std::string(bin.name_of(*sym));
-  out->function = opts_.demangle ? demangle(out->system_name) : out->system_name;
-  out->function_offset = vaddr - sym->start;
+  if (const Symbol* sym = bin.lookup(vaddr)) out->function_offset = vaddr - sym->start;
+  // DWARF names every frame, the outermost too: the symbol table may only
+  // have a clone's name (foo.constprop.0, foo.cold) for the same function.
+  bin.describe(vaddr, opts_.lines, opts_.demangle, &out->frames);
+  if (out->frames.empty()) return;
+  out->function = out->frames.back().function;
+  out->system_name = out->frames.back().system_name;
+  if (out->frames.size() == 1 && out->frames[0].file.empty()) out->frames.clear();  // name only
 }
 
 UserSymbol Symbolizer::resolve_user(const ProcessSnapshot& proc, uint64_t addr,

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "symbolizer/binary_cache.h"
+#include "symbolizer/dwarf_info.h"
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/process_maps.h"
 
@@ -22,6 +23,10 @@ struct SymbolizerOptions {
   std::string proc_root = "/proc";
   BinaryCache::Options cache;
   bool demangle = true;
+  // File and line for every frame, with inlined calls as frames of their
+  // own (DWARF); false: function names only.
+  bool lines = true;
+  std::string debug_dir = "/usr/lib/debug";
   // Reload /proc/kallsyms at most this often when an address misses it.
   uint64_t kallsyms_reload_interval_ns = 10'000'000'000ull;
 };
@@ -35,6 +40,9 @@ struct UserSymbol {
   std::string system_name;  // name as in the symbol table
   uint64_t function_offset = 0;
   bool via_exec_hint = false;  // placed from the exec event, not from maps
+  // With lines enabled and DWARF present: the source frames at this address,
+  // innermost (inlined) first; the last one is `function`'s.
+  std::vector<SourceFrame> frames;
 };
 
 struct KernelSymbolInfo {
@@ -67,6 +75,7 @@ class Symbolizer {
   std::shared_ptr<const Binary> exe_from_hint(const ProcessSnapshot& proc);
   std::shared_ptr<const Binary> vdso();
   void fill_function(const Binary& bin, uint64_t vaddr, UserSymbol* out);
+  Binary::LoadOptions load_options(const ProcessSnapshot& proc) const;
 
   SymbolizerOptions opts_;
   BinaryCache cache_;

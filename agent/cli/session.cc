@@ -72,7 +72,8 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   s->sampler_ = std::move(*sampler);
   if (s->sampler_->uses_tables()) {
     s->unwind_tables_ = std::make_unique<unwind::BpfUnwindTables>(
-        s->sampler_->unwind_maps(), *s->unwind_cache_, clock, s->metrics_);
+        unwind::make_bpf_map_writer(s->sampler_->unwind_maps()), *s->unwind_cache_, clock,
+        s->metrics_);
     s->tables_hook_ = s->unwind_tables_.get();
     s->metrics_.gauge("ember_unwind_map_bytes", "", "Kernel memory of the unwind maps (preallocated)")
         .set(s->sampler_->unwind_map_bytes());

@@ -383,8 +383,8 @@ Status validate_server(const ServerConfig& s) {
     return Errorf("tls: TLS options need an https:// url");
   if (s.timeout < std::chrono::milliseconds(100) || s.timeout > std::chrono::minutes(10))
     return Errorf("timeout: %s is out of range [100ms, 10m]", format_duration(s.timeout).c_str());
-  if (s.queue_max_bytes < (64u << 10))
-    return Errorf("queue_max_bytes: %s is below the minimum 64KiB",
+  if (s.queue_max_bytes < (16u << 10))
+    return Errorf("queue_max_bytes: %s is below the minimum 16KiB",
                   format_size(s.queue_max_bytes).c_str());
   if (s.min_backoff <= Duration(0) || s.max_backoff < s.min_backoff)
     return Errorf("max_backoff: must be at least min_backoff (%s)",
@@ -479,7 +479,7 @@ void read_server(Reader& r, const YAML::Node& node, const std::string& prefix, S
       {"timeout", [&](const YAML::Node& n, const std::string& k) {
          r.duration(n, k, std::chrono::milliseconds(100), std::chrono::minutes(10), &s.timeout);
        }},
-      {"queue_max_bytes", [&](const YAML::Node& n, const std::string& k) { r.size(n, k, 64 << 10, 1ull << 40, &s.queue_max_bytes); }},
+      {"queue_max_bytes", [&](const YAML::Node& n, const std::string& k) { r.size(n, k, 16 << 10, 1ull << 40, &s.queue_max_bytes); }},
       {"min_backoff", [&](const YAML::Node& n, const std::string& k) {
          r.duration(n, k, std::chrono::milliseconds(10), std::chrono::minutes(10), &s.min_backoff);
        }},

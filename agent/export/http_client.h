@@ -56,6 +56,8 @@ struct HttpResponse {
   std::optional<Duration> retry_after;  // from a Retry-After header
 };
 
+// Sends one request and waits for its answer. Implementations are used by
+// one thread at a time (the uploader that owns them).
 class Transport {
  public:
   virtual ~Transport() = default;

@@ -24,7 +24,10 @@ double random01() {
 
 std::string seconds_text(Duration d) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1fs", double(d.count()) / 1e9);
+  if (d < std::chrono::seconds(1))
+    std::snprintf(buf, sizeof(buf), "%lldms", (long long)(d.count() / 1'000'000));
+  else
+    std::snprintf(buf, sizeof(buf), "%.1fs", double(d.count()) / 1e9);
   return buf;
 }
 
@@ -192,32 +195,16 @@ void ServerUploader::pop_front_locked(size_t n, Counter* profiles, Counter* samp
   update_gauges_locked();
 }
 
-void ServerUploader::enqueue(EncodedProfileRef p) {
-  const size_t b = p->bytes();
-  std::lock_guard<std::mutex> lock(mu_);
-  enqueued_.add();
-  enqueued_samples_.add(p->samples);
-  if (finished_) {
-    dropped_shutdown_profiles_.add();
-    dropped_shutdown_samples_.add(p->samples);
-    return;
-  }
-  queue_.push_back(std::move(p));
-  queue_bytes_ += b;
-  // Over the bound: drop the oldest profiles that are not being sent now
-  // (a request in flight may finish; it is at most kMaxRequestBytes).
+void ServerUploader::enqueue(EncodedProfileRef p) { enqueue(std::vector<EncodedProfileRef>{std::move(p)}); }
+
+void ServerUploader::enqueue(const std::vector<EncodedProfileRef>& profiles) {
   uint64_t dropped = 0, dropped_samples = 0;
-  while (queue_bytes_ > server_.queue_max_bytes && queue_.size() > in_flight_) {
-    auto it = queue_.begin() + ptrdiff_t(in_flight_);
-    dropped_full_profiles_.add();
-    dropped_full_samples_.add((*it)->samples);
-    dropped_samples += (*it)->samples;
-    ++dropped;
-    queue_bytes_ -= (*it)->bytes();
-    queue_.erase(it);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : profiles) enqueue_locked(p, &dropped, &dropped_samples);
+    update_gauges_locked();
+    cv_.notify_all();
   }
-  update_gauges_locked();
-  cv_.notify_all();
   if (dropped)
     log::write_limited(log::Level::kWarn, ("upload-full:" + name_).c_str(), 10.0,
                        "server %s: upload queue full (%s): dropped the %llu oldest profile(s), "
@@ -225,6 +212,30 @@ void ServerUploader::enqueue(EncodedProfileRef p) {
                        name_.c_str(), format_size(server_.queue_max_bytes).c_str(),
                        (unsigned long long)dropped, (unsigned long long)dropped_samples,
                        (unsigned long long)dropped_full_profiles_.value());
+}
+
+void ServerUploader::enqueue_locked(EncodedProfileRef p, uint64_t* dropped,
+                                    uint64_t* dropped_samples) {
+  enqueued_.add();
+  enqueued_samples_.add(p->samples);
+  if (finished_) {
+    dropped_shutdown_profiles_.add();
+    dropped_shutdown_samples_.add(p->samples);
+    return;
+  }
+  queue_bytes_ += p->bytes();
+  queue_.push_back(std::move(p));
+  // Over the bound: drop the oldest profiles that are not being sent now
+  // (a request in flight may finish; it is at most kMaxRequestBytes).
+  while (queue_bytes_ > server_.queue_max_bytes && queue_.size() > in_flight_) {
+    auto it = queue_.begin() + ptrdiff_t(in_flight_);
+    dropped_full_profiles_.add();
+    dropped_full_samples_.add((*it)->samples);
+    *dropped_samples += (*it)->samples;
+    ++*dropped;
+    queue_bytes_ -= (*it)->bytes();
+    queue_.erase(it);
+  }
 }
 
 bool ServerUploader::past_deadline() const {
@@ -235,25 +246,25 @@ bool ServerUploader::past_deadline() const {
 HttpRequest ServerUploader::build_request(const std::vector<EncodedProfileRef>& chunk,
                                           std::string* body) {
   HttpRequest req;
-  if (server_.api == ServerConfig::Api::kPush) {
-    *body = push_request_body(chunk);
-    req.url = base_url_ + kPushPath;
-    req.headers.push_back("Content-Type: application/proto");
-    req.headers.push_back("Connect-Protocol-Version: 1");
-    req.headers.push_back("Connect-Timeout-Ms: " +
-                          std::to_string(server_.timeout.count() / 1'000'000));
-  } else {
-    *body = chunk.front()->pprof_gz;
-    req.url = base_url_ + kIngestPath + "?" + ingest_query(*chunk.front());
-    req.headers.push_back("Content-Type: application/octet-stream");
-  }
-  req.body = body;
   req.timeout = server_.timeout;
   // Shutdown: no request may outlive the deadline.
   int64_t d = deadline_ns_.load(std::memory_order_relaxed);
   if (d != INT64_MAX) {
     Duration left(std::max<int64_t>(d - steady_ns(steady_now()), 1'000'000));
     req.timeout = std::min(req.timeout, left);
+  }
+  if (server_.api == ServerConfig::Api::kPush) {
+    *body = push_request_body(chunk);
+    req.body = body;
+    req.url = base_url_ + kPushPath;
+    req.headers.push_back("Content-Type: application/proto");
+    req.headers.push_back("Connect-Protocol-Version: 1");
+    req.headers.push_back("Connect-Timeout-Ms: " + std::to_string(req.timeout.count() / 1'000'000));
+  } else {
+    // The shared encoded bytes themselves: `chunk` keeps them alive.
+    req.body = &chunk.front()->pprof_gz;
+    req.url = base_url_ + kIngestPath + "?" + ingest_query(*chunk.front());
+    req.headers.push_back("Content-Type: application/octet-stream");
   }
   if (!server_.bearer_token.empty()) req.headers.push_back("Authorization: Bearer " + server_.bearer_token);
   if (bearer_file_) req.headers.push_back("Authorization: Bearer " + bearer_file_->value());
@@ -328,7 +339,7 @@ void ServerUploader::run() {
                    (unsigned long long)consecutive_failures_);
       sent_profiles_.add(chunk.size());
       sent_samples_.add(samples);
-      sent_bytes_.add(body.size());
+      sent_bytes_.add(req.body->size());
       last_success_gauge_.set(uint64_t(std::time(nullptr)));
       pop_front_locked(chunk.size(), nullptr, nullptr);
       consecutive_failures_ = 0;
@@ -370,6 +381,7 @@ void ServerUploader::run() {
                name_.c_str(), queue_.size(), (unsigned long long)samples,
                last_error_.empty() ? "" : "; last error: ", last_error_.c_str());
     pop_front_locked(queue_.size(), &dropped_shutdown_profiles_, &dropped_shutdown_samples_);
+    left_unsent_ = true;
   }
   finished_ = true;
   cv_.notify_all();
@@ -382,12 +394,12 @@ bool ServerUploader::drain(SteadyTime deadline) {
   next_attempt_ = std::min(next_attempt_, steady_now() + server_.min_backoff);
   cv_.notify_all();
   cv_.wait_until(lock, deadline, [&] { return finished_ || (queue_.empty() && in_flight_ == 0); });
-  bool all_sent = queue_.empty() && in_flight_ == 0;
   stop_.store(true);
   cv_.notify_all();
   lock.unlock();
   if (thread_.joinable()) thread_.join();
-  return all_sent;
+  std::lock_guard<std::mutex> relock(mu_);
+  return !left_unsent_;
 }
 
 ServerUploader::Status ServerUploader::status() const {
@@ -456,11 +468,12 @@ void UploadExporter::run() {
     queue_.pop_front();
     busy_ = true;
     lock.unlock();
-    for (const auto& p : batch.profiles) {
-      if (p.samples.empty()) continue;
-      EncodedProfileRef e = encode_for_upload(p);
-      for (auto& s : servers_) s->enqueue(e);
-    }
+    std::vector<EncodedProfileRef> encoded;
+    encoded.reserve(batch.profiles.size());
+    for (const auto& p : batch.profiles)
+      if (!p.samples.empty()) encoded.push_back(encode_for_upload(p));
+    batch = ProfileBatch{};  // the encoded copies are all that is kept
+    for (auto& s : servers_) s->enqueue(encoded);
     lock.lock();
     busy_ = false;
     cv_.notify_all();

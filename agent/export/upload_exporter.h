@@ -69,6 +69,8 @@ class ServerUploader {
   ServerUploader& operator=(const ServerUploader&) = delete;
 
   void enqueue(EncodedProfileRef profile);
+  // Queues one interval's profiles at once, so they leave in one request.
+  void enqueue(const std::vector<EncodedProfileRef>& profiles);
 
   // Keeps sending until the queue is empty or `deadline` passes, then stops
   // the thread; what is left is dropped ("shutdown"). True if all was sent.
@@ -86,8 +88,10 @@ class ServerUploader {
  private:
   ServerUploader(const ServerConfig& server, Metrics& metrics);
   void run();
-  // Builds the request for the first `n` queued profiles (sending thread).
+  // Builds the request for `chunk`, the first queued profiles (sending
+  // thread). The body is `*body` (push) or the profile's own bytes (ingest).
   HttpRequest build_request(const std::vector<EncodedProfileRef>& chunk, std::string* body);
+  void enqueue_locked(EncodedProfileRef p, uint64_t* dropped, uint64_t* dropped_samples);
   // Removes the first `n` queued profiles, counting them in the counters
   // given (null: delivered, not a drop).
   void pop_front_locked(size_t n, Counter* profiles, Counter* samples);
@@ -130,11 +134,16 @@ class ServerUploader {
   uint64_t consecutive_failures_ = 0;
   std::string last_error_;
   bool finished_ = false;  // the thread has exited
+  bool left_unsent_ = false;  // it exited with profiles still queued
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> deadline_ns_{INT64_MAX};  // steady clock; INT64_MAX: none
   std::thread thread_;  // last: starts once everything above exists
 };
 
+// The exporter the agent uses when servers are configured. export_batch()
+// runs on the pipeline thread and only queues the batch; the exporter's own
+// thread encodes each profile once and hands the same bytes to every
+// server's uploader. flush() runs on the main thread at shutdown.
 class UploadExporter final : public Exporter {
  public:
   using TransportFactory = std::function<std::unique_ptr<Transport>(const ServerConfig&)>;

@@ -4,7 +4,6 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -122,18 +121,6 @@ Result<std::vector<int>> online_cpus(const std::string& sysfs_root) {
 
 void BpfSampler::SkelDeleter::operator()(profile_bpf* s) const { profile_bpf__destroy(s); }
 
-BpfSampler::Mapping& BpfSampler::Mapping::operator=(Mapping&& o) noexcept {
-  if (this != &o) {
-    if (p_) munmap(p_, n_);
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = o.n_;
-  }
-  return *this;
-}
-
-BpfSampler::Mapping::~Mapping() {
-  if (p_) munmap(p_, n_);
-}
 void BpfSampler::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void BpfSampler::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
@@ -202,36 +189,22 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
                   std::strerror(-err));
 
   if (tables) {
-    // The arrays user space fills in place.
-    auto map_array = [&](bpf_map* m, void** out) -> Status {
-      size_t bytes = size_t(bpf_map__value_size(m)) * bpf_map__max_entries(m);
-      bytes = (bytes + 4095) & ~size_t(4095);
-      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
-      if (p == MAP_FAILED)
-        return Errorf("cannot map %s: %s", bpf_map__name(m), std::strerror(errno));
-      s->mapped_.emplace_back(p, bytes);
-      s->unwind_map_bytes_ += bytes;
-      *out = p;
-      return {};
-    };
-    void *rows, *index, *rules, *mappings;
-    for (auto [m, out] : {std::pair{skel->maps.unwind_rows, &rows}, std::pair{skel->maps.unwind_index, &index},
-                          std::pair{skel->maps.unwind_rules, &rules},
-                          std::pair{skel->maps.unwind_mappings, &mappings}}) {
-      if (auto st = map_array(m, out); !st) return st.error();
-    }
     auto& um = s->unwind_maps_;
-    um.rows = static_cast<ember_row_page*>(rows);
+    um.rows = bpf_map__fd(skel->maps.unwind_rows);
+    um.index = bpf_map__fd(skel->maps.unwind_index);
+    um.rules = bpf_map__fd(skel->maps.unwind_rules);
+    um.mappings = bpf_map__fd(skel->maps.unwind_mappings);
+    um.procs = bpf_map__fd(skel->maps.unwind_procs);
     um.row_pages = bpf_map__max_entries(skel->maps.unwind_rows);
-    um.index = static_cast<ember_text_page*>(index);
     um.index_entries = bpf_map__max_entries(skel->maps.unwind_index);
-    um.rules = static_cast<ember_unwind_rule*>(rules);
     um.rule_entries = bpf_map__max_entries(skel->maps.unwind_rules);
-    um.mappings = static_cast<ember_mapping*>(mappings);
     um.mapping_entries = bpf_map__max_entries(skel->maps.unwind_mappings);
-    um.procs_fd = bpf_map__fd(skel->maps.unwind_procs);
+    // Array maps preallocate everything; the hash adds ~48 bytes per element.
+    for (bpf_map* m : {skel->maps.unwind_rows, skel->maps.unwind_index, skel->maps.unwind_rules,
+                       skel->maps.unwind_mappings})
+      s->unwind_map_bytes_ += uint64_t((bpf_map__value_size(m) + 7) & ~7u) * bpf_map__max_entries(m);
     s->unwind_map_bytes_ += uint64_t(bpf_map__max_entries(skel->maps.unwind_procs)) *
-                            (sizeof(ember_proc) + sizeof(uint32_t) + 48);  // hash element overhead
+                            (sizeof(ember_proc) + sizeof(uint32_t) + 48);
   }
 
   if (opts.collect_bpf_stats) {

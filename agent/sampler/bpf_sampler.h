@@ -90,9 +90,9 @@ class BpfSampler {
   size_t cpu_count() const { return cpus_; }
 
   // True when the table-driven unwinder is running; then unwind_maps() are
-  // the mapped BPF arrays for BpfUnwindTables.
+  // the BPF maps BpfUnwindTables fills.
   bool uses_tables() const { return uses_tables_; }
-  const unwind::UnwindMaps& unwind_maps() const { return unwind_maps_; }
+  const unwind::UnwindMapFds& unwind_maps() const { return unwind_maps_; }
   // Kernel memory of the unwind maps (all preallocated at load).
   uint64_t unwind_map_bytes() const { return unwind_map_bytes_; }
 
@@ -106,21 +106,6 @@ class BpfSampler {
   struct RingDeleter {
     void operator()(ring_buffer* r) const;
   };
-  // An mmap'ed BPF array; unmapped on destruction.
-  class Mapping {
-   public:
-    Mapping() = default;
-    Mapping(void* p, size_t n) : p_(p), n_(n) {}
-    Mapping(Mapping&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
-    Mapping& operator=(Mapping&& o) noexcept;
-    ~Mapping();
-    void* get() const { return p_; }
-
-   private:
-    void* p_ = nullptr;
-    size_t n_ = 0;
-  };
-
   BpfSampler(RecordFn on_record, Metrics& metrics);
   void drain_loop();
   static int on_ring_record(void* ctx, void* data, size_t size);
@@ -130,8 +115,7 @@ class BpfSampler {
   std::unique_ptr<profile_bpf, SkelDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // perf events + tracepoints
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
-  std::vector<Mapping> mapped_;  // the unwind arrays, mmap'ed
-  unwind::UnwindMaps unwind_maps_;
+  unwind::UnwindMapFds unwind_maps_;
   bool uses_tables_ = false;
   uint64_t unwind_map_bytes_ = 0;
   size_t cpus_ = 0;     // CPUs with an attached perf event

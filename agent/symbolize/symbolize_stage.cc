@@ -102,7 +102,21 @@ LocationRef DefaultSymbolizeStage::user_location(SnapshotState& st, const StackF
   }
 
   Line line;
-  if (!us.function.empty()) {
+  if (!us.frames.empty() && !us.frames.back().function.empty()) {
+    // Inlined calls become frames of their own, innermost first.
+    for (size_t i = 0; i + 1 < us.frames.size(); ++i) {
+      auto& f = us.frames[i];
+      loc->lines.push_back(Line{std::move(f.function), std::move(f.system_name), std::move(f.file),
+                                f.line, 0});
+    }
+    auto& outer = us.frames.back();
+    line.function = std::move(outer.function);
+    line.system_name = outer.system_name.empty() ? std::move(us.system_name) : std::move(outer.system_name);
+    line.file = std::move(outer.file);
+    line.line = outer.line;
+    line.offset = us.function_offset;
+    loc->resolved = true;
+  } else if (!us.function.empty()) {
     line.function = std::move(us.function);
     line.system_name = std::move(us.system_name);
     line.offset = us.function_offset;

@@ -4,7 +4,6 @@
 #include <dirent.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "common/log.h"
@@ -29,7 +28,68 @@ namespace {
 // entries are long finished by then (they run for microseconds).
 constexpr uint64_t kQuarantineNs = 1'000'000'000;
 
+class BpfMapWriter final : public UnwindMapWriter {
+ public:
+  explicit BpfMapWriter(const UnwindMapFds& f) : f_(f), page_(sizeof(ember_row_page)) {}
+  uint32_t row_pages() const override { return f_.row_pages; }
+  uint32_t index_entries() const override { return f_.index_entries; }
+  uint32_t rule_entries() const override { return f_.rule_entries; }
+  uint32_t mapping_entries() const override { return f_.mapping_entries; }
+
+  bool write_rows(uint64_t first, const ember_unwind_row* rows, size_t n) override {
+    // Read-modify-write of each 64 KiB page the range touches: other
+    // binaries' rows may share the page.
+    while (n > 0) {
+      uint32_t page = uint32_t(first / EMBER_ROWS_PER_PAGE);
+      size_t slot = first % EMBER_ROWS_PER_PAGE;
+      size_t k = std::min(n, size_t(EMBER_ROWS_PER_PAGE) - slot);
+      if (bpf_map_lookup_elem(f_.rows, &page, page_.data()) != 0) return false;
+      std::memcpy(page_.data() + slot * sizeof(ember_unwind_row), rows, k * sizeof(ember_unwind_row));
+      if (bpf_map_update_elem(f_.rows, &page, page_.data(), BPF_ANY) != 0) return false;
+      first += k;
+      rows += k;
+      n -= k;
+    }
+    return true;
+  }
+  bool write_index(uint32_t first, const ember_text_page* e, size_t n) override {
+    return write_each(f_.index, first, e, n);
+  }
+  bool write_rule(uint32_t id, const ember_unwind_rule& rule) override {
+    return bpf_map_update_elem(f_.rules, &id, &rule, BPF_ANY) == 0;
+  }
+  bool write_mappings(uint32_t first, const ember_mapping* e, size_t n) override {
+    return write_each(f_.mappings, first, e, n);
+  }
+  bool set_process(uint32_t pid, uint32_t mapping_first, uint32_t count) override {
+    ember_proc p{mapping_first, count};
+    return bpf_map_update_elem(f_.procs, &pid, &p, BPF_ANY) == 0;
+  }
+  void delete_process(uint32_t pid) override { bpf_map_delete_elem(f_.procs, &pid); }
+
+ private:
+  template <class T>
+  static bool write_each(int fd, uint32_t first, const T* e, size_t n) {
+    if (n == 0) return true;
+    // One syscall for the whole run where the kernel has batch updates.
+    std::vector<uint32_t> keys(n);
+    for (size_t i = 0; i < n; ++i) keys[i] = first + uint32_t(i);
+    uint32_t count = uint32_t(n);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_update_batch(fd, keys.data(), e, &count, &opts) == 0 && count == n) return true;
+    for (size_t i = 0; i < n; ++i)
+      if (bpf_map_update_elem(fd, &keys[i], &e[i], BPF_ANY) != 0) return false;
+    return true;
+  }
+  UnwindMapFds f_;
+  std::vector<uint8_t> page_;
+};
+
 }  // namespace
+
+std::unique_ptr<UnwindMapWriter> make_bpf_map_writer(const UnwindMapFds& fds) {
+  return std::make_unique<BpfMapWriter>(fds);
+}
 
 RangeAllocator::RangeAllocator(uint64_t size) : size_(size) {
   if (size) free_[0] = size;
@@ -78,14 +138,14 @@ void RangeAllocator::release_due(uint64_t now_ns) {
   }
 }
 
-BpfUnwindTables::BpfUnwindTables(UnwindMaps maps, UnwindTableCache& cache, const Clock& clock,
-                                 Metrics& metrics)
-    : maps_(maps),
+BpfUnwindTables::BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTableCache& cache,
+                                 const Clock& clock, Metrics& metrics)
+    : maps_(std::move(maps)),
       cache_(cache),
       clock_(clock),
-      rows_(uint64_t(maps.row_pages) * EMBER_ROWS_PER_PAGE),
-      index_(maps.index_entries),
-      mappings_(maps.mapping_entries),
+      rows_(uint64_t(maps_->row_pages()) * EMBER_ROWS_PER_PAGE),
+      index_(maps_->index_entries()),
+      mappings_(maps_->mapping_entries()),
       loads_(metrics.counter("ember_unwind_process_loads_total", "",
                              "Processes whose mappings were published to the BPF unwinder")),
       binaries_gauge_(metrics.gauge("ember_unwind_binaries", "", "Binaries with tables in BPF maps")),
@@ -95,10 +155,11 @@ BpfUnwindTables::BpfUnwindTables(UnwindMaps maps, UnwindTableCache& cache, const
                                        "Bytes of BPF row pages in use (4 per row)")),
       no_room_(metrics.counter("ember_unwind_load_failures_total", "reason=\"maps_full\"",
                                "Binaries or processes not published to BPF, by reason")),
+      write_failures_(metrics.counter("ember_unwind_load_failures_total", "reason=\"map_write\"")),
       no_table_(metrics.counter("ember_unwind_load_failures_total", "reason=\"no_table\"")),
       too_many_mappings_(
           metrics.counter("ember_unwind_load_failures_total", "reason=\"too_many_mappings\"")) {
-  stats_.rows_capacity = uint64_t(maps.row_pages) * EMBER_ROWS_PER_PAGE;
+  stats_.rows_capacity = uint64_t(maps_->row_pages()) * EMBER_ROWS_PER_PAGE;
 }
 
 BpfUnwindTables::~BpfUnwindTables() {
@@ -205,10 +266,15 @@ bool BpfUnwindTables::intern_rules(const UnwindTable& t, std::vector<uint16_t>* 
     std::memcpy(bytes.data(), &r, sizeof(r));
     auto it = rule_ids_.find(bytes);
     if (it == rule_ids_.end()) {
-      if (rules_used_ >= maps_.rule_entries || rules_used_ > 0xffff) return false;
-      uint16_t id = uint16_t(rules_used_++);
-      maps_.rules[id] = ember_unwind_rule{};
-      std::memcpy(&maps_.rules[id], &r, sizeof(r));
+      if (rules_used_ >= maps_->rule_entries() || rules_used_ > 0xffff) return false;
+      uint16_t id = uint16_t(rules_used_);
+      ember_unwind_rule er{};
+      std::memcpy(&er, &r, sizeof(r));
+      if (!maps_->write_rule(id, er)) {
+        write_failures_.add();
+        return false;
+      }
+      ++rules_used_;
       it = rule_ids_.emplace(std::move(bytes), id).first;
     }
     (*ids)[i] = it->second;
@@ -241,19 +307,19 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
   }
   // Rows first, then the index that points at them: BPF only reaches either
   // through a process entry published after both.
+  std::vector<ember_unwind_row> packed(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
-    uint64_t g = uint64_t(row_start) + i;
-    ember_unwind_row& dst = maps_.rows[g / EMBER_ROWS_PER_PAGE].rows[g % EMBER_ROWS_PER_PAGE];
-    dst.pc_low = uint16_t(rows[i].pc & 0xffff);
-    dst.rule = rule_ids[rows[i].rule];
+    packed[i].pc_low = uint16_t(rows[i].pc & 0xffff);
+    packed[i].rule = rule_ids[rows[i].rule];
   }
+  std::vector<ember_text_page> pages(page_count);
   size_t r = 0;
   uint16_t carry = 0;  // kNone before the first row
   for (uint64_t p = 0; p < page_count; ++p) {
     uint64_t page = page_first + p;
     size_t first = r;
     while (r < rows.size() && (rows[r].pc >> 16) == page) ++r;
-    ember_text_page& e = maps_.index[uint64_t(index_base) + p];
+    ember_text_page& e = pages[p];
     e.first_row = uint32_t(uint64_t(row_start) + first);
     size_t count = r - first;
     if (count > 0xffff) count = 0xffff;  // 64 KiB of text cannot hold more rows
@@ -261,7 +327,13 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
     e.carry_rule = carry;
     if (r > first) carry = rule_ids[rows[r - 1].rule];
   }
-  std::atomic_thread_fence(std::memory_order_release);
+  if (!maps_->write_rows(uint64_t(row_start), packed.data(), packed.size()) ||
+      !maps_->write_index(uint32_t(index_base), pages.data(), pages.size())) {
+    rows_.free_later(uint64_t(row_start), rows.size(), 0);
+    index_.free_later(uint64_t(index_base), page_count, 0);
+    write_failures_.add();
+    return nullptr;
+  }
   LoadedBinary b;
   b.row_start = uint32_t(row_start);
   b.row_count = uint32_t(rows.size());
@@ -318,12 +390,10 @@ void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
     for (const auto& k : keys) unref_binary(k);
     return;
   }
-  std::memcpy(&maps_.mappings[first], entries.data(), entries.size() * sizeof(ember_mapping));
-  std::atomic_thread_fence(std::memory_order_release);
-  ember_proc p{uint32_t(first), uint32_t(entries.size())};
   uint32_t pid = uint32_t(snap.pid);
-  if (bpf_map_update_elem(maps_.procs_fd, &pid, &p, BPF_ANY) != 0) {
-    no_room_.add();
+  if (!maps_->write_mappings(uint32_t(first), entries.data(), entries.size()) ||
+      !maps_->set_process(pid, uint32_t(first), uint32_t(entries.size()))) {
+    write_failures_.add();
     mappings_.free_later(uint64_t(first), entries.size(), 0);
     for (const auto& k : keys) unref_binary(k);
     return;
@@ -340,7 +410,7 @@ void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
 
 void BpfUnwindTables::unload_process(uint32_t pid, bool delete_entry) {
   auto it = processes_.find(pid);
-  if (delete_entry) bpf_map_delete_elem(maps_.procs_fd, &pid);
+  if (delete_entry) maps_->delete_process(pid);
   if (it == processes_.end()) return;
   mappings_.free_later(it->second.mapping_first, it->second.mapping_count,
                        clock_.monotonic_ns() + kQuarantineNs);

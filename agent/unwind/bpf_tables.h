@@ -36,24 +36,39 @@
 #include "common/clock.h"
 
 struct ember_row_page;
+struct ember_unwind_row;
 struct ember_text_page;
 struct ember_unwind_rule;
 struct ember_mapping;
 
 namespace ember::unwind {
 
-// The BPF maps, as mapped into this process by the sampler (which owns them).
-struct UnwindMaps {
-  ember_row_page* rows = nullptr;
-  uint32_t row_pages = 0;
-  ember_text_page* index = nullptr;
-  uint32_t index_entries = 0;
-  ember_unwind_rule* rules = nullptr;
-  uint32_t rule_entries = 0;
-  ember_mapping* mappings = nullptr;
-  uint32_t mapping_entries = 0;
-  int procs_fd = -1;
+// Writes the unwind maps. The BPF implementation goes through bpf(2)
+// syscalls (mapping the arrays instead would count all of their preallocated
+// pages in our RSS); tests use an in-memory one. All calls come from the
+// loader thread.
+class UnwindMapWriter {
+ public:
+  virtual ~UnwindMapWriter() = default;
+  virtual uint32_t row_pages() const = 0;
+  virtual uint32_t index_entries() const = 0;
+  virtual uint32_t rule_entries() const = 0;
+  virtual uint32_t mapping_entries() const = 0;
+  // Rows [first, first + n) (global row indexes).
+  virtual bool write_rows(uint64_t first, const ember_unwind_row* rows, size_t n) = 0;
+  virtual bool write_index(uint32_t first, const ember_text_page* entries, size_t n) = 0;
+  virtual bool write_rule(uint32_t id, const ember_unwind_rule& rule) = 0;
+  virtual bool write_mappings(uint32_t first, const ember_mapping* entries, size_t n) = 0;
+  virtual bool set_process(uint32_t pid, uint32_t mapping_first, uint32_t mapping_count) = 0;
+  virtual void delete_process(uint32_t pid) = 0;
 };
+
+// The writer for the real maps, by file descriptor (the sampler owns them).
+struct UnwindMapFds {
+  int rows = -1, index = -1, rules = -1, mappings = -1, procs = -1;
+  uint32_t row_pages = 0, index_entries = 0, rule_entries = 0, mapping_entries = 0;
+};
+std::unique_ptr<UnwindMapWriter> make_bpf_map_writer(const UnwindMapFds& fds);
 
 // First-fit allocator of [0, size) with coalescing frees and a quarantine.
 class RangeAllocator {
@@ -83,7 +98,8 @@ class BpfUnwindTables {
     uint64_t index_entries = 0, rules = 0, mapping_entries = 0;
   };
 
-  BpfUnwindTables(UnwindMaps maps, UnwindTableCache& cache, const Clock& clock, Metrics& metrics);
+  BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTableCache& cache,
+                  const Clock& clock, Metrics& metrics);
   ~BpfUnwindTables();
 
   void start();
@@ -121,7 +137,7 @@ class BpfUnwindTables {
   bool intern_rules(const UnwindTable& t, std::vector<uint16_t>* ids);
   void publish_stats();
 
-  UnwindMaps maps_;
+  std::unique_ptr<UnwindMapWriter> maps_;
   UnwindTableCache& cache_;
   const Clock& clock_;
 
@@ -140,6 +156,7 @@ class BpfUnwindTables {
   Counter& rows_gauge_;
   Counter& table_bytes_gauge_;
   Counter& no_room_;
+  Counter& write_failures_;
   Counter& no_table_;
   Counter& too_many_mappings_;
 

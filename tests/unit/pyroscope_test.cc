@@ -11,7 +11,7 @@
 #include "agent/export/upload_exporter.h"
 #include "profile.pb.h"
 #include "push.pb.h"
-#include "unit/profile_builders.h"
+#include "profile_builders.h"
 
 namespace ember {
 namespace {
