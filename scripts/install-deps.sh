@@ -15,7 +15,7 @@ packages=(
   # BPF: clang compiles the program, bpftool makes vmlinux.h and the skeleton
   clang llvm libbpf-dev bpftool
   # symbolizer
-  libelf-dev libdw-dev elfutils liblzma-dev
+  libelf-dev libdw-dev elfutils liblzma-dev libdebuginfod-dev
   # agent
   libcxxopts-dev libyaml-cpp-dev protobuf-compiler libprotobuf-dev zlib1g-dev
   # uploads to Pyroscope: libcurl (OpenSSL) is the HTTP(S) client
@@ -26,6 +26,12 @@ packages=(
   # tests: pyroserver, the Go Pyroscope stand-in, builds offline against
   # Debian's Go protobuf (GOPATH mode); openssl makes the TLS test certificates
   golang-google-protobuf-dev protoc-gen-go openssl
+  # tests: symbolization is judged against llvm-symbolizer (llvm, above) on C,
+  # C++, Go and Rust fixtures; a real debuginfod server serves debug files;
+  # xz builds MiniDebugInfo fixtures
+  rustc debuginfod xz-utils
+  # tests: JavaScript JIT frames named from V8's perf map
+  nodejs
 )
 if [ "${1:-}" = "--bench" ]; then
   # perf and bpftrace to compare against; bcc's profile needs kernel headers

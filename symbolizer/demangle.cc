@@ -1257,6 +1257,56 @@ std::optional<std::string> simplify_cxx(std::string_view s, int depth) {
   return simplify_cxx_tokens(*toks, depth);
 }
 
+// libstdc++ 12's __cxa_demangle never returns on some malformed unresolved
+// names: an "sr" expression whose qualifier components include a ctor, dtor
+// or unnamed-type marker that is not followed by a valid code, or a source
+// name running past the end ("_Z1eIXsr1aCEE", "_Z1fDTsr1aDE",
+// "_Z1eIXsr18haC_Seq"). Compilers never emit these; such names are returned
+// unchanged instead of being handed to __cxa_demangle. The check only looks
+// at "sr" right after an expression opener ('X', "DT", "Dt"), so names that
+// merely contain the letters "sr" are not affected.
+bool cxa_may_hang(std::string_view m) {
+  for (size_t at = m.find("sr"); at != std::string_view::npos; at = m.find("sr", at + 1)) {
+    bool expr = (at >= 1 && m[at - 1] == 'X') ||
+                (at >= 2 && m[at - 2] == 'D' && (m[at - 1] == 'T' || m[at - 1] == 't'));
+    if (!expr) continue;
+    size_t i = at + 2;
+    if (i < m.size() && m[i] == 'N') ++i;
+    while (i < m.size()) {
+      char c = m[i];
+      char n = i + 1 < m.size() ? m[i + 1] : '\0';
+      if (is_digit(c)) {
+        size_t len = 0;
+        while (i < m.size() && is_digit(m[i])) {
+          len = len * 10 + static_cast<size_t>(m[i] - '0');
+          if (len > m.size()) return true;
+          ++i;
+        }
+        if (len > m.size() - i) return true;
+        i += len;
+      } else if (c == 'C') {
+        if (n == 'I') {  // inheriting constructor: CI1 / CI2
+          ++i;
+          n = i + 1 < m.size() ? m[i + 1] : '\0';
+        }
+        if (!(n >= '1' && n <= '5')) return true;
+        i += 2;
+      } else if (c == 'D') {
+        if (!((n >= '0' && n <= '5') || n == 'T' || n == 't' || n == 'C')) return true;
+        break;  // a destructor or a decltype: stop looking
+      } else if (c == 'U') {
+        if (n != 'l' && n != 't') return true;
+        break;
+      } else if (c == 'L') {
+        ++i;
+      } else {
+        break;  // template arguments, operators, 'E', ...: fine
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string demangle(std::string_view name, DemangleStyle style) {
@@ -1275,6 +1325,7 @@ std::string demangle(std::string_view name, DemangleStyle style) {
   }
   if (demangle_rust_legacy(strip_llvm_suffix(mangled_view), style, &rust)) return rust;
 
+  if (cxa_may_hang(mangled_view)) return std::string(name);
   std::string mangled(mangled_view);
   int status = 0;
   char* out = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);

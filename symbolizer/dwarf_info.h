@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +36,38 @@ struct SourceFrame {
   std::string file;      // absolute when DWARF says where it was compiled
   int line = 0;
   bool inlined = false;  // true for every frame but the outermost
+};
+
+// The sections a line table refers to. Views into an open ElfFile.
+struct LineSections {
+  std::string_view line, line_str, str;
+  // From `file`, once libdw has opened it (libdw decompresses compressed
+  // sections in place). False when .debug_line is missing or still
+  // compressed, or the file is not a little-endian linked ELF (relocatable
+  // objects need relocations applied): then only libdw can read it.
+  static bool from(const ElfFile& file, LineSections* out);
+};
+
+// One compile unit's line table (DWARF 2 to 5), decoded by Ember instead of
+// libdw's dwarf_getsrclines(): several times faster, and libdw would keep
+// its own copy of every row for the life of the handle. Rows and file names
+// are exactly what libdw reports (tests/unit/line_table_test.cc checks).
+struct LineTable {
+  struct Row {
+    uint64_t addr;
+    int line;
+    uint32_t file;  // index into files
+    bool end;       // DW_LNE_end_sequence
+  };
+  // By the table's file index, joined with their directory as libdw does
+  // ("???" for index 0 before DWARF 5, which numbers files from 1).
+  std::vector<std::string> files;
+  std::vector<Row> rows;  // in program order
+
+  // Decodes the table at `offset` (the unit's DW_AT_stmt_list); `comp_dir`
+  // (DW_AT_comp_dir, may be null) is directory 0 before DWARF 5. False on
+  // anything malformed or not understood (a form it does not know).
+  bool decode(const LineSections& sections, uint64_t offset, const char* comp_dir);
 };
 
 class DwarfInfo {
@@ -71,6 +104,10 @@ class DwarfInfo {
   };
   std::vector<UnitRange> unit_ranges_;
   bool ranges_built_ = false;
+  // Ember's own line-table decoder is used when `has_line_sections_`;
+  // otherwise, or if it fails on a unit, libdw's.
+  LineSections line_sections_;
+  bool has_line_sections_ = false;
   std::atomic<size_t> bytes_{0};
 };
 

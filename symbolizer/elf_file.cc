@@ -11,8 +11,11 @@
 #include <unordered_map>
 
 #include "symbolizer/debug_file.h"
+#include "symbolizer/debuginfod.h"
+#include "symbolizer/go_pclntab.h"
 #include "symbolizer/demangle.h"
 #include "symbolizer/dwarf_info.h"
+#include "symbolizer/frame_cache.h"
 
 namespace ember {
 namespace {
@@ -324,10 +327,22 @@ Result<std::shared_ptr<Binary>> Binary::load(const ElfFile& file) {
   return bin;
 }
 
+namespace {
+// Go marks its binaries: the pclntab section (".data.rel.ro.gopclntab" in
+// PIE) or the build-id note and build info, which stripping keeps. Only
+// those are worth a pclntab parse.
+bool is_go(const ElfFile& f) {
+  std::string_view v;
+  return f.section(".gopclntab", &v) || f.section(".data.rel.ro.gopclntab", &v) ||
+         f.section(".note.go.buildid", &v) || f.section(".go.buildinfo", &v);
+}
+}  // namespace
+
 Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, const LoadOptions& opts) {
   auto loaded = load(*file);
   if (!loaded) return loaded.error();
   std::shared_ptr<Binary> bin = std::move(*loaded);
+  bin->frame_cache_max_ = opts.frame_cache_addresses;
   bool own_symtab = has_section_type(*file, SHT_SYMTAB);
   std::string_view dbg_info;
   bool own_dwarf = file->section(".debug_info", &dbg_info);
@@ -335,6 +350,8 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
   std::unique_ptr<ElfFile> debug;
   if (!own_symtab || (opts.dwarf && !own_dwarf)) {
     std::string path = find_debug_file(*file, file->name(), opts.root, opts.debug_dir);
+    if (path.empty() && opts.debuginfod)
+      path = opts.debuginfod->find_debuginfo(file->build_id(), opts.now_ns);
     if (!path.empty()) {
       auto d = ElfFile::open(path);
       if (d) debug = std::move(*d);
@@ -364,8 +381,18 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
     }
     bin->symbols_.shrink_to_fit();
   }
+  std::string_view unused;
+  bool dwarf_elsewhere = debug && debug->section(".debug_info", &unused);
+  if (!own_dwarf && !dwarf_elsewhere && is_go(*file)) {
+    // A stripped Go binary: the runtime's own table names every function.
+    auto go = GoPclntab::open(*file);
+    if (go) {
+      bin->go_ = std::move(*go);
+      if (bin->symbols_.empty()) bin->symbol_source_ = ".gopclntab";
+      bin->dwarf_source_ = ".gopclntab";
+    }
+  }
   if (opts.dwarf) {
-    std::string_view unused;
     std::unique_ptr<ElfFile> holder;
     if (own_dwarf) {
       holder = std::move(file);
@@ -385,7 +412,8 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
 Binary::~Binary() = default;
 
 bool Binary::source_frames(uint64_t vaddr, std::vector<SourceFrame>* out, bool demangle) const {
-  return dwarf_ && dwarf_->lookup(vaddr, out, demangle);
+  if (dwarf_) return dwarf_->lookup(vaddr, out, demangle);
+  return go_ && go_->lookup(vaddr, out);
 }
 
 namespace {
@@ -404,9 +432,43 @@ std::string without_clone_suffix(std::string name) {
 
 void Binary::describe(uint64_t vaddr, bool lines, bool demangle_names,
                       std::vector<SourceFrame>* out) const {
+  int mode = (lines ? 1 : 0) | (demangle_names ? 2 : 0);
+  if (frame_cache_max_ > 0) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_mode_ == mode && frame_cache_->get(vaddr, out)) return;
+  }
+  describe_uncached(vaddr, lines, demangle_names, out);
+  if (frame_cache_max_ > 0) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_mode_ < 0) {
+      cache_mode_ = mode;
+      frame_cache_ = std::make_unique<FrameCache>(frame_cache_max_);
+    }
+    if (cache_mode_ == mode) {
+      frame_cache_->put(vaddr, *out);
+      cache_bytes_.store(frame_cache_->memory_bytes(), std::memory_order_relaxed);
+    }
+  }
+}
+
+size_t Binary::cached_addresses() const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  return frame_cache_ ? frame_cache_->size() : 0;
+}
+
+void Binary::describe_uncached(uint64_t vaddr, bool lines, bool demangle_names,
+                               std::vector<SourceFrame>* out) const {
   out->clear();
   const Symbol* sym = lookup(vaddr);
-  if (lines) source_frames(vaddr, out, demangle_names);
+  if (lines) {
+    source_frames(vaddr, out, demangle_names);
+  } else if (!sym && go_ && go_->lookup(vaddr, out)) {
+    // Names only: the real function, as a symbol table would give it.
+    SourceFrame outer = std::move(out->back());
+    outer.file.clear();
+    outer.line = 0;
+    out->assign(1, std::move(outer));
+  }
   if (out->empty() && !sym) return;
   if (out->empty()) out->push_back(SourceFrame{});
   SourceFrame& outer = out->back();
@@ -415,7 +477,7 @@ void Binary::describe(uint64_t vaddr, bool lines, bool demangle_names,
   // only a short template name, and a function's cold part or clone is only
   // told apart by its symbol. Inlined frames exist only in DWARF.
   if (sym) {
-    std::string raw(name_of(*sym));
+    std::string_view raw = name_of(*sym);
     bool dwarf_names_it = !outer.system_name.empty() && outer.system_name == raw;
     if (!dwarf_names_it && !outer.system_name.empty()) {
       auto al = aliases_.find(sym->start);
@@ -424,8 +486,9 @@ void Binary::describe(uint64_t vaddr, bool lines, bool demangle_names,
           if (std::string_view(pool_.c_str() + n) == outer.system_name) dwarf_names_it = true;
     }
     if (!dwarf_names_it) {
-      outer.function = demangle_names ? without_clone_suffix(demangle(raw)) : raw;
-      outer.system_name = std::move(raw);
+      if (demangle_names) outer.function = without_clone_suffix(demangle(raw));
+      else outer.function.assign(raw);
+      outer.system_name.assign(raw);
     }
   }
   if (outer.function.empty()) out->clear();
@@ -434,7 +497,9 @@ void Binary::describe(uint64_t vaddr, bool lines, bool demangle_names,
 size_t Binary::memory_bytes() const {
   return sizeof(*this) + path_.capacity() + build_id_.capacity() +
          segments_.capacity() * sizeof(LoadSegment) + symbols_.capacity() * sizeof(Symbol) +
-         pool_.capacity() + (dwarf_ ? dwarf_->memory_bytes() : 0);
+         pool_.capacity() + (dwarf_ ? dwarf_->memory_bytes() : 0) +
+         (go_ ? go_->memory_bytes() : 0) +
+         cache_bytes_.load(std::memory_order_relaxed);
 }
 
 std::optional<uint64_t> Binary::file_offset_to_vaddr(uint64_t offset) const {

@@ -7,8 +7,10 @@
 #include <gelf.h>
 #include <libelf.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +71,9 @@ struct Symbol {
 };
 
 class DwarfInfo;
+class DebuginfodClient;
+class GoPclntab;
+class FrameCache;
 struct SourceFrame;
 
 class Binary {
@@ -79,6 +84,13 @@ class Binary {
     std::string root;            // prefixes debug-file paths (a container's root)
     std::string debug_dir = "/usr/lib/debug";
     bool minidebuginfo = true;   // .gnu_debugdata (xz) when .symtab is gone
+    // Addresses whose describe() answers are remembered (FrameCache); 0
+    // turns the cache off.
+    size_t frame_cache_addresses = size_t(1) << 18;
+    // Last resort for a missing debug file: ask debuginfod servers by
+    // build-id (null: never). `now_ns` feeds its miss memory.
+    DebuginfodClient* debuginfod = nullptr;
+    uint64_t now_ns = 0;
   };
 
   // Parses headers, build-id and the function table of `file` alone.
@@ -113,10 +125,17 @@ class Binary {
   // binary has no DWARF for it.
   bool source_frames(uint64_t vaddr, std::vector<SourceFrame>* out, bool demangle = true) const;
   bool has_dwarf() const { return dwarf_ != nullptr; }
+  // A Go binary without DWARF: names, lines and inlined frames come from the
+  // runtime's .gopclntab, which survives stripping.
+  bool has_go_pclntab() const { return go_ != nullptr; }
   // Everything known about `vaddr`: DWARF frames (inlined calls expanded)
   // when `lines` and DWARF cover it, else one frame named from the symbol
   // table (no file). Empty when neither knows the address.
+  // Answers are cached per address (for the first `lines`/`demangle`
+  // combination asked), so repeated addresses cost a hash probe.
   void describe(uint64_t vaddr, bool lines, bool demangle, std::vector<SourceFrame>* out) const;
+  // Addresses whose answers describe() currently remembers.
+  size_t cached_addresses() const;
   // Where symbols and DWARF came from, for diagnostics and tests.
   const std::string& symbol_source() const { return symbol_source_; }
   const std::string& dwarf_source() const { return dwarf_source_; }
@@ -136,7 +155,18 @@ class Binary {
   std::string symbol_source_;
   std::string dwarf_source_;
   std::unique_ptr<DwarfInfo> dwarf_;
+  std::unique_ptr<GoPclntab> go_;  // only when dwarf_ is null
+  // describe()'s answers by address. Binary is shared and const, so the
+  // cache is mutable behind its own lock. cache_mode_: the (lines, demangle)
+  // combination cached, -1 before the first call.
+  mutable std::mutex cache_mu_;
+  mutable std::unique_ptr<FrameCache> frame_cache_;
+  mutable int cache_mode_ = -1;
+  size_t frame_cache_max_ = size_t(1) << 18;  // LoadOptions::frame_cache_addresses
+  mutable std::atomic<size_t> cache_bytes_{0};
 
+  void describe_uncached(uint64_t vaddr, bool lines, bool demangle,
+                         std::vector<SourceFrame>* out) const;
   void load_symbols(const ElfFile& file, bool dynsym_only);
 };
 

@@ -120,7 +120,6 @@ class GoPclntabBuilder {
   bool have_sections_ = false;
   Section pclntab_, text_, buildinfo_;
   std::vector<Reloc> relocs_;  // all RELATIVE relocations, sorted by vaddr
-  std::vector<std::pair<std::string, uint64_t>> wanted_syms_;
 };
 
 // ---------------------------------------------------------------------------
@@ -444,12 +443,15 @@ void GoPclntabBuilder::find_gofunc() {
   //    as a relocation addend (PIE) or as the stored value.
   for (const Reloc& r : relocs_)
     if (r.addend == t_->pcln_vaddr_ && try_moduledata(r.vaddr)) return;
-  for (const Load& l : loads_) {
-    if (l.exec) continue;
-    const uint8_t* base = t_->image_ + l.offset;
-    for (uint64_t p = 0; p + ps <= l.filesz; p += ps) {
-      if (load_word(base + p, ps, t_->big_endian_) != t_->pcln_vaddr_) continue;
-      if (try_moduledata(l.vaddr + p)) return;
+  //    It lives in .noptrdata: writable segments first.
+  for (bool writable : {true, false}) {
+    for (const Load& l : loads_) {
+      if (l.exec || l.write != writable) continue;
+      const uint8_t* base = t_->image_ + l.offset;
+      for (uint64_t p = 0; p + ps <= l.filesz; p += ps) {
+        if (load_word(base + p, ps, t_->big_endian_) != t_->pcln_vaddr_) continue;
+        if (try_moduledata(l.vaddr + p)) return;
+      }
     }
   }
   // 2. The go:func.* symbol of an unstripped binary.

@@ -10,7 +10,16 @@
 
 namespace ember {
 
-Symbolizer::Symbolizer(SymbolizerOptions opts) : opts_(std::move(opts)), cache_(opts_.cache) {}
+namespace {
+PerfMapCache::Options perf_map_options(const SymbolizerOptions& o) {
+  PerfMapCache::Options p = o.perf_map;
+  p.proc_root = o.proc_root;
+  return p;
+}
+}  // namespace
+
+Symbolizer::Symbolizer(SymbolizerOptions opts)
+    : opts_(std::move(opts)), cache_(opts_.cache), perf_maps_(perf_map_options(opts_), *opts_.clock) {}
 
 std::shared_ptr<const Binary> Symbolizer::binary_for(const ProcessSnapshot& proc,
                                                      const MapEntry& m) {
@@ -67,6 +76,8 @@ Binary::LoadOptions Symbolizer::load_options(const ProcessSnapshot& proc) const 
   Binary::LoadOptions o;
   o.dwarf = opts_.lines;
   o.debug_dir = opts_.debug_dir;
+  o.debuginfod = opts_.debuginfod.get();
+  o.now_ns = opts_.clock->monotonic_ns();
   // Debug files of a containerized process live in its own filesystem.
   if (proc.pid > 0) o.root = proc.proc_root + "/" + std::to_string(proc.pid) + "/root";
   return o;
@@ -100,9 +111,15 @@ UserSymbol Symbolizer::resolve_user(const ProcessSnapshot& proc, uint64_t addr,
       }
       return out;
     }
-    if (!m->is_file()) return out;
+    if (!m->is_file()) {
+      fill_jit(proc, lookup, &out);  // anonymous executable memory: JIT code
+      return out;
+    }
     out.binary = binary_for(proc, *m);
-    if (!out.binary) return out;
+    if (!out.binary) {
+      fill_jit(proc, lookup, &out);  // e.g. a memfd holding JIT code
+      return out;
+    }
     auto vaddr = out.binary->file_offset_to_vaddr(lookup - m->start + m->offset);
     if (vaddr) fill_function(*out.binary, *vaddr, &out);
     return out;
@@ -125,8 +142,22 @@ UserSymbol Symbolizer::resolve_user(const ProcessSnapshot& proc, uint64_t addr,
       }
     }
     fill_function(*out.binary, vaddr, &out);
+    return out;
   }
+  // Code mapped after the snapshot was taken is most likely JIT code.
+  fill_jit(proc, lookup, &out);
   return out;
+}
+
+bool Symbolizer::fill_jit(const ProcessSnapshot& proc, uint64_t addr, UserSymbol* out) {
+  if (!opts_.perf_maps || proc.pid <= 0) return false;
+  // `addr` is already the call instruction for return addresses, so a call
+  // ending a region is not attributed to the next one.
+  std::string name = perf_maps_.lookup(proc.pid, addr);
+  if (name.empty()) return false;
+  out->function = std::move(name);
+  out->jit = true;
+  return true;
 }
 
 std::optional<KernelSymbolInfo> Symbolizer::resolve_kernel(uint64_t addr, uint64_t now_ns) {

@@ -12,9 +12,12 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "symbolizer/binary_cache.h"
+#include "symbolizer/debuginfod.h"
 #include "symbolizer/dwarf_info.h"
 #include "symbolizer/kallsyms.h"
+#include "symbolizer/perf_map.h"
 #include "symbolizer/process_maps.h"
 
 namespace ember {
@@ -27,6 +30,12 @@ struct SymbolizerOptions {
   // own (DWARF); false: function names only.
   bool lines = true;
   std::string debug_dir = "/usr/lib/debug";
+  // Debug files from debuginfod servers when not on the host (null: off).
+  std::shared_ptr<DebuginfodClient> debuginfod;
+  const Clock* clock = &SystemClock::instance();
+  // JIT code: names from /tmp/perf-PID.map for anonymous executable memory.
+  bool perf_maps = true;
+  PerfMapCache::Options perf_map;
   // Reload /proc/kallsyms at most this often when an address misses it.
   uint64_t kallsyms_reload_interval_ns = 10'000'000'000ull;
 };
@@ -40,6 +49,7 @@ struct UserSymbol {
   std::string system_name;  // name as in the symbol table
   uint64_t function_offset = 0;
   bool via_exec_hint = false;  // placed from the exec event, not from maps
+  bool jit = false;            // named by the process's perf map
   // With lines enabled and DWARF present: the source frames at this address,
   // innermost (inlined) first; the last one is `function`'s.
   std::vector<SourceFrame> frames;
@@ -69,16 +79,19 @@ class Symbolizer {
   bool knows_file(uint64_t dev, uint64_t ino) const { return cache_.contains_inode(dev, ino); }
 
   BinaryCache::Stats cache_stats() const { return cache_.stats(); }
+  PerfMapCache::Stats perf_map_stats() const { return perf_maps_.stats(); }
   const SymbolizerOptions& options() const { return opts_; }
 
  private:
   std::shared_ptr<const Binary> exe_from_hint(const ProcessSnapshot& proc);
   std::shared_ptr<const Binary> vdso();
   void fill_function(const Binary& bin, uint64_t vaddr, UserSymbol* out);
+  bool fill_jit(const ProcessSnapshot& proc, uint64_t addr, UserSymbol* out);
   Binary::LoadOptions load_options(const ProcessSnapshot& proc) const;
 
   SymbolizerOptions opts_;
   BinaryCache cache_;
+  PerfMapCache perf_maps_;
 
   std::mutex kallsyms_mu_;
   std::shared_ptr<const Kallsyms> kallsyms_;

@@ -623,6 +623,15 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
          for (size_t i = 0; i < n.size(); ++i) {
            c.servers.emplace_back();
            read_server(r, n[i], k + "[" + std::to_string(i) + "]", &c.servers.back());
+           // Names label the metrics: two servers must not share one.
+           for (size_t j = 0; j + 1 < c.servers.size(); ++j)
+             if (!c.servers.back().url.empty() &&
+                 c.servers[j].display_name() == c.servers.back().display_name()) {
+               r.error(n[i], k + "[" + std::to_string(i) + "].name",
+                       "'" + c.servers.back().display_name() + "' is already the name of " + k +
+                           "[" + std::to_string(j) + "]; give each server a distinct name");
+               break;
+             }
          }
        }},
       {"shutdown_timeout", [&](const YAML::Node& n, const std::string& k) {
@@ -652,9 +661,14 @@ Status validate_config(const Config& c) {
   if (!c.sampler.kernel_stacks && !c.sampler.user_stacks)
     return Errorf("sampler: kernel_stacks and user_stacks are both false; nothing to sample");
   if (c.output.directory.empty()) return Errorf("output.directory: must not be empty");
-  for (size_t i = 0; i < c.servers.size(); ++i)
+  for (size_t i = 0; i < c.servers.size(); ++i) {
     if (auto st = validate_server(c.servers[i]); !st)
       return Errorf("servers[%zu].%s", i, st.error().message.c_str());
+    for (size_t j = 0; j < i; ++j)
+      if (c.servers[j].display_name() == c.servers[i].display_name())
+        return Errorf("servers[%zu].name: '%s' is already the name of servers[%zu]", i,
+                      c.servers[i].display_name().c_str(), j);
+  }
   if (!c.metrics.listen.empty())
     if (auto a = parse_listen_address(c.metrics.listen); !a)
       return Errorf("metrics.listen: %s", a.error().message.c_str());

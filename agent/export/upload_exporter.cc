@@ -95,6 +95,8 @@ ServerUploader::ServerUploader(const ServerConfig& server, Metrics& m)
                               "Samples in the profiles a server accepted")),
       sent_bytes_(m.counter("ember_upload_bytes_sent_total", labels_,
                             "Request body bytes a server accepted")),
+      sent_requests_(m.counter("ember_upload_requests_total", labels_,
+                               "Upload requests a server accepted")),
       retries_(m.counter("ember_upload_retries_total", labels_,
                          "Uploads retried after a retryable failure")),
       dropped_full_profiles_(m.counter("ember_upload_profiles_dropped_total",
@@ -340,6 +342,7 @@ void ServerUploader::run() {
       sent_profiles_.add(chunk.size());
       sent_samples_.add(samples);
       sent_bytes_.add(req.body->size());
+      sent_requests_.add();
       last_success_gauge_.set(uint64_t(std::time(nullptr)));
       pop_front_locked(chunk.size(), nullptr, nullptr);
       consecutive_failures_ = 0;
@@ -416,6 +419,8 @@ ServerUploader::Status ServerUploader::status() const {
 
 UploadExporter::UploadExporter(Options opts, Metrics& metrics)
     : opts_(std::move(opts)),
+      intervals_(metrics.counter("ember_upload_intervals_total", "",
+                                 "Intervals (batches of profiles) handed to the uploaders")),
       batch_dropped_(metrics.counter("ember_samples_lost_total", "reason=\"export_queue_full\"")) {}
 
 Result<std::unique_ptr<UploadExporter>> UploadExporter::create(Options opts, Metrics& metrics,
@@ -447,6 +452,7 @@ UploadExporter::~UploadExporter() {
 
 void UploadExporter::export_batch(ProfileBatch&& batch) {
   std::lock_guard<std::mutex> lock(mu_);
+  intervals_.add();
   if (queue_.size() >= opts_.max_queued_batches) {
     // Encoding cannot keep up (starved of CPU): drop the oldest batch.
     for (const auto& p : queue_.front().profiles) batch_dropped_.add(p.total_count());

@@ -113,6 +113,7 @@ class ServerUploader {
   Counter& sent_profiles_;
   Counter& sent_samples_;
   Counter& sent_bytes_;
+  Counter& sent_requests_;
   Counter& retries_;
   Counter& dropped_full_profiles_;
   Counter& dropped_full_samples_;
@@ -172,6 +173,7 @@ class UploadExporter final : public Exporter {
   void run();
 
   Options opts_;
+  Counter& intervals_;      // batches handed over by the pipeline
   Counter& batch_dropped_;  // samples of batches dropped before encoding
   std::vector<std::unique_ptr<ServerUploader>> servers_;
   std::mutex mu_;

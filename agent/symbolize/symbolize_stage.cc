@@ -132,7 +132,10 @@ LocationRef DefaultSymbolizeStage::user_location(SnapshotState& st, const StackF
   }
   loc->lines.push_back(std::move(line));
   LocationRef ref = std::move(loc);
-  st.locations.emplace(key, ref);
+  // Unnamed code outside any file may be JIT code whose perf-map line is
+  // not written yet: ask again next time rather than remember the miss.
+  bool jit_miss = !ref->resolved && (!m || !m->is_file()) && !us.via_exec_hint;
+  if (!jit_miss) st.locations.emplace(key, ref);
   return ref;
 }
 

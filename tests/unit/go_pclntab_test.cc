@@ -549,7 +549,9 @@ TEST(GoPclntabEdges, OutsideFunctionsAndTheLastFunction) {
   ASSERT_NE(last_insn, 0u);
   ASSERT_TRUE(table->lookup(last_insn, &frames)) << std::hex << last_insn;
   EXPECT_NE(match_name(frames.back().function, last_name), NameMatch::kNo);
-  if (padding) EXPECT_FALSE(table->lookup(padding, &frames)) << std::hex << padding;
+  if (padding) {
+    EXPECT_FALSE(table->lookup(padding, &frames)) << std::hex << padding;
+  }
 }
 
 TEST(GoPclntabEdges, VersionLifetimeMemoryAndThreads) {
@@ -562,7 +564,9 @@ TEST(GoPclntabEdges, VersionLifetimeMemoryAndThreads) {
     ASSERT_TRUE(t.ok()) << t.error().message;
     table = std::move(*t);
   }  // the ElfFile is gone; the table maps the file itself
-  if (!builds().go_version.empty()) EXPECT_EQ(table->go_version(), builds().go_version);
+  if (!builds().go_version.empty()) {
+    EXPECT_EQ(table->go_version(), builds().go_version);
+  }
   EXPECT_EQ(table->go_version().rfind("go1.", 0), 0u) << table->go_version();
   EXPECT_LT(table->memory_bytes(), 4096u);
 

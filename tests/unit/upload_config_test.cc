@@ -129,6 +129,18 @@ metrics:
   EXPECT_THAT(e, HasSubstr("bad.yaml:24: metrics.listen: expected host:port"));
 }
 
+TEST(UploadConfig, ServerNamesAreUnique) {
+  auto c = parse_config("servers:\n  - url: http://p:4040\n  - url: http://p:4040/\n    api: ingest\n",
+                        "n.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message,
+              HasSubstr("n.yaml:3: servers[1].name: 'http://p:4040' is already the name of servers[0]"));
+  auto ok = parse_config(
+      "servers:\n  - url: http://p:4040\n  - url: http://p:4040\n    name: legacy\n    api: ingest\n",
+      "n.yaml");
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+}
+
 TEST(UploadConfig, RenderMasksEverySecretAndParsesBack) {
   const char* yaml = R"(
 servers:

@@ -1,0 +1,148 @@
+// Symbolization end to end, as root: `ember record` on real workloads must
+// name what runs the way a debugger would. An inlined C++ template function
+// is a frame of its own with its file:line (in the folded output and in the
+// pprof Line entries, judged by `go tool pprof -raw`), and JavaScript
+// functions compiled by V8 are named from the process's perf map.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "e2e_util.h"
+
+namespace ember::e2e {
+namespace {
+
+class SymbolizeE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "end-to-end tests need root (BPF)";
+  }
+};
+
+// The 1-based line of `source` holding `marker`.
+int line_of(const std::string& source, const std::string& marker) {
+  std::istringstream in(read_file(source));
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n)
+    if (line.find(marker) != std::string::npos) return n;
+  return 0;
+}
+
+TEST_F(SymbolizeE2E, InlinedTemplateIsItsOwnFrameWithFileAndLine) {
+  TempDir tmp;
+  auto r = run({ember_bin(), "record", "-F", "499", "-o", tmp / "out.folded", "-o", tmp / "out.pb.gz",
+                "--", fixture("inline_hot"), "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  // Folded: the inlined member function, demangled, under its caller.
+  uint64_t total = 0, inlined = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "out.folded"))) {
+    if (s.frames.empty() || s.frames[0] != "inline_hot") continue;
+    total += s.count;
+    if (s.has_chain({"main", "churn(unsigned long)", "mix::Hasher<unsigned long>::step(unsigned long)"}))
+      inlined += s.count;
+  }
+  std::printf("[ info ] inline_hot: %llu samples, %llu in the inlined Hasher::step under churn\n",
+              (unsigned long long)total, (unsigned long long)inlined);
+  ASSERT_GT(total, 1000u);
+  EXPECT_GE(double(inlined), 0.9 * double(total));
+
+  // pprof: one Location with two Lines, innermost first, each with the line
+  // the source marks (pprof -raw prints a location's inlined lines below it).
+  const std::string src = std::string(FIXTURE_SRC_DIR) + "/inline_hot.cc";
+  int step_line = line_of(src, "HOT-STEP"), call_line = line_of(src, "HOT-CALL");
+  ASSERT_GT(step_line, 0);
+  ASSERT_GT(call_line, 0);
+  auto raw = run({"env", "HOME=" + tmp.path(), "GOCACHE=" + (tmp / "gocache"), "go", "tool", "pprof",
+                  "-raw", tmp / "out.pb.gz"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.err;
+  std::regex loc("M=\\d+ mix::Hasher<unsigned long>::step\\(unsigned long\\) (\\S*inline_hot\\.cc):(\\d+) "
+                 "s=0\\(_ZN3mix6HasherImE4stepEm\\)\\n\\s+churn\\(unsigned long\\) (\\S*inline_hot\\.cc):(\\d+) ");
+  size_t locations = 0, right_lines = 0;
+  for (std::sregex_iterator it(raw.out.begin(), raw.out.end(), loc), end; it != end; ++it) {
+    ++locations;
+    const auto& m = *it;
+    EXPECT_EQ(m[1].str(), src);
+    if (std::stoi(m[2].str()) == step_line && std::stoi(m[4].str()) == call_line) ++right_lines;
+    else ADD_FAILURE() << "lines " << m[2] << "/" << m[4] << ", want " << step_line << "/" << call_line;
+  }
+  std::printf("[ info ] %zu pprof locations with Hasher::step inlined into churn, %zu at lines %d/%d\n",
+              locations, right_lines, step_line, call_line);
+  EXPECT_GE(locations, 1u) << raw.out.substr(0, 4000);
+  EXPECT_EQ(right_lines, locations);
+}
+
+// A stripped Go binary (-ldflags="-s -w": no .symtab, no DWARF): every name,
+// inlined frames included, comes from the runtime's .gopclntab.
+TEST_F(SymbolizeE2E, StrippedGoBinaryShowsGoFunctionNames) {
+  const std::string bin = fixture("go_workload_stripped");
+  if (access(bin.c_str(), X_OK) != 0) FAIL() << "go_workload_stripped was not built (needs golang-go)";
+  TempDir tmp;
+  auto r = run({ember_bin(), "record", "-F", "499", "-o", tmp / "out.folded", "--", bin, "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t total = 0, go_named = 0, inlined_chain = 0, fib = 0, unknown = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "out.folded"))) {
+    // comm is cut to 15 characters by the kernel.
+    if (s.frames.empty() || s.frames[0] != "go_workload_str") continue;
+    total += s.count;
+    bool main_pkg = false;
+    for (const auto& f : s.frames) main_pkg |= f.rfind("main.", 0) == 0;
+    if (main_pkg && s.contains("runtime.main")) go_named += s.count;
+    // square is inlined into point.norm2, inlined into weigh, into burn.
+    if (s.has_chain({"main.burn", "main.weigh", "main.point.norm2", "main.square"})) inlined_chain += s.count;
+    if (s.has_chain({"main.main", "main.fib", "main.fib"})) fib += s.count;
+    if (s.contains("[unknown]")) unknown += s.count;
+  }
+  std::printf("[ info ] go_workload_stripped: %llu samples, %llu with main.* under runtime.main, "
+              "%llu in the inlined burn>weigh>norm2>square chain, %llu in recursive fib, %llu [unknown]\n",
+              (unsigned long long)total, (unsigned long long)go_named, (unsigned long long)inlined_chain,
+              (unsigned long long)fib, (unsigned long long)unknown);
+  ASSERT_GT(total, 1000u);
+  EXPECT_GE(double(go_named), 0.9 * double(total));
+  EXPECT_GT(inlined_chain, 0u);
+  EXPECT_GT(fib, 0u);
+  EXPECT_LE(double(unknown), 0.02 * double(total));
+}
+
+// V8 with --perf-basic-prof writes /tmp/perf-PID.map; Ember names the JIT
+// code from it and unwinds through it (frame pointers) into node itself.
+TEST_F(SymbolizeE2E, NodeJavaScriptFunctionsFromThePerfMap) {
+  if (!have_program("node"))
+    FAIL() << "node (Debian nodejs) is needed; scripts/install-deps.sh installs it";
+  TempDir tmp;
+  const std::string script = std::string(FIXTURE_SRC_DIR) + "/jit_workload.js";
+  auto r = run({ember_bin(), "record", "-F", "499", "-o", tmp / "out.folded", "--", "node",
+                "--perf-basic-prof", script, "3"});
+  // node leaves its map behind: remove the ones this test made.
+  for (const auto& e : std::filesystem::directory_iterator("/tmp")) {
+    std::string name = e.path().filename();
+    if (name.rfind("perf-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".map" &&
+        read_file(e.path()).find(script) != std::string::npos)
+      std::filesystem::remove(e.path());
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t total = 0, js = 0, deep = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "out.folded"))) {
+    if (s.frames.empty() || s.frames[0] != "node") continue;
+    total += s.count;
+    bool named = false;
+    for (const auto& f : s.frames)
+      if (f.find("jit_workload.js") != std::string::npos &&
+          (f.find("hotLoop") != std::string::npos || f.find("outerLoop") != std::string::npos))
+        named = true;
+    if (!named) continue;
+    js += s.count;
+    // Unwound through the JIT frames into node's own C++ (and to _start).
+    if (s.contains("_start") && s.contains("Builtins_JSEntry")) deep += s.count;
+  }
+  std::printf("[ info ] node: %llu samples on the main thread's name, %llu in hotLoop/outerLoop by name, "
+              "%llu of those unwound to _start\n",
+              (unsigned long long)total, (unsigned long long)js, (unsigned long long)deep);
+  ASSERT_GT(total, 1000u);
+  // Start-up, compilation and GC run outside the loop; the loop is most of it.
+  EXPECT_GE(double(js), 0.7 * double(total));
+  EXPECT_GE(double(deep), 0.95 * double(js));
+}
+
+}  // namespace
+}  // namespace ember::e2e
