@@ -38,6 +38,9 @@ if [ "${1:-}" = "--bench" ]; then
   # for the running kernel, which only stock Debian kernels have. bench/ship
   # reads the agent's /metrics with curl.
   packages+=(linux-perf bpftrace bpfcc-tools time bc curl)
+  # bench/symbolize resolves python3.11d's return addresses with Ember,
+  # llvm-symbolizer, eu-addr2line and addr2line
+  packages+=(python3.11-dbg binutils)
 fi
 
 missing=()

@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -535,10 +536,11 @@ class V0Printer {
     char tag;
     if (!next(&tag)) return false;
     switch (tag) {
-      case 'C': {  // crate root
+      case 'C': {  // crate root; a shown crate name is never empty
         uint64_t dis;
         V0Ident name;
-        if (!disambiguator(&dis) || !ident(&name) || !print_ident(name)) return false;
+        if (!disambiguator(&dis) || !ident(&name) || (!muted_ && name.empty()) || !print_ident(name))
+          return false;
         break;
       }
       case 'N': {  // nested path
@@ -1257,50 +1259,60 @@ std::optional<std::string> simplify_cxx(std::string_view s, int depth) {
   return simplify_cxx_tokens(*toks, depth);
 }
 
-// libstdc++ 12's __cxa_demangle never returns on some malformed unresolved
-// names: an "sr" expression whose qualifier components include a ctor, dtor
-// or unnamed-type marker that is not followed by a valid code, or a source
-// name running past the end ("_Z1eIXsr1aCEE", "_Z1fDTsr1aDE",
-// "_Z1eIXsr18haC_Seq"). Compilers never emit these; such names are returned
-// unchanged instead of being handed to __cxa_demangle. The check only looks
-// at "sr" right after an expression opener ('X', "DT", "Dt"), so names that
-// merely contain the letters "sr" are not affected.
+// libstdc++ 12's __cxa_demangle never returns on some malformed names. In
+// an expression's unresolved name ("sr", new-style qualifiers), its prefix
+// loop does not notice a component that fails without consuming input, e.g.
+// a ctor/dtor/unnamed-type marker without a valid code: "_Z1eIXsr1aCEE",
+// "_Z1fDTsr1aDE", "_Z1eIXsr18haC_Seq". This replays that loop over the
+// qualifiers up to the first template argument list and reports the stalls.
+// Compiler output never stalls, so valid names are never refused; malformed
+// ones that only go wrong inside template arguments are not caught.
 bool cxa_may_hang(std::string_view m) {
+  auto at_or_nul = [&](size_t i) { return i < m.size() ? m[i] : '\0'; };
   for (size_t at = m.find("sr"); at != std::string_view::npos; at = m.find("sr", at + 1)) {
     bool expr = (at >= 1 && m[at - 1] == 'X') ||
                 (at >= 2 && m[at - 2] == 'D' && (m[at - 1] == 'T' || m[at - 1] == 't'));
-    if (!expr) continue;
     size_t i = at + 2;
-    if (i < m.size() && m[i] == 'N') ++i;
-    while (i < m.size()) {
-      char c = m[i];
-      char n = i + 1 < m.size() ? m[i + 1] : '\0';
-      if (is_digit(c)) {
+    char first = at_or_nul(i);
+    if (!expr || !(is_digit(first) || is_lower(first) || first == 'C' || first == 'U' || first == 'L'))
+      continue;
+    for (bool more = true; more && i < m.size();) {
+      char c = m[i], n = at_or_nul(i + 1);
+      if (is_digit(c)) {  // <source-name>; a too-long one stops after the digits
         size_t len = 0;
         while (i < m.size() && is_digit(m[i])) {
-          len = len * 10 + static_cast<size_t>(m[i] - '0');
-          if (len > m.size()) return true;
+          len = std::min<size_t>(len * 10 + static_cast<size_t>(m[i] - '0'), m.size() + 1);
           ++i;
         }
-        if (len > m.size() - i) return true;
-        i += len;
+        if (len <= m.size() - i) i += len;
+      } else if (is_lower(c)) {  // operator name: two characters
+        if (c == 'c' && n == 'v') break;
+        i += 2;
       } else if (c == 'C') {
-        if (n == 'I') {  // inheriting constructor: CI1 / CI2
-          ++i;
-          n = i + 1 < m.size() ? m[i + 1] : '\0';
-        }
+        if (n == 'I') break;
         if (!(n >= '1' && n <= '5')) return true;
         i += 2;
       } else if (c == 'D') {
-        if (!((n >= '0' && n <= '5') || n == 'T' || n == 't' || n == 'C')) return true;
-        break;  // a destructor or a decltype: stop looking
+        if (n == 'T' || n == 't') break;
+        if (!(n >= '0' && n <= '5')) return true;
+        i += 2;
       } else if (c == 'U') {
         if (n != 'l' && n != 't') return true;
         break;
       } else if (c == 'L') {
         ++i;
+      } else if (c == 'T') {  // template parameter: T_ or T<n>_
+        ++i;
+        while (i < m.size() && is_digit(m[i])) ++i;
+        if (at_or_nul(i) == '_') ++i;
+      } else if (c == 'S') {  // substitution
+        ++i;
+        if (is_digit(at_or_nul(i)) || is_upper(at_or_nul(i))) {
+          while (is_digit(at_or_nul(i)) || is_upper(at_or_nul(i))) ++i;
+        }
+        ++i;
       } else {
-        break;  // template arguments, operators, 'E', ...: fine
+        more = false;  // 'E', template arguments, anything else: the loop ends
       }
     }
   }

@@ -12,12 +12,9 @@ namespace ember {
 
 // One compile unit, parsed.
 struct DwarfInfo::Unit {
-  struct Row {
-    uint64_t addr;
-    uint32_t line;
-    uint32_t file;  // index into files
-    bool end;       // end of a sequence: no line from here
-  };
+  // addr, line (never negative), file (index into files), end (of a
+  // sequence: no line from here). The decoder's type, so its rows move in.
+  using Row = LineTable::Row;
   struct Scope {
     uint32_t name;       // index into names
     uint32_t call_file;  // index into files (inlined calls)
@@ -91,6 +88,37 @@ std::pair<const char*, bool> die_name(Dwarf_Die* die) {
   if (dwarf_attr_integrate(die, DW_AT_name, &attr)) s = dwarf_formstring(&attr);
   return {s ? s : "", false};
 }
+
+// The attributes of a subprogram or inlined-call DIE that scopes need,
+// gathered in one pass over the DIE (dwarf_attr would rescan it for each).
+struct ScopeAttrs {
+  Dwarf_Attribute low_pc, high_pc, ranges, linkage, mips_linkage, name, origin, spec, call_file,
+      call_line;
+  bool has_low_pc = false, has_high_pc = false, has_ranges = false, has_linkage = false,
+       has_mips_linkage = false, has_name = false, has_origin = false, has_spec = false,
+       has_call_file = false, has_call_line = false;
+
+  explicit ScopeAttrs(Dwarf_Die* die) { dwarf_getattrs(die, collect, this, 0); }
+
+ private:
+  static int collect(Dwarf_Attribute* a, void* arg) {
+    auto* s = static_cast<ScopeAttrs*>(arg);
+    switch (dwarf_whatattr(a)) {
+      case DW_AT_low_pc: s->low_pc = *a, s->has_low_pc = true; break;
+      case DW_AT_high_pc: s->high_pc = *a, s->has_high_pc = true; break;
+      case DW_AT_ranges: s->ranges = *a, s->has_ranges = true; break;
+      case DW_AT_linkage_name: s->linkage = *a, s->has_linkage = true; break;
+      case DW_AT_MIPS_linkage_name: s->mips_linkage = *a, s->has_mips_linkage = true; break;
+      case DW_AT_name: s->name = *a, s->has_name = true; break;
+      case DW_AT_abstract_origin: s->origin = *a, s->has_origin = true; break;
+      case DW_AT_specification: s->spec = *a, s->has_spec = true; break;
+      case DW_AT_call_file: s->call_file = *a, s->has_call_file = true; break;
+      case DW_AT_call_line: s->call_line = *a, s->has_call_line = true; break;
+      default: break;
+    }
+    return DWARF_CB_OK;
+  }
+};
 
 // Whether functions can be nested in a DIE with this tag. C has no member
 // functions, so `c_unit` skips its (many) struct and union members.
@@ -340,8 +368,10 @@ bool LineTable::decode(const LineSections& sec, uint64_t offset, const char* com
   }
 
   // The line-number program: a state machine emitting one row per
-  // DW_LNS_copy, special opcode or end of sequence.
+  // DW_LNS_copy, special opcode or end of sequence. Compilers spend about
+  // four bytes of program per row: reserve that, to grow once at most.
   ByteReader p(program, h.end());
+  rows.reserve(p.left() / 4 + 16);
   uint64_t addr = 0;
   unsigned op_index = 0;
   uint32_t file = 1;
@@ -498,10 +528,11 @@ DwarfInfo::Unit* DwarfInfo::parse_unit(uint64_t cu_offset) {
     for (const auto& f : table.files) table_files.push_back(unit->file_id(f.c_str()));
     uint32_t no_file = unit->file_id(nullptr);
     auto& rows = unit->rows;
-    rows.reserve(table.rows.size());
-    for (const auto& r : table.rows)
-      rows.push_back(Unit::Row{r.addr, uint32_t(std::max(r.line, 0)),
-                               r.file < table_files.size() ? table_files[r.file] : no_file, r.end});
+    rows = std::move(table.rows);
+    for (auto& r : rows) {
+      r.line = std::max(r.line, 0);
+      r.file = r.file < table_files.size() ? table_files[r.file] : no_file;
+    }
     if (!std::is_sorted(rows.begin(), rows.end(), row_less)) {
       // Each sequence is in address order already (DWARF requires it), so
       // ordering whole sequences by their start is usually enough, and much
@@ -542,7 +573,7 @@ DwarfInfo::Unit* DwarfInfo::parse_unit(uint64_t cu_offset) {
         if (!l || dwarf_lineaddr(l, &addr) != 0) continue;
         dwarf_lineno(l, &lineno);
         dwarf_lineendsequence(l, &end);
-        unit->rows.push_back(Unit::Row{addr, uint32_t(std::max(lineno, 0)),
+        unit->rows.push_back(Unit::Row{addr, std::max(lineno, 0),
                                        unit->file_id(dwarf_linesrc(l, nullptr, nullptr)), end});
       }
       // libdw returns rows in this order already: check before sorting.
@@ -560,24 +591,71 @@ DwarfInfo::Unit* DwarfInfo::parse_unit(uint64_t cu_offset) {
     int scope;  // index of the scope this DIE opened, -1 if none
   };
   std::vector<Frame> stack;
+  // die_name() of the DIEs that inlined calls and out-of-line instances
+  // point at (DW_AT_abstract_origin or DW_AT_specification), as (linkage
+  // name, plain name), either null: one inline function is inlined in many
+  // places, so its name is looked up once per unit.
+  std::unordered_map<Dwarf_Off, std::pair<const char*, const char*>> origin_names;
+  auto origin_name = [&](Dwarf_Attribute* ref) -> std::pair<const char*, const char*> {
+    Dwarf_Die target;
+    if (!dwarf_formref_die(ref, &target)) return {nullptr, nullptr};
+    auto [it, fresh] = origin_names.try_emplace(dwarf_dieoffset(&target));
+    if (fresh) {
+      Dwarf_Attribute attr;
+      const char* linkage = nullptr;
+      if (dwarf_attr_integrate(&target, DW_AT_linkage_name, &attr) ||
+          dwarf_attr_integrate(&target, DW_AT_MIPS_linkage_name, &attr))
+        linkage = dwarf_formstring(&attr);
+      const char* name = dwarf_attr_integrate(&target, DW_AT_name, &attr) ? dwarf_formstring(&attr) : nullptr;
+      it->second = {linkage, name};
+    }
+    return it->second;
+  };
+  // Exactly die_name(die), from the attributes already gathered: the
+  // linkage name if the DIE or its origin chain has one, else the name.
+  auto scope_name = [&](Dwarf_Die* die, ScopeAttrs& a) -> std::pair<const char*, bool> {
+    if (a.has_linkage || a.has_mips_linkage) {
+      if (a.has_origin || a.has_spec) return die_name(die);  // rare: keep libdw's walk
+      const char* s = dwarf_formstring(a.has_linkage ? &a.linkage : &a.mips_linkage);
+      if (s) return {s, true};
+    } else if (a.has_origin || a.has_spec) {
+      auto [linkage, name] = origin_name(a.has_origin ? &a.origin : &a.spec);
+      if (linkage) return {linkage, true};
+      if (!a.has_name) return {name ? name : "", false};
+    }
+    const char* s = a.has_name ? dwarf_formstring(&a.name) : nullptr;
+    return {s ? s : "", false};
+  };
   auto add_scope = [&](Dwarf_Die* die, bool inlined) -> int {
-    Dwarf_Addr base, lo, hi;
-    ptrdiff_t it = 0;
+    ScopeAttrs a(die);
     uint32_t first = uint32_t(unit->ranges.size());
-    while ((it = dwarf_ranges(die, it, &base, &lo, &hi)) > 0)
+    Dwarf_Addr lo = 0, hi = 0;
+    if (a.has_low_pc && a.has_high_pc && !a.has_ranges && dwarf_formaddr(&a.low_pc, &lo) == 0) {
+      // What dwarf_highpc computes: an address, or an offset from low_pc.
+      Dwarf_Word w = 0;
+      if (dwarf_whatform(&a.high_pc) == DW_FORM_addr) {
+        if (dwarf_formaddr(&a.high_pc, &hi) != 0) hi = 0;
+      } else if (dwarf_formudata(&a.high_pc, &w) == 0) {
+        hi = lo + w;
+      }
       if (hi > lo) unit->ranges.emplace_back(lo, hi);
+    } else if (a.has_ranges || a.has_low_pc || a.has_high_pc || a.has_origin || a.has_spec) {
+      // Range lists, and anything unusual: libdw's own reading.
+      Dwarf_Addr base;
+      ptrdiff_t it = 0;
+      while ((it = dwarf_ranges(die, it, &base, &lo, &hi)) > 0)
+        if (hi > lo) unit->ranges.emplace_back(lo, hi);
+    }
     uint32_t count = uint32_t(unit->ranges.size()) - first;
     if (count == 0) return -1;  // a declaration, or code optimized away
     Unit::Scope s{};
-    auto [name, linkage] = die_name(die);
+    auto [name, linkage] = scope_name(die, a);
     s.name = unit->name_id(name, linkage);
     s.range_first = first;
     s.range_count = count;
     if (inlined) {
-      Dwarf_Attribute attr;
       Dwarf_Word w = 0;
-      if (dwarf_attr(die, DW_AT_call_file, &attr) && dwarf_formudata(&attr, &w) == 0 &&
-          (own_table || files)) {
+      if (a.has_call_file && dwarf_formudata(&a.call_file, &w) == 0 && (own_table || files)) {
         if (own_table)
           s.call_file = w < table_files.size() ? table_files[w] : unit->file_id(nullptr);
         else
@@ -585,8 +663,7 @@ DwarfInfo::Unit* DwarfInfo::parse_unit(uint64_t cu_offset) {
       } else {
         s.call_file = unit->file_id("");
       }
-      if (dwarf_attr(die, DW_AT_call_line, &attr) && dwarf_formudata(&attr, &w) == 0)
-        s.call_line = uint32_t(w);
+      if (a.has_call_line && dwarf_formudata(&a.call_line, &w) == 0) s.call_line = uint32_t(w);
     }
     int idx = int(unit->scopes.size());
     unit->scopes.push_back(s);
@@ -602,24 +679,26 @@ DwarfInfo::Unit* DwarfInfo::parse_unit(uint64_t cu_offset) {
   // Iterative preorder walk. Each stack entry is the DIE being visited at its
   // depth, and the scope it opened; leaving a level closes that scope.
   while (!stack.empty()) {
-    Dwarf_Die die = stack.back().die;
-    int tag = dwarf_tag(&die);
+    // On the stack entry itself: libdw caches the DIE's abbreviation in it,
+    // which dwarf_siblingof then reuses.
+    Dwarf_Die* die = &stack.back().die;
+    int tag = dwarf_tag(die);
     int opened = -1;
     bool descend = false;
     if (tag == DW_TAG_subprogram) {
-      opened = add_scope(&die, false);
+      opened = add_scope(die, false);
       // Even without code: a function's local classes (lambda closures)
       // have member functions with code of their own. C has none, so a C
       // declaration's parameters are not worth visiting.
       descend = opened >= 0 || !c_unit;
     } else if (tag == DW_TAG_inlined_subroutine) {
-      opened = add_scope(&die, true);
+      opened = add_scope(die, true);
       descend = opened >= 0;  // inlined calls live only inside code
     } else if (is_scope_container(tag, c_unit)) {
       descend = true;
     }
     Dwarf_Die kid;
-    if (descend && dwarf_haschildren(&die) && dwarf_child(&die, &kid) == 0) {
+    if (descend && dwarf_haschildren(die) && dwarf_child(die, &kid) == 0) {
       stack.back().scope = opened;
       stack.push_back(Frame{kid, -1});
       continue;

@@ -200,7 +200,7 @@ class SymbolCollector {
     return true;
   }
 
-  std::vector<Symbol> finish(std::unordered_map<uint64_t, std::vector<uint32_t>>* aliases = nullptr) {
+  std::vector<Symbol> finish() {
     const std::string& pool = *pool_;
     auto name_at = [&pool](uint32_t off) { return std::string_view(pool.c_str() + off); };
     std::sort(pending_.begin(), pending_.end(), [&](const Pending& pa, const Pending& pb) {
@@ -214,12 +214,7 @@ class SymbolCollector {
       if (na.size() != nb.size()) return na.size() < nb.size();
       return na < nb;
     });
-    // Keep the preferred symbol per address; remember the others.
-    if (aliases) {
-      for (size_t i = 1; i < pending_.size(); ++i)
-        if (pending_[i].sym.start == pending_[i - 1].sym.start && pending_[i].sym.name != pending_[i - 1].sym.name)
-          (*aliases)[pending_[i].sym.start].push_back(pending_[i].sym.name);
-    }
+    // Keep the preferred symbol per address.
     pending_.erase(std::unique(pending_.begin(), pending_.end(),
                                [](const Pending& a, const Pending& b) { return a.sym.start == b.sym.start; }),
                    pending_.end());
@@ -322,7 +317,7 @@ Result<std::shared_ptr<Binary>> Binary::load(const ElfFile& file) {
   SymbolCollector c(&bin->pool_);
   if (c.add(file, SHT_SYMTAB)) bin->symbol_source_ = ".symtab";
   else if (c.add(file, SHT_DYNSYM)) bin->symbol_source_ = ".dynsym";
-  bin->symbols_ = c.finish(&bin->aliases_);
+  bin->symbols_ = c.finish();
   bin->symbols_.shrink_to_fit();
   return bin;
 }
@@ -364,8 +359,7 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
       bin->pool_.clear();
       SymbolCollector c(&bin->pool_);
       c.add(*debug, SHT_SYMTAB);
-      bin->aliases_.clear();
-      bin->symbols_ = c.finish(&bin->aliases_);
+      bin->symbols_ = c.finish();
       bin->symbol_source_ = "debugfile:.symtab";
     } else if (opts.minidebuginfo) {
       auto mini = mini_debug_info(*file);
@@ -374,8 +368,7 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
         SymbolCollector c(&bin->pool_);
         c.add(*file, SHT_DYNSYM);
         c.add(**mini, SHT_SYMTAB);
-        bin->aliases_.clear();
-        bin->symbols_ = c.finish(&bin->aliases_);
+        bin->symbols_ = c.finish();
         bin->symbol_source_ = ".dynsym+.gnu_debugdata";
       }
     }
@@ -472,19 +465,16 @@ void Binary::describe_uncached(uint64_t vaddr, bool lines, bool demangle_names,
   if (out->empty() && !sym) return;
   if (out->empty()) out->push_back(SourceFrame{});
   SourceFrame& outer = out->back();
-  // The symbol table names the real (outermost) function unless DWARF's
-  // linkage name is that symbol or one of its aliases: DWARF sometimes has
-  // only a short template name, and a function's cold part or clone is only
-  // told apart by its symbol. Inlined frames exist only in DWARF.
+  // The symbol table names the real (outermost) function: DWARF sometimes
+  // has only a short template name, a function's cold part or clone is only
+  // told apart by its symbol, and where several symbols share the address
+  // (glibc's __GI___qsort_r, qsort_r; a C++ constructor's C1/C2; functions
+  // folded by ICF) the table's preferred one, global before weak before
+  // local, is the public name, the one llvm-symbolizer prints too. Inlined
+  // frames exist only in DWARF.
   if (sym) {
     std::string_view raw = name_of(*sym);
     bool dwarf_names_it = !outer.system_name.empty() && outer.system_name == raw;
-    if (!dwarf_names_it && !outer.system_name.empty()) {
-      auto al = aliases_.find(sym->start);
-      if (al != aliases_.end())
-        for (uint32_t n : al->second)
-          if (std::string_view(pool_.c_str() + n) == outer.system_name) dwarf_names_it = true;
-    }
     if (!dwarf_names_it) {
       if (demangle_names) outer.function = without_clone_suffix(demangle(raw));
       else outer.function.assign(raw);

@@ -149,9 +149,6 @@ class Binary {
   std::vector<LoadSegment> segments_;
   std::vector<Symbol> symbols_;  // sorted by start, no exact duplicates
   std::string pool_;             // NUL-separated symbol names
-  // Other names of symbols that share an address with the one kept (a C++
-  // constructor's C1/C2, aliases like malloc/__libc_malloc): start -> names.
-  std::unordered_map<uint64_t, std::vector<uint32_t>> aliases_;
   std::string symbol_source_;
   std::string dwarf_source_;
   std::unique_ptr<DwarfInfo> dwarf_;

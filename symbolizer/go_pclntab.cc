@@ -76,6 +76,8 @@ struct GoPclntab::Func {
   int32_t nameoff = 0;
   uint32_t pcfile = 0, pcln = 0, npcdata = 0, cu_offset = 0;
   uint8_t nfuncdata = 0;
+  uint32_t pcsp = 0;
+  uint8_t func_id = 0, flag = 0;
 };
 
 // Everything open() needs that the finished table does not keep.
@@ -628,6 +630,9 @@ bool GoPclntab::func_at(uint64_t i, Func* f) const {
   f->npcdata = load32(w + 24, big_endian_);
   f->cu_offset = load32(w + 28, big_endian_);
   f->nfuncdata = image_[f->off + f->fixed - 1];
+  f->pcsp = load32(w + 12, big_endian_);
+  f->func_id = image_[f->off + f->fixed - 4];
+  f->flag = image_[f->off + f->fixed - 3];
   return true;
 }
 
@@ -666,6 +671,58 @@ bool GoPclntab::pcvalue(const Func& f, uint32_t table_off, uint64_t target, int3
       return true;
     }
   }
+}
+
+// The same encoding as pcvalue(), walked to its end instead of to one pc.
+bool GoPclntab::pc_ranges(uint64_t entry, uint32_t table_off, uint64_t limit,
+                          std::vector<PcRange>* out) const {
+  out->clear();
+  if (table_off == 0 || table_off >= pctab_size_) return false;
+  const uint8_t* p = image_ + pctab_off_ + table_off;
+  const uint8_t* end = image_ + pctab_off_ + pctab_size_;
+  auto varint = [&](uint32_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+      if (p >= end) return false;
+      uint8_t b = *p++;
+      *v |= uint32_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  uint64_t pc = entry;
+  int32_t v = -1;
+  for (bool first = true;; first = false) {
+    uint32_t uv, pcdelta;
+    if (!varint(&uv)) break;
+    if (uv == 0 && !first) return true;  // the terminator
+    v += int32_t((uv >> 1) ^ (0u - (uv & 1)));
+    if (!varint(&pcdelta)) break;
+    uint64_t next = pc + uint64_t(pcdelta) * quantum_;
+    if (next > limit) break;
+    // A step with no pc advance covers no instruction: nothing to report.
+    if (next > pc) out->push_back(PcRange{pc, next, v});
+    pc = next;
+  }
+  out->clear();
+  return false;
+}
+
+bool GoPclntab::function(size_t i, Function* out) const {
+  Func f;
+  uint64_t next;
+  if (i >= nfunc_ || !func_at(i, &f) || !func_entry(i + 1, &next) || next < f.entry) return false;
+  out->entry = f.entry;
+  out->end = next;
+  out->name = name_at(f.nameoff);
+  out->func_id = f.func_id;
+  out->flag = f.flag;
+  out->pcsp = f.pcsp;
+  return true;
+}
+
+bool GoPclntab::sp_deltas(const Function& f, std::vector<PcRange>* out) const {
+  return pc_ranges(f.entry, f.pcsp, f.end, out) && !out->empty();
 }
 
 bool GoPclntab::pcdata_off(const Func& f, uint32_t table, uint32_t* off) const {

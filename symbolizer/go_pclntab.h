@@ -5,7 +5,9 @@
 //
 // What is read, per function (see runtime/symtab.go of the Go release):
 //   functab      sorted (entry, _func offset) pairs, plus an end sentinel
-//   _func        name offset, pc-value tables (file, line, pcdata), funcdata
+//   _func        name offset, pc-value tables (file, line, pcdata, and the
+//                SP deltas, pcsp, that unwind tables are built from),
+//                funcdata, funcID and flags
 //   pc-value     (zig-zag varint value delta, varint pc delta) sequences
 //   inline tree  FUNCDATA_InlTree + PCDATA_InlTreeIndex: for an address in
 //                inlined code, which call it belongs to and where that call
@@ -63,6 +65,40 @@ class GoPclntab {
   // functions and non-Go code). Callers pass pc-1 for return addresses.
   bool lookup(uint64_t vaddr, std::vector<SourceFrame>* out) const;
 
+  // --- Whole-table passes (unwind tables are built from the SP deltas) ---
+
+  // _func.flag bits (runtime/symtab.go funcFlag, Go 1.17+; in Go 1.16 the
+  // byte is padding and reads 0). Unlike funcID, whose numbering changes
+  // between releases, these bits have kept their meaning.
+  static constexpr uint8_t kFlagTopFrame = 1;  // outermost frame of its stack (goexit, mstart, rt0_go)
+  static constexpr uint8_t kFlagSpWrite = 2;   // sets SP to a value the pcsp table cannot describe
+  static constexpr uint8_t kFlagAsm = 4;       // written in assembly (Go 1.19+)
+
+  // One entry of the function table.
+  struct Function {
+    uint64_t entry = 0;  // ELF virtual address
+    uint64_t end = 0;    // the next function's entry: includes alignment padding
+    std::string name;
+    uint8_t func_id = 0;  // _func.funcID, raw: release-specific numbering
+    uint8_t flag = 0;     // kFlag* bits
+    uint32_t pcsp = 0;    // offset of the SP-delta table in pctab; 0: none
+  };
+  // Function i, for i < function_count() (in address order). False if its
+  // entry is unreadable.
+  bool function(size_t i, Function* out) const;
+
+  // A pc-value table decoded into ranges: `value` holds for pcs in
+  // [begin, end). Consecutive ranges are contiguous and start at the entry.
+  struct PcRange {
+    uint64_t begin, end;
+    int32_t value;
+  };
+  // The pcsp table of `f`: how far SP is below its value at the entry
+  // (bytes, the return address not counted), by pc. The last range ends
+  // where the function's code ends. False (and `out` emptied) if `f` has no
+  // table or it is corrupt (runs past the next function).
+  bool sp_deltas(const Function& f, std::vector<PcRange>* out) const;
+
   // Heap bytes held (the file mapping is not counted: it is page cache).
   size_t memory_bytes() const;
   // "go1.19.8" from the build info blob, or "" when it is not recoverable.
@@ -96,6 +132,8 @@ class GoPclntab {
   // pc-value table at `table_off` (into pctab) for `target`; false if the
   // table does not cover it.
   bool pcvalue(const Func& f, uint32_t table_off, uint64_t target, int32_t* val) const;
+  // Every range of the pc-value table at `table_off`; false past `limit`.
+  bool pc_ranges(uint64_t entry, uint32_t table_off, uint64_t limit, std::vector<PcRange>* out) const;
   bool pcdata_off(const Func& f, uint32_t table, uint32_t* off) const;
   bool funcdata_addr(const Func& f, uint32_t index, uint64_t* addr) const;
   std::string name_at(int64_t nameoff) const;

@@ -89,6 +89,10 @@ void Symbolizer::fill_function(const Binary& bin, uint64_t vaddr, UserSymbol* ou
   // have a clone's name (foo.constprop.0, foo.cold) for the same function.
   bin.describe(vaddr, opts_.lines, opts_.demangle, &out->frames);
   if (out->frames.empty()) return;
+  if (opts_.demangle && opts_.demangle_style == DemangleStyle::kSimplified) {
+    for (auto& f : out->frames)
+      if (!f.system_name.empty()) f.function = demangle(f.system_name, DemangleStyle::kSimplified);
+  }
   out->function = out->frames.back().function;
   out->system_name = out->frames.back().system_name;
   if (out->frames.size() == 1 && out->frames[0].file.empty()) out->frames.clear();  // name only

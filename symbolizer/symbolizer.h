@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "symbolizer/binary_cache.h"
 #include "symbolizer/debuginfod.h"
+#include "symbolizer/demangle.h"
 #include "symbolizer/dwarf_info.h"
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/perf_map.h"
@@ -26,6 +27,8 @@ struct SymbolizerOptions {
   std::string proc_root = "/proc";
   BinaryCache::Options cache;
   bool demangle = true;
+  // kSimplified: no parameters, template arguments or return types.
+  DemangleStyle demangle_style = DemangleStyle::kFull;
   // File and line for every frame, with inlined calls as frames of their
   // own (DWARF); false: function names only.
   bool lines = true;

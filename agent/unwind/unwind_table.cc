@@ -9,6 +9,7 @@
 
 #include "agent/unwind/cfi.h"
 #include "symbolizer/debug_file.h"
+#include "symbolizer/go_pclntab.h"
 
 namespace ember::unwind {
 namespace {
@@ -174,6 +175,159 @@ struct Range {
   uint64_t begin, end;
 };
 
+// --- Go ---------------------------------------------------------------------
+//
+// The Go linker writes no .eh_frame, and `-ldflags=-s -w` or strip removes
+// the .debug_frame it derives from the runtime's tables. What every Go binary
+// keeps is .gopclntab, where the runtime looks up, for its own tracebacks,
+// how far each pc has moved SP below its value at the function's entry (the
+// pcsp table). On amd64 that is all a frame needs: CALL pushed the return
+// address right above the entry SP, so at a pc with SP delta d
+//   CFA = rsp + d + 8, return address at CFA - 8.
+// The caller's rbp is not in pcsp: Go saves it just below the return
+// address, at CFA - 16, in every function with a frame (go_bp_save finds
+// from which instruction on), and frameless functions never touch it.
+
+// Section names only the Go toolchain produces (PIE binaries call the
+// pclntab ".data.rel.ro.gopclntab"). Checked before opening the pclntab so
+// other binaries cost one pass over their section headers.
+bool is_go_binary(const ElfFile& elf) {
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf.elf(), &shstrndx) != 0) return false;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf.elf(), scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr)) continue;
+    const char* name = elf_strptr(elf.elf(), shstrndx, shdr.sh_name);
+    if (!name) continue;
+    std::string_view n(name);
+    if (n == ".note.go.buildid" || n == ".go.buildinfo" ||
+        (n.size() >= 10 && n.substr(n.size() - 10) == ".gopclntab"))
+      return true;
+  }
+  return false;
+}
+
+// The binary's .text by address: Go functions' prologues are decoded from it.
+struct TextBytes {
+  Section text;
+  const uint8_t* at(uint64_t vaddr, uint64_t n) const {
+    if (!text.present || vaddr < text.addr) return nullptr;
+    uint64_t off = vaddr - text.addr;
+    if (off > text.data.size() || text.data.size() - off < n) return nullptr;
+    return reinterpret_cast<const uint8_t*>(text.data.data()) + off;
+  }
+};
+
+// `MOVQ BP, disp(SP)` (opcode 0x89) or `LEAQ disp(SP), BP` (0x8d) at `c`:
+// REX.W, the opcode, ModRM with reg = BP and an SIB byte of base SP, and an
+// 8- or 32-bit displacement. The Go assembler encodes nothing else for them.
+bool bp_sp_insn(const uint8_t* c, uint8_t opcode, int64_t* disp, size_t* len) {
+  if (c[0] != 0x48 || c[1] != opcode || c[3] != 0x24) return false;
+  if (c[2] == 0x6c) {
+    *disp = int8_t(c[4]);
+    *len = 5;
+    return true;
+  }
+  if (c[2] == 0xac) {
+    *disp = int32_t(uint32_t(c[4]) | uint32_t(c[5]) << 8 | uint32_t(c[6]) << 16 | uint32_t(c[7]) << 24);
+    *len = 8;
+    return true;
+  }
+  return false;
+}
+
+// From which pcs a Go function's caller rbp is recoverable. The assembler
+// (cmd/internal/obj/x86, preprocess) opens every frame it sizes in one of
+// two ways, and the first instruction that moves SP is where pcsp first
+// turns positive, at pc p with delta d:
+//   Go <= 1.20:  SUBQ $d, SP; [p] MOVQ BP, d-8(SP); LEAQ d-8(SP), BP
+//     At p SP has moved but rbp is not stored yet: it is still the
+//     caller's, so that one instruction keeps "rbp unchanged".
+//   Go >= 1.21, and assembly written that way:
+//                PUSHQ BP; [p] MOVQ SP, BP; SUBQ $n, SP
+//     Saved from p on (d = 8 there).
+// After either, wherever d > 0 the slot at CFA - 16 holds the caller's rbp,
+// even in the epilogue once rbp has been reloaded from it (the slot is only
+// released by the ADDQ/POPQ that brings d back to 0). A function that moves
+// SP any other way (assembly pushing other registers, NOFRAME code) is left
+// at "rbp unchanged": Go code must not clobber rbp without saving it there.
+struct GoBpSave {
+  uint64_t saved_from = 0;  // rbp at CFA - 16 from here on where d > 0; 0: never
+  uint64_t frame_from = 0;  // and rbp = CFA - 16 (the frame is set up); 0: unknown
+};
+
+GoBpSave go_bp_save(const TextBytes& text, uint64_t entry, const std::vector<GoPclntab::PcRange>& sp) {
+  GoBpSave s;
+  auto first = std::find_if(sp.begin(), sp.end(), [](const GoPclntab::PcRange& r) { return r.value > 0; });
+  if (first == sp.end()) return s;
+  const uint64_t p = first->begin;
+  const int64_t d = first->value;
+  int64_t disp = 0, disp2 = 0;
+  size_t len = 0, len2 = 0;
+  if (const uint8_t* c = text.at(p, 8); c && bp_sp_insn(c, 0x89, &disp, &len) && disp == d - 8) {
+    s.saved_from = p + len;
+    if (const uint8_t* l = text.at(p + len, 8); l && bp_sp_insn(l, 0x8d, &disp2, &len2) && disp2 == d - 8)
+      s.frame_from = p + len + len2;
+    return s;
+  }
+  // PUSHQ BP is the one byte 0x55; requiring MOVQ SP, BP after it (either
+  // encoding) rules out a 0x55 that ends some other instruction.
+  const uint8_t* c = p > entry ? text.at(p - 1, 4) : nullptr;
+  if (c && d == 8 && c[0] == 0x55 && c[1] == 0x48 &&
+      ((c[2] == 0x89 && c[3] == 0xe5) || (c[2] == 0x8b && c[3] == 0xec))) {
+    s.saved_from = p;
+    s.frame_from = p + 3;
+  }
+  return s;
+}
+
+// Runtime functions pcsp cannot describe, by name for Go 1.16 binaries,
+// whose _func has no flag byte (later releases set the flags themselves).
+// Stack tops: the first frame of every goroutine (goexit: its return
+// address is what a goroutine's entry function returns to), of the main
+// thread (rt0_go) and of every other thread (mstart).
+constexpr const char* kGoTopFrames[] = {"runtime.goexit", "runtime.mstart", "runtime.rt0_go"};
+// Stack switchers: they load SP from a goroutine or thread descriptor.
+constexpr const char* kGoSpWriters[] = {"runtime.mcall",       "runtime.morestack", "runtime.gogo",
+                                        "runtime.systemstack", "runtime.asmcgocall", "runtime.nanotime1",
+                                        "time.now"};
+
+uint8_t go_flags(const GoPclntab::Function& f) {
+  uint8_t flag = f.flag;
+  for (const char* n : kGoTopFrames)
+    if (f.name == n) flag |= GoPclntab::kFlagTopFrame;
+  for (const char* n : kGoSpWriters)
+    if (f.name == n) flag |= GoPclntab::kFlagSpWrite;
+  return flag;
+}
+
+UnwindRule go_sp_rule(int32_t d, bool rbp_saved) {
+  UnwindRule r;
+  r.kind = UnwindRule::kCfaRsp;
+  r.cfa_offset = d + 8;
+  r.ra_offset = -8;
+  r.rbp_offset = rbp_saved ? -16 : 0;
+  return r;
+}
+
+// The usual frame-pointer frame, written as a rule: CFA = rbp + 16, the
+// return address and the caller's rbp right below it.
+UnwindRule go_bp_frame_rule() {
+  UnwindRule r;
+  r.kind = UnwindRule::kCfaRbp;
+  r.cfa_offset = 16;
+  r.ra_offset = -8;
+  r.rbp_offset = -16;
+  return r;
+}
+
+UnwindRule end_of_stack_rule() {
+  UnwindRule r;
+  r.kind = UnwindRule::kEndOfStack;
+  return r;
+}
+
 }  // namespace
 
 std::string UnwindRule::to_string() const {
@@ -281,6 +435,83 @@ class TableBuilder {
     }
   }
 
+  // Go functions (see the Go section above). A function gets rows from its
+  // pcsp table where no CFI covered it: all of a Go binary without
+  // .debug_frame, the Go part of a cgo binary (whose .eh_frame covers only
+  // the C code). The runtime's stack tops and stack switchers get their rule
+  // even where CFI covers them: Go's .debug_frame describes them as ordinary
+  // frames, and following that out of goexit or across a stack switch reads
+  // whatever lies past the stack.
+  //   stack tops (TOPFRAME): the end of the stack, as for Go's traceback.
+  //   SPWRITE, with a frame-pointer frame (time.now, nanotime1, the cgo call
+  //     helpers: they move SP to the g0 stack and call C): rbp still leads
+  //     to the caller once the frame is set up, so CFA = rbp + 16 there.
+  //   SPWRITE without one (systemstack, mcall, morestack, gogo, asmcgocall):
+  //     the goroutine's SP is only in its g descriptor, which a rule cannot
+  //     reach; the end of the stack rather than a guess.
+  // Functions without a pcsp table are left to frame pointers.
+  void add_go(const GoPclntab& go, const TextBytes& text) {
+    struct Planned {
+      uint64_t pc, end;
+      UnwindRule rule;
+    };
+    std::vector<Planned> planned;
+    std::vector<Range> replaced;  // CFI-covered functions whose rows are replaced
+    std::vector<GoPclntab::PcRange> sp;
+    size_t functions = 0;
+    for (size_t i = 0; i < go.function_count(); ++i) {
+      GoPclntab::Function f;
+      if (!go.function(i, &f)) continue;
+      // Deltas are never negative (a corrupt table) and fit the rule's
+      // 32-bit offset with the return address added (reflectcall's
+      // runtime.call1073741824 really has a 1 GiB frame).
+      const bool have_sp =
+          go.sp_deltas(f, &sp) && std::all_of(sp.begin(), sp.end(), [](const GoPclntab::PcRange& r) {
+            return r.value >= 0 && r.value <= INT32_MAX - 8;
+          });
+      const uint64_t end = have_sp ? sp.back().end : f.end;
+      const uint8_t flag = go_flags(f);
+      const bool top = flag & GoPclntab::kFlagTopFrame;
+      const bool spwrite = !top && (flag & GoPclntab::kFlagSpWrite);
+      const bool cfi = overlaps(covered_, f.entry, end);
+      if (!top && !spwrite && (cfi || !have_sp)) continue;
+      const GoBpSave bp = have_sp ? go_bp_save(text, f.entry, sp) : GoBpSave{};
+      if (top || (spwrite && bp.frame_from == 0)) {
+        planned.push_back(Planned{f.entry, end, end_of_stack_rule()});
+      } else {
+        for (const GoPclntab::PcRange& r : sp) {
+          auto rule_at = [&](uint64_t pc) {
+            if (r.value == 0) return go_sp_rule(0, false);
+            if (spwrite && pc >= bp.frame_from) return go_bp_frame_rule();
+            return go_sp_rule(r.value, bp.saved_from != 0 && pc >= bp.saved_from);
+          };
+          planned.push_back(Planned{r.begin, end, rule_at(r.begin)});
+          for (uint64_t cut : {bp.saved_from, bp.frame_from})
+            if (cut > r.begin && cut < r.end) planned.push_back(Planned{cut, end, rule_at(cut)});
+        }
+      }
+      if (cfi) replaced.push_back(Range{f.entry, end});
+      ++functions;
+    }
+    if (!replaced.empty()) {
+      std::sort(replaced.begin(), replaced.end(),
+                [](const Range& a, const Range& b) { return a.begin < b.begin; });
+      size_t kept = 0;
+      for (const Entry& e : entries_) {
+        if (overlaps(replaced, e.pc, e.pc + 1)) {
+          if (e.is_end) end_markers_.erase(e.pc);
+          continue;
+        }
+        entries_[kept++] = e;
+      }
+      entries_.resize(kept);
+    }
+    for (const Planned& p : planned) add_rule(p.pc, p.end, p.rule);
+    auto& s = table_->stats_;
+    s.go_functions += functions;
+    if (functions) s.source += s.source.empty() ? ".gopclntab" : "+.gopclntab";
+  }
+
   std::shared_ptr<const UnwindTable> finish() {
     // Every FDE's end is a gap marker (kNone) unless a row starts exactly
     // there; at equal pcs the marker sorts first so a real row replaces it.
@@ -372,6 +603,12 @@ Result<std::shared_ptr<const UnwindTable>> build_unwind_table(const ElfFile& elf
         if (ddf.present) b.add_section(ddf, CfiSection::kDebugFrame, "debuglink:.debug_frame");
       }
     }
+  }
+  // Go code: the rules below are amd64's (like every rule of this table).
+  GElf_Ehdr ehdr;
+  if (gelf_getehdr(elf.elf(), &ehdr) && ehdr.e_machine == EM_X86_64 && is_go_binary(elf)) {
+    auto go = GoPclntab::open(elf);
+    if (go) b.add_go(**go, TextBytes{find_section(elf, ".text")});
   }
   b.add_plt_fallback(elf);
   return b.finish();

@@ -5,9 +5,11 @@
 // return address and the caller's rbp are at fixed offsets from it.
 //
 // Built once per binary by build_unwind_table() from .eh_frame, .debug_frame,
-// or the .debug_frame of its separate debug file, and shared by every process
-// that maps the binary. The BPF unwinder and the user-space reference
-// unwinder (unwinder.h) execute the same rules.
+// or the .debug_frame of its separate debug file, and for Go code that none
+// of those covers, from the SP deltas in the Go runtime's own .gopclntab.
+// The result is shared by every process that maps the binary. The BPF
+// unwinder and the user-space reference unwinder (unwinder.h) execute the
+// same rules.
 #pragma once
 
 #include <cstdint>
@@ -62,8 +64,11 @@ struct UnwindRow {
 };
 
 struct UnwindTableStats {
-  std::string source;  // ".eh_frame", ".debug_frame", "debuglink:.debug_frame", "none"
+  // ".eh_frame", ".debug_frame", "debuglink:.debug_frame", ".gopclntab",
+  // joined with '+' when several contributed, or "none"
+  std::string source;
   size_t fdes = 0;
+  size_t go_functions = 0;     // Go functions whose rows came from .gopclntab
   size_t cfi_rows = 0;         // rows of the CFI table before compaction
   size_t rows = 0;             // rows after merging identical neighbours
   size_t unsupported_rows = 0;  // rows whose CFI we cannot execute

@@ -176,10 +176,17 @@ def blocks(path):
 
 ours, theirs = blocks(sys.argv[1]), blocks(sys.argv[2])
 same = sum(1 for a, b in zip(ours, theirs) if a == b)
+# Where names differ only in which alias or part of a function is shown
+# (glibc's __GI_abort for abort, foo.cold), the work done is still the same:
+# count the addresses whose frames agree on everything but names, too.
+where = lambda frames: [(f, l) for _, f, l in frames]
+same_where = sum(1 for a, b in zip(ours, theirs) if where(a) == where(b))
 frames = sum(len(b) for b in theirs)
+n = max(len(theirs), 1)
 print(f"agreement with llvm-symbolizer --inlining: {same} of {len(theirs)} addresses "
-      f"({100.0 * same / max(len(theirs), 1):.3f}%) have the same frames "
-      f"(function, file name, line of each of {frames} frames)")
+      f"({100.0 * same / n:.3f}%) have the same frames "
+      f"(function, file name, line of each of {frames} frames); "
+      f"{same_where} ({100.0 * same_where / n:.3f}%) the same frames but for names")
 shown = 0
 for i, (a, b) in enumerate(zip(ours, theirs)):
     if a != b and shown < 5:

@@ -1,8 +1,14 @@
 // The table-driven BPF unwinder end to end, as root: workloads built without
 // frame pointers (-O2 -fomit-frame-pointer), through Debian's own libc (which
-// has none either), threads, deep recursion, signal handlers, and processes
-// too short-lived for their tables to be loaded before they exit.
+// has none either), threads, deep recursion, signal handlers, processes too
+// short-lived for their tables to be loaded before they exit, and a stripped
+// Go binary (rules from .gopclntab).
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
 
 #include "e2e_util.h"
 
@@ -156,6 +162,85 @@ TEST_F(UnwindE2E, ShortLivedProcessesWithoutFramePointersAreComplete) {
               (unsigned long long)total, (unsigned long long)complete);
   ASSERT_GT(total, 200u);
   EXPECT_GE(double(complete), 0.95 * double(total));
+}
+
+// How a Go profile's samples unwound. A stack's outermost frame says whose it
+// is: runtime.goexit then runtime.main is the main goroutine; goexit alone
+// another goroutine (GC workers, the sweeper); the stack tops of threads
+// (mstart, rt0_go), of the Go signal handler (sigtramp) and the stack
+// switches the tables end at (mcall, systemstack, ...) are the system
+// stacks. Everything else is a walk that stopped early.
+struct GoShares {
+  uint64_t total = 0, main_goroutine = 0, main_complete = 0, other_goroutines = 0, system = 0;
+  uint64_t burn = 0, burn_under_main = 0;
+  std::map<std::string, uint64_t> incomplete_roots;
+
+  explicit GoShares(const std::vector<FoldedStack>& stacks) {
+    const std::set<std::string> system_tops = {"runtime.mstart",      "runtime.rt0_go",  "runtime.sigtramp",
+                                               "runtime.mcall",       "runtime.morestack", "runtime.gogo",
+                                               "runtime.systemstack", "runtime.asmcgocall"};
+    for (const auto& s : stacks) {
+      // comm is cut to 15 characters by the kernel.
+      if (s.frames.size() < 2 || s.frames[0] != "go_workload_str") continue;
+      total += s.count;
+      const std::string& root = s.frames[1];
+      const bool under_main = root == "runtime.goexit" && s.frames.size() > 2 && s.frames[2] == "runtime.main";
+      if (s.contains("main.burn")) {
+        burn += s.count;
+        // burn (never inlined) is called by main.main, called by runtime.main.
+        if (under_main && s.has_chain({"runtime.main", "main.main", "main.burn"})) burn_under_main += s.count;
+      }
+      if (under_main) {
+        main_goroutine += s.count;
+        main_complete += s.count;
+      } else if (root == "runtime.goexit") {
+        other_goroutines += s.count;
+      } else if (system_tops.count(root)) {
+        system += s.count;
+      } else {
+        main_goroutine += s.count;  // unknown: counted against the main goroutine
+        incomplete_roots[root] += s.count;
+      }
+    }
+  }
+  std::string summary() const {
+    char buf[512];
+    std::snprintf(buf, sizeof(buf),
+                  "%llu samples: main goroutine %llu (%.2f%% complete to runtime.goexit), other goroutines "
+                  "%llu, system stacks %llu; main.burn %llu (%.2f%% with runtime.main;main.main;main.burn)",
+                  (unsigned long long)total, (unsigned long long)main_goroutine,
+                  100.0 * double(main_complete) / double(std::max<uint64_t>(main_goroutine, 1)),
+                  (unsigned long long)other_goroutines, (unsigned long long)system, (unsigned long long)burn,
+                  100.0 * double(burn_under_main) / double(std::max<uint64_t>(burn, 1)));
+    std::string s = buf;
+    if (!incomplete_roots.empty()) s += "; stopped early at:";
+    for (const auto& [root, n] : incomplete_roots) s += " " + root + "=" + std::to_string(n);
+    return s;
+  }
+};
+
+// A stripped Go binary has neither .eh_frame nor .debug_frame: its rules come
+// from the SP deltas in .gopclntab. main.burn is a frameless leaf (no saved
+// rbp), so a frame-pointer walk from it reads main.main's frame pointer and
+// skips main.main; the tables must not. The frame-pointer profile is
+// recorded too, for comparison (printed, not asserted).
+TEST_F(UnwindE2E, StrippedGoBinaryKeepsTheCallersOfFramelessFunctions) {
+  const std::string bin = fixture("go_workload_stripped");
+  if (access(bin.c_str(), X_OK) != 0) FAIL() << "go_workload_stripped was not built (needs golang-go)";
+  TempDir tmp;
+  Profile p = record(tmp, {bin, "4"});
+  GoShares tables(p.stacks);
+  std::printf("[ info ] --unwinder tables: %s\n", tables.summary().c_str());
+
+  auto r = run({ember_bin(), "record", "--unwinder", "fp", "-F", "499", "-o", tmp / "fp.folded", "--", bin, "4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  GoShares fp(parse_folded(read_file(tmp / "fp.folded")));
+  std::printf("[ info ] --unwinder fp:     %s\n", fp.summary().c_str());
+
+  ASSERT_GT(tables.total, 1500u);
+  ASSERT_GT(tables.burn, 500u);
+  EXPECT_GE(double(tables.burn_under_main), 0.99 * double(tables.burn));
+  EXPECT_GE(double(tables.main_complete), 0.99 * double(tables.main_goroutine));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -239,17 +240,45 @@ TEST(Demangle, VersionedNames) {
   EXPECT_EQ(demangle("_ZN3foo3bar17h05af221e174051e9E@V2"), "foo::bar");
 }
 
+// libstdc++ 12's __cxa_demangle loops forever on some malformed unresolved
+// names in expressions ("sr" qualifiers whose components fail without
+// consuming input). demangle() refuses those up front; the guard must not
+// touch valid names that use the same construct.
+TEST(DemangleCxx, MalformedNamesThatHangLibstdcxxAreRefused) {
+  for (const char* m : {"_Z1eIXsr1aCEE", "_Z1eIXsrCEE", "_Z1eIXsrUEE", "_Z1eIXsr1aUEE", "_Z1fDTsr1aCE",
+                        "_Z1eIXsr1yDnEE", "_Z1eIXsra1CEE", "_Z1eIXsr1aTCEE", "_Z1eIXsrL1aDEE",
+                        "_Z1eIXsr1aCxEE", "_Z1eIXsr18haC_SequenceT",
+                        "_ZN4llvm4yaml7yamlizeISt6vectorINS_9DWARFYAML14DWARFOperationESaIS4_EENS0_12EmptyContextEEE9"
+                        "enable_ifIXsr1yContextEEE9enable_ifIXsr18has_SequenceTraitsIT_EE58has_SequenceTraitsIT_EE5"
+                        "valueEvE4typeERN"}) {
+    EXPECT_EQ(demangle(m), m);
+    EXPECT_EQ(demangle(m, kSimple), m);
+  }
+  // Valid unresolved names (enable_if SFINAE) still demangle.
+  const char* valid = "_ZN4llvm10checkedAddIiEENSt9enable_ifIXsr3std9is_signedIT_EE5valueENS_8OptionalIS2_EEE4typeES2_S2_";
+  EXPECT_EQ(demangle(valid), cxa(valid));
+  EXPECT_EQ(demangle(valid),
+            "std::enable_if<std::is_signed<int>::value, llvm::Optional<int> >::type llvm::checkedAdd<int>(int, int)");
+  EXPECT_EQ(demangle(valid, kSimple), "llvm::checkedAdd");
+  for (const char* ok : {"_Z1eIXsr1a1bEE", "_Z1eIXsr1aC1EE", "_Z1eIXsr1aD1EE", "_Z1eIXsrN1aE1bEE", "_Z4srCxv"})
+    EXPECT_EQ(demangle(ok), cxa(ok)) << ok;
+}
+
 // All C++ symbols of this test binary (gtest, libstdc++ templates): full is
 // __cxa_demangle's output, and simplified has no template arguments or
 // parameter lists left outside operator names, lambdas and special prefixes.
-std::string strip_allowed_cxx(std::string s) {
-  static const char* kPrefixes[] = {"vtable for ", "VTT for ", "typeinfo for ", "typeinfo name for ",
-                                    "non-virtual thunk to ", "virtual thunk to ",
-                                    "covariant return thunk to ", "guard variable for ",
+// Returns the simplified name minus the parts allowed to hold '(' '<' ' ':
+// lambdas and other {...} groups, "(anonymous namespace)", "string literal"
+// and operator names (which run to the end: "operator void (*)(int)").
+// Special names ("vtable for X", "typeinfo for int (char)") are not checked.
+std::optional<std::string> strip_allowed_cxx(const std::string& s) {
+  static const char* kPrefixes[] = {"vtable for ", "VTT for ", "typeinfo ", "non-virtual thunk to ",
+                                    "virtual thunk to ", "covariant return thunk to ", "guard variable for ",
                                     "TLS init function for ", "TLS wrapper function for ",
-                                    "construction vtable for ", "transaction clone for "};
+                                    "construction vtable for ", "transaction clone for ", "reference temporary",
+                                    "template parameter object for ", "hidden alias for "};
   for (const char* p : kPrefixes)
-    if (s.rfind(p, 0) == 0) s = s.substr(std::string(p).size());
+    if (s.rfind(p, 0) == 0) return std::nullopt;
   std::string out;
   for (size_t i = 0; i < s.size();) {
     if (s[i] == '{') {  // {lambda(int)#1}: skip the group
@@ -265,15 +294,11 @@ std::string strip_allowed_cxx(std::string s) {
       i += 21;
       continue;
     }
-    if (s.compare(i, 8, "operator") == 0) {  // up to the next "::" or the end
-      size_t e = s.find("::", i);
-      i = e == std::string::npos ? s.size() : e;
-      continue;
-    }
     if (s.compare(i, 14, "string literal") == 0) {
       i += 14;
       continue;
     }
+    if (s.compare(i, 8, "operator") == 0 && (i == 0 || s[i - 1] == ':')) break;
     out.push_back(s[i++]);
   }
   return out;
@@ -297,9 +322,10 @@ TEST(DemangleCxx, SymbolsOfThisBinary) {
     if (full == m) continue;
     std::string simple = demangle(m, kSimple);
     ASSERT_FALSE(simple.empty()) << m;
-    std::string rest = strip_allowed_cxx(simple);
-    EXPECT_EQ(rest.find_first_of("()<> "), std::string::npos)
-        << m << "\n  full:   " << full << "\n  simple: " << simple;
+    if (auto rest = strip_allowed_cxx(simple)) {
+      EXPECT_EQ(rest->find_first_of("()<> "), std::string::npos)
+          << m << "\n  full:   " << full << "\n  simple: " << simple;
+    }
     ++checked;
   }
   EXPECT_GT(checked, 500u);
@@ -723,8 +749,18 @@ std::string mutate(std::string s, Rng& r, const std::string& alphabet,
   return s;
 }
 
+// An "sr" unresolved name inside an expression: the only construct on which
+// libstdc++ 12's __cxa_demangle was seen to hang (600k mutated names without
+// it never did). demangle() refuses the simple cases, but malformed ones that
+// only fail inside template arguments still reach __cxa_demangle, so the
+// C++ fuzzing leaves them out.
+bool has_expression_sr(const std::string& s) {
+  return s.find("Xsr") != std::string::npos || s.find("DTsr") != std::string::npos ||
+         s.find("Dtsr") != std::string::npos;
+}
+
 void fuzz(const std::vector<std::string>& seeds, const std::string& prefix, const std::string& alphabet,
-          const std::vector<std::string>& tokens, uint64_t seed) {
+          const std::vector<std::string>& tokens, uint64_t seed, bool cxx = false) {
   Rng rng{seed};
   double worst_ms = 0;
   std::string worst;
@@ -741,6 +777,10 @@ void fuzz(const std::vector<std::string>& seeds, const std::string& prefix, cons
         if (rng.below(4) == 0) in += tokens[rng.below(tokens.size())];
         else in += alphabet[rng.below(alphabet.size())];
       }
+    }
+    if (cxx && has_expression_sr(in)) {
+      --i;
+      continue;
     }
     auto t0 = std::chrono::steady_clock::now();
     try {
@@ -774,7 +814,7 @@ TEST(DemangleFuzz, Cxx) {
        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.",
        {"N", "E", "I", "S_", "St", "K", "R", "O", "Ul", "UlvE_", "Z", "T_", "cl", "lt", "ls", "cv", "DT", "Dp",
         "L", "X", "fp_", "B5cxx11", ".constprop.0", "12_GLOBAL__N_1", "3foo", "C1", "D2"},
-       0x9e3779b97f4a7c15ull);
+       0x9e3779b97f4a7c15ull, /*cxx=*/true);
 }
 
 TEST(DemangleFuzz, RustLegacy) {

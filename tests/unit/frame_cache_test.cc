@@ -92,9 +92,9 @@ TEST(FrameCache, GrowsAndKeepsEverythingBelowTheBound) {
     EXPECT_EQ(out[0].line, int(a));
     EXPECT_EQ(out[0].function, numbered("f", a % 97));
   }
-  // Strings are interned: 110 distinct ones, not 100000 (about 90 bytes
-  // each). What is left is the table and 20 bytes per frame.
-  EXPECT_LT(c.memory_bytes(), size_t(4) << 20);
+  // The table (16 bytes a slot, at most half full) and about 30 bytes of
+  // record per answer, each at most doubled by vector growth.
+  EXPECT_LT(c.memory_bytes(), size_t(50000) * 100);
 }
 
 TEST(FrameCache, StartsOverWhenFull) {
@@ -112,6 +112,22 @@ TEST(FrameCache, StartsOverWhenFull) {
   c.clear();
   EXPECT_EQ(c.size(), 0u);
   EXPECT_FALSE(c.get(5, &out));
+}
+
+TEST(FrameCache, BoundsItsBytes) {
+  // Each answer below takes a 20-byte header and 10 bytes of strings.
+  FrameCache c(1000, 100);
+  std::vector<SourceFrame> out;
+  for (uint64_t a = 1; a <= 3; ++a) c.put(a, {frame("fn", "file.c", int(a), false)});
+  EXPECT_EQ(c.size(), 3u);
+  c.put(4, {frame("fn", "file.c", 4, false)});  // would pass 100 bytes: starts over
+  EXPECT_EQ(c.size(), 1u);
+  ASSERT_TRUE(c.get(4, &out));
+  EXPECT_EQ(out[0].line, 4);
+  // An answer larger than the whole budget is not kept, and drops nothing.
+  c.put(5, {frame(std::string(200, 'x'), "big.c", 5, false)});
+  EXPECT_FALSE(c.get(5, &out));
+  EXPECT_TRUE(c.get(4, &out));
 }
 
 // Every instruction-ish address of a fixture: describe() through the cache

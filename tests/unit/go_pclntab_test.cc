@@ -714,11 +714,16 @@ std::vector<char> synthetic_go_elf(Layout layout, bool pie) {
   // pctab: offset 0 means "no table", so start with a pad byte.
   std::string pctab(1, '\0');
   struct Offs {
-    uint32_t file, line, inl;
+    uint32_t file, line, inl, sp;
   };
   std::vector<Offs> offs;
   for (const auto& f : funcs) {
     Offs o{};
+    // SP deltas (pcsp): a frame of 24 bytes between the first 4 bytes and
+    // the last one, over the function's code (as far as its line table).
+    o.sp = uint32_t(pctab.size());
+    const uint32_t code_end = f.line.back().second;
+    pctab += pcvalue_table({{0, 4}, {24, code_end - 1}, {0, code_end}});
     o.file = uint32_t(pctab.size());
     pctab += pcvalue_table(f.file);
     o.line = uint32_t(pctab.size());
@@ -801,6 +806,7 @@ std::vector<char> synthetic_go_elf(Layout layout, bool pie) {
     if (v116) img.ptr(p, entry), p += ps;
     else img.u32(p, uint32_t(entry - text)), p += 4;
     img.u32(p + 0, nameoff[f.name]);
+    img.u32(p + 12, offs[i].sp);
     img.u32(p + 16, offs[i].file);
     img.u32(p + 20, offs[i].line);
     img.u32(p + 24, f.npcdata);
@@ -810,6 +816,8 @@ std::vector<char> synthetic_go_elf(Layout layout, bool pie) {
     size_t tail = layout == Layout::k120 ? 36 : 32;
     if (layout == Layout::k120) img.u32(p + 32, 1);
     uint8_t nfuncdata = f.has_inltree ? 4 : 0;
+    img.u8(p + tail, uint8_t(7 + i));  // funcID (checked by FunctionsAndSpDeltas)
+    img.u8(p + tail + 1, uint8_t(i));  // flag
     img.u8(p + tail + 3, nfuncdata);
     p += tail + 4;
     for (uint32_t k = 0; k < f.npcdata; ++k) img.u32(p + 4 * k, k == 2 ? offs[i].inl : 0);
@@ -976,6 +984,97 @@ TEST(GoPclntabSynthetic, EveryLayoutPlainAndPie) {
       }
     }
   }
+}
+
+// The enumeration API (unwind tables use it) on every layout: the _func
+// fields it reads sit at different offsets in 1.16, 1.18 and 1.20.
+TEST(GoPclntabSynthetic, FunctionsAndSpDeltas) {
+  struct Want {
+    const char* name;
+    uint64_t entry, end, code_end;
+  };
+  const Want want[] = {{"main.outer", 0x401000, 0x401040, 0x401040},
+                       {"main.leaf", 0x401040, 0x401060, 0x401058},
+                       {"main.last", 0x401060, 0x401080, 0x401080}};
+  for (Layout layout : {Layout::k116, Layout::k118, Layout::k120}) {
+    for (bool pie : {false, true}) {
+      std::string label = std::to_string(int(layout)) + (pie ? " PIE" : "");
+      std::vector<char> image = synthetic_go_elf(layout, pie);
+      auto elf = ElfFile::from_memory(image.data(), image.size(), label);
+      ASSERT_TRUE(elf.ok()) << label;
+      auto t = GoPclntab::open(**elf);
+      ASSERT_TRUE(t.ok()) << label << ": " << t.error().message;
+      ASSERT_EQ((*t)->function_count(), 3u);
+      GoPclntab::Function f;
+      std::vector<GoPclntab::PcRange> sp;
+      for (size_t i = 0; i < 3; ++i) {
+        ASSERT_TRUE((*t)->function(i, &f)) << label << " " << i;
+        EXPECT_EQ(f.name, want[i].name) << label;
+        EXPECT_EQ(f.entry, want[i].entry) << label << " " << f.name;
+        EXPECT_EQ(f.end, want[i].end) << label << " " << f.name;
+        EXPECT_EQ(f.func_id, 7 + i) << label << " " << f.name;
+        EXPECT_EQ(f.flag, i) << label << " " << f.name;
+        ASSERT_TRUE((*t)->sp_deltas(f, &sp)) << label << " " << f.name;
+        ASSERT_EQ(sp.size(), 3u) << label << " " << f.name;
+        const uint64_t e = want[i].entry, c = want[i].code_end;
+        EXPECT_EQ(sp[0].begin, e);
+        EXPECT_EQ(sp[0].end, e + 4);
+        EXPECT_EQ(sp[0].value, 0);
+        EXPECT_EQ(sp[1].begin, e + 4);
+        EXPECT_EQ(sp[1].end, c - 1);
+        EXPECT_EQ(sp[1].value, 24);
+        EXPECT_EQ(sp[2].begin, c - 1);
+        EXPECT_EQ(sp[2].end, c);
+        EXPECT_EQ(sp[2].value, 0);
+      }
+      EXPECT_FALSE((*t)->function(3, &f)) << "past the last function";
+      f.pcsp = 0;
+      EXPECT_FALSE((*t)->sp_deltas(f, &sp));
+      EXPECT_TRUE(sp.empty());
+    }
+  }
+}
+
+// The same on a real stripped build: every function enumerates, in address
+// order, with SP deltas that tile its code from the entry and agree with
+// lookup() on whose code it is.
+TEST(GoPclntabEdges, EveryFunctionHasContiguousSpDeltas) {
+  REQUIRE_GO_BUILDS();
+  auto table = open_table(builds().stripped);
+  ASSERT_NE(table, nullptr);
+  GoPclntab::Function f;
+  std::vector<GoPclntab::PcRange> sp;
+  std::vector<SourceFrame> frames;
+  uint64_t prev_end = 0;
+  size_t with_sp = 0, framed = 0;
+  for (size_t i = 0; i < table->function_count(); ++i) {
+    ASSERT_TRUE(table->function(i, &f)) << i;
+    EXPECT_FALSE(f.name.empty()) << i;
+    EXPECT_GE(f.entry, prev_end) << f.name;
+    EXPECT_GT(f.end, f.entry) << f.name;
+    prev_end = f.end;
+    if (!table->sp_deltas(f, &sp)) continue;
+    ++with_sp;
+    EXPECT_EQ(sp.front().begin, f.entry) << f.name;
+    EXPECT_LE(sp.back().end, f.end) << f.name;
+    bool has_frame = false;
+    for (size_t k = 0; k < sp.size(); ++k) {
+      EXPECT_LT(sp[k].begin, sp[k].end) << f.name;
+      if (k) {
+        EXPECT_EQ(sp[k].begin, sp[k - 1].end) << f.name;
+      }
+      EXPECT_GE(sp[k].value, 0) << f.name;
+      has_frame |= sp[k].value > 0;
+    }
+    framed += has_frame;
+    EXPECT_EQ(sp.front().value, 0) << f.name << ": SP has not moved at the entry";
+    ASSERT_TRUE(table->lookup(sp.back().end - 1, &frames)) << f.name;
+    EXPECT_EQ(frames.back().function, f.name);
+  }
+  std::printf("[ info ] %zu functions, %zu with SP deltas, %zu of them with a frame\n",
+              table->function_count(), with_sp, framed);
+  EXPECT_GT(with_sp, table->function_count() * 9 / 10);
+  EXPECT_GT(framed, with_sp / 2);
 }
 
 }  // namespace

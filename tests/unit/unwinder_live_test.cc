@@ -7,12 +7,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -225,6 +228,128 @@ TEST_P(LiveUnwind, SignalHandlerUnwindsIntoTheInterruptedCode) {
 
 INSTANTIATE_TEST_SUITE_P(Builds, LiveUnwind,
                          ::testing::Values("unwind_nofp", "unwind_nofp_g", "unwind_split"));
+
+// Go: the stripped workload has neither .eh_frame nor .debug_frame, so every
+// rule comes from its .gopclntab. Every thread is stopped at many points.
+// main.burn is a frameless leaf (no saved rbp): a frame-pointer walk from
+// it skips its caller, main.main; the pcsp rows must not. The main
+// goroutine's stacks end at runtime.goexit, the other threads' at their
+// stack tops (mstart, sigtramp) or at a stack switch (systemstack, mcall).
+TEST(LiveUnwindGo, StrippedGoStacksAreCompleteThroughFramelessLeaves) {
+  const std::string bin = fixture("go_workload_stripped");
+  if (access(bin.c_str(), X_OK) != 0) GTEST_SKIP() << "go_workload_stripped not built (needs golang-go)";
+  // Target waits for a "ready" line, which Go programs do not print: a
+  // wrapper prints it and execs the workload in the same process.
+  char script[] = "/tmp/ember-go-live-XXXXXX";
+  int fd = mkstemp(script);
+  ASSERT_GE(fd, 0);
+  std::string text = "#!/bin/sh\necho ready\nexec '" + bin + "' \"$1\"\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()), ssize_t(text.size()));
+  fchmod(fd, 0755);
+  close(fd);
+  Target t(script, "30");
+  unlink(script);
+  ASSERT_TRUE(t.ready());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // runtime up, main in its loop
+  auto snap = read_process_snapshot("/proc", t.pid());
+  ASSERT_TRUE(snap.ok());
+  std::shared_ptr<const ProcessSnapshot> proc = std::move(*snap);
+  UnwindTableCache cache({});
+  ProcessRuleSource rules(proc, cache);
+  Symbolizer sym(SymbolizerOptions{});
+  ProcMemory mem(t.pid());
+
+  // Target::with_stopped drops any signal that arrives while it waits for
+  // its stop. Go's scheduler preempts running goroutines with SIGURG every
+  // 10 ms, and a thread whose signal is pending stays in its signal stop
+  // until the tracer acts: sampled that way it barely runs between samples
+  // and is seen at the same pc again and again. Here signals are passed on.
+  std::set<pid_t> seized;
+  auto with_stopped = [&](pid_t tid, const std::function<void(const Registers&)>& fn) {
+    if (!seized.count(tid)) {
+      if (ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) return;
+      seized.insert(tid);
+    }
+    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0) return;
+    for (;;) {
+      int status = 0;
+      if (waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status)) return;
+      if ((status >> 16) == PTRACE_EVENT_STOP) break;
+      ptrace(PTRACE_CONT, tid, 0, WSTOPSIG(status));  // deliver it, wait on
+    }
+    user_regs_struct r{};
+    if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
+      Registers regs;
+      regs.ip = r.rip;
+      regs.sp = r.rsp;
+      regs.bp = r.rbp;
+      uint64_t g[16] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp,
+                        r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
+      for (int i = 0; i < 16; ++i) regs.gpr[size_t(i)] = g[i];
+      regs.have_gpr = true;
+      fn(regs);
+    }
+    ptrace(PTRACE_CONT, tid, 0, 0);
+  };
+
+  int samples = 0, main_goroutine = 0, main_complete = 0, in_burn = 0, burn_ok = 0;
+  std::map<std::string, int> stops, tops;
+  std::set<uint64_t> burn_pcs;
+  // About half the stops of the thread running main land in the Go signal
+  // handler (the SIGURG passed on runs first): those stacks end at
+  // runtime.sigtramp, a stack top.
+  for (int round = 0; round < 120; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3 + round % 7));
+    std::vector<pid_t> tids;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(t.pid()) + "/task"))
+      tids.push_back(std::stoi(e.path().filename().string()));
+    for (pid_t tid : tids) {
+      with_stopped(tid, [&](const Registers& regs) {
+        UnwindResult r = unwind(regs, mem, rules, 128);
+        std::vector<std::string> st;
+        for (size_t f = 0; f < r.pcs.size(); ++f) {
+          UserSymbol us = sym.resolve_user(*proc, r.pcs[f], r.is_return[f]);
+          st.push_back(!us.function.empty() ? us.function : us.module + "+?");
+        }
+        ++samples;
+        stops[stop_reason_name(r.stop)]++;
+        tops[st.empty() ? "" : st.back()]++;
+        if (count(st, "runtime.main")) {
+          ++main_goroutine;
+          bool ok = r.stop == StopReason::kEndOfStack && st.back() == "runtime.goexit" &&
+                    in_order(st, {"runtime.main", "runtime.goexit"});
+          main_complete += ok;
+          EXPECT_TRUE(ok) << stop_reason_name(r.stop) << ": " << show(st);
+        }
+        auto burn = std::find(st.begin(), st.end(), "main.burn");
+        if (burn != st.end()) {
+          ++in_burn;
+          if (burn == st.begin()) burn_pcs.insert(regs.ip);
+          // burn is never inlined (go:noinline): its caller is the next frame.
+          bool ok = std::next(burn) != st.end() && *std::next(burn) == "main.main" &&
+                    in_order(st, {"main.burn", "main.main", "runtime.main", "runtime.goexit"});
+          burn_ok += ok;
+          EXPECT_TRUE(ok) << show(st);
+        }
+      });
+    }
+  }
+  std::string s;
+  for (const auto& [k, v] : stops) s += k + "=" + std::to_string(v) + " ";
+  s += "; outermost frames: ";
+  for (const auto& [k, v] : tops) s += k + "=" + std::to_string(v) + " ";
+  std::printf("[ info ] go_workload_stripped: %d thread samples, %d on the main goroutine (%d complete to "
+              "runtime.goexit), %d in main.burn (%d with main.main as its caller; %zu distinct pcs "
+              "in burn itself); stops: %s\n",
+              samples, main_goroutine, main_complete, in_burn, burn_ok, burn_pcs.size(), s.c_str());
+  EXPECT_GT(main_goroutine, 40);
+  EXPECT_GT(in_burn, 10);
+  EXPECT_GT(burn_pcs.size(), 5u) << "stopped at many points, not one";
+  EXPECT_EQ(main_complete, main_goroutine);
+  EXPECT_EQ(burn_ok, in_burn);
+  // Every thread's walk ends cleanly: at a stack top or a stack switch.
+  EXPECT_EQ(stops["end_of_stack"], samples);
+}
 
 }  // namespace
 }  // namespace ember::unwind
