@@ -83,6 +83,8 @@ class Symbolizer {
 
   BinaryCache::Stats cache_stats() const { return cache_.stats(); }
   PerfMapCache::Stats perf_map_stats() const { return perf_maps_.stats(); }
+  // Null when debuginfod is off.
+  const DebuginfodClient* debuginfod() const { return opts_.debuginfod.get(); }
   const SymbolizerOptions& options() const { return opts_; }
 
  private:

@@ -103,6 +103,14 @@ int run_record(int argc, char** argv) {
       ("unwinder", "User stacks: auto (unwind tables where the kernel allows, Linux 5.17+), "
                    "tables, or fp (frame pointers only)",
        cxxopts::value<std::string>()->default_value("auto"))
+      ("names-only", "Function names only: no file:line, no inlined frames")
+      ("demangle", "C++ and Rust names: full, simplified (no parameters or template arguments) "
+       "or none", cxxopts::value<std::string>()->default_value("full"))
+      ("debug-dir", "Where separate debug files live", cxxopts::value<std::string>()->default_value("/usr/lib/debug"))
+      ("debuginfod", "Fetch missing debug files by build-id from this debuginfod server (repeatable)",
+       cxxopts::value<std::vector<std::string>>())
+      ("debuginfod-cache", "Cache directory for debuginfod downloads",
+       cxxopts::value<std::string>()->default_value("/var/cache/ember/debuginfod"))
       ("idle", "With -a, also count idle CPU time")
       ("bpf-stats", "Report the kernel-measured cost of the BPF sampler")
       ("q,quiet", "Print nothing but errors")
@@ -139,20 +147,31 @@ int run_record(int argc, char** argv) {
   config.frequency_hz = args["frequency"].as<int>();
   config.sampler.kernel_stacks = args.count("no-kernel") == 0;
   config.sampler.include_idle = args.count("idle") > 0;
-  if (auto st = validate_config(config); !st) {
-    std::cerr << "ember record: " << st.error().message << std::endl;
-    return kExitUsage;
-  }
-  UnwinderMode unwinder;
   {
     std::string u = args["unwinder"].as<std::string>();
-    if (u == "auto") unwinder = UnwinderMode::kAuto;
-    else if (u == "tables" || u == "dwarf") unwinder = UnwinderMode::kTables;
-    else if (u == "fp") unwinder = UnwinderMode::kFramePointers;
-    else {
+    if (u == "dwarf") u = "tables";
+    if (u != "auto" && u != "tables" && u != "fp") {
       std::cerr << "ember record: --unwinder must be auto, tables or fp" << std::endl;
       return kExitUsage;
     }
+    config.sampler.unwinder = u;
+  }
+  {
+    std::string d = args["demangle"].as<std::string>();
+    if (d != "full" && d != "simplified" && d != "none") {
+      std::cerr << "ember record: --demangle must be full, simplified or none" << std::endl;
+      return kExitUsage;
+    }
+    config.symbolizer.demangle = d != "none";
+    config.symbolizer.demangle_simplified = d == "simplified";
+  }
+  config.symbolizer.lines = args.count("names-only") == 0;
+  if (args.count("debug-dir")) config.symbolizer.debug_dir = args["debug-dir"].as<std::string>();
+  if (args.count("debuginfod")) config.symbolizer.debuginfod.urls = args["debuginfod"].as<std::vector<std::string>>();
+  if (args.count("debuginfod-cache")) config.symbolizer.debuginfod.cache_dir = args["debuginfod-cache"].as<std::string>();
+  if (auto st = validate_config(config); !st) {
+    std::cerr << "ember record: " << st.error().message << std::endl;
+    return kExitUsage;
   }
   Duration duration{0};
   if (args.count("duration")) {
@@ -234,7 +253,6 @@ int run_record(int argc, char** argv) {
   so.single_series = true;
   so.filter_targets = child != 0 || target_pid != 0;
   so.collect_bpf_stats = args.count("bpf-stats") > 0;
-  so.unwinder = unwinder;
   so.preload_processes = args.count("all") > 0;
   auto session = Session::create(so, collector);
   if (!session) {

@@ -13,6 +13,20 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   so.demangle = c.symbolizer.demangle;
   so.cache.max_entries = size_t(c.symbolizer.cache_max_binaries);
   so.cache.max_bytes = size_t(c.symbolizer.cache_max_bytes);
+  so.demangle_style = c.symbolizer.demangle_simplified ? DemangleStyle::kSimplified : DemangleStyle::kFull;
+  so.lines = c.symbolizer.lines;
+  so.debug_dir = c.symbolizer.debug_dir;
+  so.perf_maps = c.symbolizer.perf_maps;
+  so.clock = &clock;
+  if (!c.symbolizer.debuginfod.urls.empty()) {
+    DebuginfodClient::Options d;
+    d.urls = c.symbolizer.debuginfod.urls;
+    d.cache_dir = c.symbolizer.debuginfod.cache_dir;
+    d.timeout_s = int(std::chrono::duration_cast<std::chrono::seconds>(c.symbolizer.debuginfod.timeout).count());
+    auto client = DebuginfodClient::create(d);
+    if (!client) return client.error();  // asked for and unusable: a setup failure
+    so.debuginfod = std::move(*client);
+  }
   s->symbolizer_ = std::make_unique<Symbolizer>(so);
 
   unwind::UnwindTableCache::Options uo;
@@ -24,7 +38,10 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   pt.max_processes = size_t(c.sampler.max_processes);
   Symbolizer* sym = s->symbolizer_.get();
   pt.file_known = [sym](uint64_t dev, uint64_t ino) { return sym->knows_file(dev, ino); };
-  bool may_use_tables = opts.unwinder != UnwinderMode::kFramePointers;
+  const UnwinderMode unwinder = c.sampler.unwinder == "fp"       ? UnwinderMode::kFramePointers
+                                : c.sampler.unwinder == "tables" ? UnwinderMode::kTables
+                                                                 : UnwinderMode::kAuto;
+  bool may_use_tables = unwinder != UnwinderMode::kFramePointers;
   pt.pin_consumers = may_use_tables ? (kPinSymbolizer | kPinUnwinder) : kPinSymbolizer;
   Session* self = s.get();
   pt.on_snapshot = [self](std::shared_ptr<const ProcessSnapshot> snap) {
@@ -62,8 +79,8 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   sa.user_stacks = c.sampler.user_stacks;
   sa.sysfs_root = c.paths.sys;
   sa.collect_bpf_stats = opts.collect_bpf_stats;
-  sa.unwinder = opts.unwinder;
-  sa.unwind_table_bytes = opts.unwind_table_bytes;
+  sa.unwinder = unwinder;
+  sa.unwind_table_bytes = c.sampler.unwind_table_bytes;
   Pipeline* pipeline = s->pipeline_.get();
   auto sampler = BpfSampler::create(
       sa, [pipeline](const void* data, size_t size) { pipeline->on_record(data, size); },

@@ -30,8 +30,6 @@ struct SessionOptions {
   bool filter_targets = false;     // only add_target()ed process trees
   bool collect_bpf_stats = false;  // kernel-measured BPF cost
   Duration interval{0};            // 0: one interval, ended by stop()
-  UnwinderMode unwinder = UnwinderMode::kAuto;
-  uint64_t unwind_table_bytes = uint64_t(32) << 20;
   uint64_t unwind_cache_bytes = uint64_t(256) << 20;  // user-space copies of tables
   // Load the tables of every running process at start, so whole-system
   // profiles unwind in the kernel from the first seconds on.

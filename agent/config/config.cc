@@ -539,9 +539,52 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
          r.integer(n, k, 16, 4'000'000, &i64);
          c.sampler.max_processes = uint64_t(i64);
        }},
+      {"unwinder", [&](const YAML::Node& n, const std::string& k) {
+         std::string v;
+         r.string(n, k, &v, true);
+         if (v == "auto" || v == "tables" || v == "fp") c.sampler.unwinder = v;
+         else if (!v.empty()) r.error(n, k, "expected auto, tables or fp, got '" + v + "'");
+       }},
+      {"unwind_table_memory", [&](const YAML::Node& n, const std::string& k) {
+         r.size(n, k, 1 << 20, 1ull << 34, &c.sampler.unwind_table_bytes);
+       }},
+  };
+  std::map<std::string, H> debuginfod = {
+      {"urls", [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsSequence()) {
+           r.error(n, k, "expected a list of URLs");
+           return;
+         }
+         for (size_t i = 0; i < n.size(); ++i) {
+           std::string u;
+           std::string key = k + "[" + std::to_string(i) + "]";
+           r.string(n[i], key, &u, true);
+           if (u.empty()) continue;
+           if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
+             r.error(n[i], key, "expected an http:// or https:// URL, got '" + u + "'");
+           else c.symbolizer.debuginfod.urls.push_back(u);
+         }
+       }},
+      {"cache_dir", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.symbolizer.debuginfod.cache_dir, true); }},
+      {"timeout", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, std::chrono::seconds(1), std::chrono::minutes(10), &c.symbolizer.debuginfod.timeout);
+       }},
   };
   std::map<std::string, H> symbolizer = {
-      {"demangle", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.symbolizer.demangle); }},
+      {"demangle", [&](const YAML::Node& n, const std::string& k) {
+         // true/false, or the style: full, simplified (no parameters or
+         // template arguments), none.
+         if (!r.scalar(n, k, "full, simplified or none")) return;
+         const std::string& v = n.Scalar();
+         if (v == "true" || v == "full") c.symbolizer.demangle = true, c.symbolizer.demangle_simplified = false;
+         else if (v == "simplified") c.symbolizer.demangle = true, c.symbolizer.demangle_simplified = true;
+         else if (v == "false" || v == "none") c.symbolizer.demangle = false, c.symbolizer.demangle_simplified = false;
+         else r.error(n, k, "expected full, simplified or none, got '" + v + "'");
+       }},
+      {"lines", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.symbolizer.lines); }},
+      {"debug_dir", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.symbolizer.debug_dir, true); }},
+      {"perf_maps", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.symbolizer.perf_maps); }},
+      {"debuginfod", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, debuginfod); }},
       {"cache_max_binaries", [&](const YAML::Node& n, const std::string& k) {
          i64 = int64_t(c.symbolizer.cache_max_binaries);
          r.integer(n, k, 8, 1'000'000, &i64);
@@ -710,8 +753,28 @@ std::string render_config(const Config& c) {
      << "  include_idle: " << (c.sampler.include_idle ? "true" : "false") << "\n"
      << "  # Processes whose mappings are remembered at once.\n"
      << "  max_processes: " << c.sampler.max_processes << "\n"
+     << "  # User stacks: auto (unwind tables where the kernel allows), tables, fp.\n"
+     << "  unwinder: " << c.sampler.unwinder << "\n"
+     << "  # Kernel memory for unwind tables, preallocated.\n"
+     << "  unwind_table_memory: " << format_size(c.sampler.unwind_table_bytes) << "\n"
      << "symbolizer:\n"
-     << "  demangle: " << (c.symbolizer.demangle ? "true" : "false") << "\n"
+     << "  # full, simplified (no parameters or template arguments) or none.\n"
+     << "  demangle: "
+     << (!c.symbolizer.demangle ? "none" : c.symbolizer.demangle_simplified ? "simplified" : "full") << "\n"
+     << "  # file:line and inlined frames from DWARF; false: function names only.\n"
+     << "  lines: " << (c.symbolizer.lines ? "true" : "false") << "\n"
+     << "  # Where separate debug files live (.build-id/, debuglink paths).\n"
+     << "  debug_dir: " << yaml_quote(c.symbolizer.debug_dir) << "\n"
+     << "  # Name JIT code from /tmp/perf-PID.map.\n"
+     << "  perf_maps: " << (c.symbolizer.perf_maps ? "true" : "false") << "\n"
+     << "  # Fetch missing debug files by build-id; off without urls.\n"
+     << "  debuginfod:\n"
+     << "    urls: [";
+  for (size_t i = 0; i < c.symbolizer.debuginfod.urls.size(); ++i)
+    os << (i ? ", " : "") << yaml_quote(c.symbolizer.debuginfod.urls[i]);
+  os << "]\n"
+     << "    cache_dir: " << yaml_quote(c.symbolizer.debuginfod.cache_dir) << "\n"
+     << "    timeout: " << format_duration(c.symbolizer.debuginfod.timeout) << "\n"
      << "  # Parsed binaries kept in memory (least recently used go first).\n"
      << "  cache_max_binaries: " << c.symbolizer.cache_max_binaries << "\n"
      << "  cache_max_bytes: " << format_size(c.symbolizer.cache_max_bytes) << "\n"

@@ -94,12 +94,27 @@ struct Config {
     bool user_stacks = true;
     bool include_idle = false;
     uint64_t max_processes = 65536;
+    // User stacks: "auto" (unwind tables where the kernel has bpf_loop, else
+    // frame pointers), "tables" or "fp".
+    std::string unwinder = "auto";
+    // Kernel memory for unwind-table rows, preallocated at start.
+    uint64_t unwind_table_bytes = uint64_t(32) << 20;
   } sampler;
 
   struct Symbolizer {
     bool demangle = true;
+    bool demangle_simplified = false;  // no parameters, template arguments
+    bool lines = true;       // file:line and inlined frames (DWARF); false: names only
+    std::string debug_dir = "/usr/lib/debug";
+    bool perf_maps = true;   // JIT symbols from /tmp/perf-PID.map
     uint64_t cache_max_binaries = 4096;
     uint64_t cache_max_bytes = uint64_t(512) << 20;
+    // Debug files fetched by build-id when not on the host; off when empty.
+    struct Debuginfod {
+      std::vector<std::string> urls;
+      std::string cache_dir = "/var/cache/ember/debuginfod";
+      Duration timeout = std::chrono::seconds(10);
+    } debuginfod;
   } symbolizer;
 
   // Roots of the host's pseudo-filesystems; in a container these are often

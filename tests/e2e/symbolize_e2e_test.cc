@@ -72,6 +72,42 @@ TEST_F(SymbolizeE2E, InlinedTemplateIsItsOwnFrameWithFileAndLine) {
   EXPECT_EQ(right_lines, locations);
 }
 
+// The switches: --names-only gives one frame per real function (no inlined
+// frames, no lines), --demangle simplified drops parameters and templates.
+TEST_F(SymbolizeE2E, NamesOnlyAndSimplifiedNames) {
+  TempDir tmp;
+  auto r = run({ember_bin(), "record", "-F", "199", "--names-only", "--demangle", "simplified", "-o",
+                tmp / "out.folded", "--", fixture("inline_hot"), "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t total = 0, churn_leaf = 0, with_inline = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "out.folded"))) {
+    if (s.frames.empty() || s.frames[0] != "inline_hot") continue;
+    total += s.count;
+    if (s.frames.back() == "churn") churn_leaf += s.count;
+    if (s.contains("mix::Hasher::step") || s.contains("mix::Hasher<unsigned long>::step(unsigned long)"))
+      with_inline += s.count;
+  }
+  std::printf("[ info ] --names-only --demangle simplified: %llu samples, %llu with leaf 'churn', %llu with an "
+              "inlined frame\n",
+              (unsigned long long)total, (unsigned long long)churn_leaf, (unsigned long long)with_inline);
+  ASSERT_GT(total, 200u);
+  EXPECT_GE(double(churn_leaf), 0.9 * double(total));
+  EXPECT_EQ(with_inline, 0u);
+
+  // Simplified names with inlined frames.
+  r = run({ember_bin(), "record", "-F", "199", "--demangle", "simplified", "-o", tmp / "s.folded", "--",
+           fixture("inline_hot"), "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t simplified = 0;
+  total = 0;
+  for (const auto& s : parse_folded(read_file(tmp / "s.folded"))) {
+    if (s.frames.empty() || s.frames[0] != "inline_hot") continue;
+    total += s.count;
+    if (s.has_chain({"main", "churn", "mix::Hasher::step"})) simplified += s.count;
+  }
+  EXPECT_GE(double(simplified), 0.9 * double(total));
+}
+
 // A stripped Go binary (-ldflags="-s -w": no .symtab, no DWARF): every name,
 // inlined frames included, comes from the runtime's .gopclntab.
 TEST_F(SymbolizeE2E, StrippedGoBinaryShowsGoFunctionNames) {

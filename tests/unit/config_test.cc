@@ -152,6 +152,66 @@ TEST(Config, RenderedConfigParsesBackToTheSameValues) {
   EXPECT_EQ(back->sampler.ring_buffer_bytes, 4ull << 20);
 }
 
+TEST(Config, UnwinderAndSymbolizerKeys) {
+  const char* yaml = R"(
+sampler:
+  unwinder: tables
+  unwind_table_memory: 64MiB
+symbolizer:
+  demangle: simplified
+  lines: false
+  debug_dir: /opt/debug
+  perf_maps: off
+  debuginfod:
+    urls: [https://debuginfod.debian.net, http://10.0.0.1:8002]
+    cache_dir: /var/tmp/dbg
+    timeout: 3s
+)";
+  auto c = parse_config(yaml, "sym.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->sampler.unwinder, "tables");
+  EXPECT_EQ(c->sampler.unwind_table_bytes, 64ull << 20);
+  EXPECT_TRUE(c->symbolizer.demangle);
+  EXPECT_TRUE(c->symbolizer.demangle_simplified);
+  EXPECT_FALSE(c->symbolizer.lines);
+  EXPECT_EQ(c->symbolizer.debug_dir, "/opt/debug");
+  EXPECT_FALSE(c->symbolizer.perf_maps);
+  EXPECT_EQ(c->symbolizer.debuginfod.urls,
+            (std::vector<std::string>{"https://debuginfod.debian.net", "http://10.0.0.1:8002"}));
+  EXPECT_EQ(c->symbolizer.debuginfod.cache_dir, "/var/tmp/dbg");
+  EXPECT_EQ(c->symbolizer.debuginfod.timeout, std::chrono::seconds(3));
+
+  // Defaults: full names with lines, no debuginfod, auto unwinder.
+  auto d = parse_config("", "empty.yaml");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->sampler.unwinder, "auto");
+  EXPECT_TRUE(d->symbolizer.lines);
+  EXPECT_TRUE(d->symbolizer.demangle);
+  EXPECT_FALSE(d->symbolizer.demangle_simplified);
+  EXPECT_TRUE(d->symbolizer.debuginfod.urls.empty());
+  // demangle: the old booleans still work.
+  auto b = parse_config("symbolizer:\n  demangle: false\n", "b.yaml");
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b->symbolizer.demangle);
+
+  // Round trip through --check's rendering.
+  auto back = parse_config(render_config(*c), "rendered");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->sampler.unwinder, "tables");
+  EXPECT_TRUE(back->symbolizer.demangle_simplified);
+  EXPECT_FALSE(back->symbolizer.lines);
+  EXPECT_EQ(back->symbolizer.debuginfod.urls, c->symbolizer.debuginfod.urls);
+  EXPECT_EQ(back->symbolizer.debuginfod.timeout, std::chrono::seconds(3));
+
+  auto bad = parse_config(
+      "sampler:\n  unwinder: dwarf\nsymbolizer:\n  demangle: maybe\n  debuginfod:\n    urls: [ftp://x]\n",
+      "bad.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message, HasSubstr("bad.yaml:2: sampler.unwinder: expected auto, tables or fp"));
+  EXPECT_THAT(bad.error().message, HasSubstr("bad.yaml:4: symbolizer.demangle: expected full, simplified or none"));
+  EXPECT_THAT(bad.error().message, HasSubstr("bad.yaml:6: symbolizer.debuginfod.urls[0]: expected an http"));
+}
+
 TEST(Config, Sizes) {
   EXPECT_EQ(*parse_size("4096"), 4096u);
   EXPECT_EQ(*parse_size("64KiB"), 64u << 10);
