@@ -53,6 +53,7 @@ enum ember_counter {
   EMBER_CTR_EVENT_DROP_RINGBUF_FULL, /* exec/exit event lost: ring buffer full */
   EMBER_CTR_TARGETS_FULL,       /* a forked child could not be added to the target set */
   EMBER_CTR_STACK_COPIES,       /* samples whose walk user space finishes */
+  EMBER_CTR_VERDICT_SKIPPED,    /* samples of processes relabeling dropped (verdict maps) */
   EMBER_CTR_STOP_BASE,          /* EMBER_STOP_MAX counters, one per stop reason */
   EMBER_CTR_MAX = EMBER_CTR_STOP_BASE + EMBER_STOP_MAX,
 };
@@ -190,5 +191,14 @@ struct ember_exit_event {
   __u32 pid;
   __u64 time_ns;
 };
+
+/* --- relabel verdicts (see agent/label/verdict.h) --------------------------
+ * User space decides per process whether `relabel_configs` keep it; a
+ * process they drop is written here so the sampler skips it before doing any
+ * work. Keyed by tgid (drop_tgids) or, when the verdict provably depends only
+ * on the process's cgroup, by cgroup v2 id (drop_cgroups). The value is
+ * unused (always 1). Exec and exit delete a tgid's entry in the kernel. */
+typedef __u32 ember_verdict_tgid_key;
+typedef __u64 ember_verdict_cgroup_key;
 
 #endif /* EMBER_BPF_ABI_H */

@@ -32,6 +32,12 @@ const volatile __u64 young_process_ns = 100000000;
 /* Bytes of user stack handed to user space when the tables cannot finish a
  * walk (0: never copy). At most EMBER_STACK_COPY_MAX. */
 const volatile __u32 stack_copy_bytes = EMBER_STACK_COPY_MAX;
+/* Consult drop_tgids/drop_cgroups: set only when relabel_configs can drop
+ * processes, so `ember record` and rule-less agents pay nothing. */
+const volatile bool check_verdicts = false;
+/* Written by user space after load (not a knob): relabeling dropped the
+ * kernel-thread series. */
+volatile bool drop_kernel_threads = false;
 
 /* --- maps ---------------------------------------------------------------- */
 struct {
@@ -54,6 +60,23 @@ struct {
   __type(key, __u32);
   __type(value, __u8);
 } targets SEC(".maps");
+
+/* Processes relabeling dropped (ember_abi.h, agent/label/verdict.h). Plain
+ * hashes, bounded: user space counts a full map and keeps dropping those
+ * samples itself. Exec and exit delete tgid entries here. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384); /* resized from config before load */
+  __type(key, ember_verdict_tgid_key);
+  __type(value, __u8);
+} drop_tgids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096); /* resized from config before load */
+  __type(key, ember_verdict_cgroup_key);
+  __type(value, __u8);
+} drop_cgroups SEC(".maps");
 
 /* --- unwind tables (layout in ember_abi.h; filled by agent/unwind/bpf_tables)
  * User space writes rows, index and mappings first, then publishes a process
@@ -146,6 +169,19 @@ static __always_inline bool sampled_in_user_mode(struct bpf_perf_event_data* ctx
 static __always_inline bool is_target(__u32 tgid) {
   if (!filter_targets) return true;
   return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+/* Did relabeling drop this task's process (by tgid or by cgroup)? Cheap
+ * enough to run before anything else: two hash lookups. */
+static __always_inline bool is_dropped(__u32 tgid) {
+  if (bpf_map_lookup_elem(&drop_tgids, &tgid)) return true;
+  ember_verdict_cgroup_key cg = bpf_get_current_cgroup_id();
+  if (bpf_map_lookup_elem(&drop_cgroups, &cg)) return true;
+  if (drop_kernel_threads) {
+    struct task_struct* task = (struct task_struct*)bpf_get_current_task();
+    if (!BPF_CORE_READ(task, mm)) return true;
+  }
+  return false;
 }
 
 /* --- user stack walking ---------------------------------------------------
@@ -506,6 +542,10 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
     count(EMBER_CTR_FILTERED);
     return 0;
   }
+  if (check_verdicts && is_dropped(tgid)) {
+    count(EMBER_CTR_VERDICT_SKIPPED);
+    return 0;
+  }
 
   __u32 zero = 0;
   struct ember_sample* s = bpf_map_lookup_elem(&sample_scratch, &zero);
@@ -618,6 +658,8 @@ int ember_sample_dwarf(struct bpf_perf_event_data* ctx) { return sample(ctx, tru
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ember_exec, struct task_struct* task, pid_t old_pid, struct linux_binprm* bprm) {
   __u32 tgid = BPF_CORE_READ(task, tgid);
+  /* A new image gets a new verdict: its labels (exe, cmdline) changed. */
+  if (check_verdicts) bpf_map_delete_elem(&drop_tgids, &tgid);
   if (!is_target(tgid)) return 0;
 
   __u32 zero = 0;
@@ -666,6 +708,7 @@ int BPF_PROG(ember_exit, struct task_struct* task) {
    * live thread leaves (signal->live reaches zero before this tracepoint). */
   int live = BPF_CORE_READ(task, signal, live.counter);
   if (live != 0) return 0;
+  if (check_verdicts) bpf_map_delete_elem(&drop_tgids, &tgid); /* the tgid may be reused */
   if (!is_target(tgid)) return 0;
 
   struct ember_exit_event e = {};

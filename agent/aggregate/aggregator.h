@@ -6,10 +6,16 @@
 // it is a key). Samples also keep their pid and thread name, which become
 // pprof sample labels.
 //
+// Samples whose labels are provisional (LabeledSample.pending: the process's
+// pod was not known yet) are kept apart, one group per pending process, and
+// given their final labels in take() by `resolve_pending` (the label stage),
+// so a pod that shows up before the interval ends labels all of them.
+//
 // Runs on the pipeline thread. Bounded by `max_stacks` distinct stacks per
 // interval; samples past that are counted as dropped, not silently merged.
 #pragma once
 
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -21,8 +27,13 @@ namespace ember {
 class StackAggregator final : public Aggregator {
  public:
   struct Options {
+    Options() = default;
+    Options(int hz, size_t stacks) : frequency_hz(hz), max_stacks(stacks) {}
     int frequency_hz = 100;
     size_t max_stacks = 1'000'000;
+    // Final labels of a pending group at take() time; null result: drop its
+    // samples. Unset: the provisional labels are final.
+    std::function<LabelSetRef(const PendingLabels&)> resolve_pending;
   };
   StackAggregator(Options opts, Metrics& metrics);
 
@@ -57,12 +68,22 @@ class StackAggregator final : public Aggregator {
     bool operator()(const LabelSet* a, const LabelSet* b) const { return *a == *b; }
   };
 
+  struct PendingGroup {
+    PendingLabelsRef pending;
+    std::unordered_map<Key, Entry, KeyHash> stacks;
+  };
+  void count_into(std::unordered_map<Key, Entry, KeyHash>& stacks, LabeledSample& ls);
+
   Options opts_;
   std::unordered_map<const LabelSet*, Series, LabelSetHash, LabelSetEq> series_;
+  std::unordered_map<const PendingLabels*, PendingGroup> pending_groups_;
   size_t stacks_ = 0;
   uint64_t pending_ = 0;
   Counter& aggregated_;
   Counter& dropped_;
+  Counter& late_labeled_;
+  Counter& late_unmatched_;
+  Counter& late_dropped_;
 };
 
 }  // namespace ember

@@ -24,6 +24,7 @@
 #include "agent/export/file_exporter.h"
 #include "agent/export/metrics_server.h"
 #include "agent/export/upload_exporter.h"
+#include "agent/label/pod_source.h"
 #include "common/log.h"
 
 namespace ember {
@@ -158,7 +159,19 @@ int run_agent(int argc, char** argv) {
   }
   if (args.count("check")) {
     std::cout << render_config(config);
-    std::cerr << "ember agent: config OK" << std::endl;
+    if (kubernetes_enabled(config)) {
+      // Settings only: nothing talks to the API server here.
+      KubeClientOptions ko;
+      ko.api_server = config.kubernetes.api_server;
+      ko.token_file = config.kubernetes.token_file;
+      ko.ca_file = config.kubernetes.ca_file;
+      ko.node_name = kubernetes_node_name(config);
+      if (auto r = resolve_in_cluster(ko, process_env()); !r)
+        std::cerr << "ember agent: warning: " << r.error().message
+                  << " (the agent would not start like this)" << std::endl;
+    }
+    std::cerr << "ember agent: config OK (" << config.relabel_configs.size()
+              << " relabel rules)" << std::endl;
     return 0;
   }
   log::set_level(level);
@@ -204,9 +217,19 @@ int run_agent(int argc, char** argv) {
     }
     exporter = std::move(*files);
   }
+  // Pod labels: the watcher lists this node's pods in the background; the
+  // label stage holds samples of not-yet-known pods until the interval ends.
+  Metrics k8s_metrics;
+  auto pods = make_pod_index(config, k8s_metrics);
+  if (!pods) {
+    EMBER_ERROR("%s", pods.error().message.c_str());
+    return kExitCannotRun;
+  }
+  if (*pods) EMBER_INFO("kubernetes: watching pods on node %s", kubernetes_node_name(config).c_str());
   SessionOptions so;
   so.config = config;
   so.interval = config.interval;
+  so.pods = pods->get();
   auto session = Session::create(so, *exporter);
   if (!session) {
     EMBER_ERROR("%s", session.error().message.c_str());
@@ -224,7 +247,7 @@ int run_agent(int argc, char** argv) {
     mo.address = *parse_listen_address(config.metrics.listen);  // validated
     mo.metrics_text = [&] {
       stats.refresh(false);
-      return prometheus_text({&s.metrics(), &exporter_metrics, &agent_metrics});
+      return prometheus_text({&s.metrics(), &exporter_metrics, &agent_metrics, &k8s_metrics});
     };
     mo.health = [&]() -> std::pair<int, std::string> {
       std::string body = stopping.load() ? "stopping\n" : "ok\n";
@@ -332,6 +355,18 @@ int run_agent(int argc, char** argv) {
                  get("ember_upload_samples_enqueued_total"), get("ember_upload_bytes_sent_total"),
                  all, dropped_samples, dropped[0], dropped[1], dropped[2]);
     }
+  }
+  if (!config.relabel_configs.empty()) {
+    Metrics& m = s.metrics();
+    EMBER_INFO("relabel_configs: %llu processes labeled, %llu dropped; %llu samples skipped in "
+               "the kernel (drop entries: %llu by cgroup, %llu by pid); %llu late-pod samples "
+               "labeled at aggregation",
+               (unsigned long long)m.counter("ember_label_processes_total", "result=\"labeled\"").value(),
+               (unsigned long long)m.counter("ember_label_processes_total", "result=\"dropped\"").value(),
+               (unsigned long long)m.total("ember_bpf_samples_skipped_total"),
+               (unsigned long long)m.counter("ember_label_kernel_verdicts_total", "key=\"cgroup\"").value(),
+               (unsigned long long)m.counter("ember_label_kernel_verdicts_total", "key=\"tgid\"").value(),
+               (unsigned long long)m.counter("ember_label_late_pod_samples_total", "result=\"labeled\"").value());
   }
   EMBER_INFO("stopped: %llu samples aggregated, %llu lost; %llu profiles written",
              (unsigned long long)s.metrics().total("ember_samples_aggregated_total"),

@@ -1,5 +1,7 @@
 #include "agent/cli/session.h"
 
+#include "agent/label/labeler.h"
+
 namespace ember {
 
 Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exporter& exporter) {
@@ -58,9 +60,22 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   ProcessLabeler::Options lo;
   lo.single_series = opts.single_series;
   lo.static_labels = c.labels;
+  if (!opts.single_series) {
+    // Whole-system series: discovered labels, defaults, relabel_configs.
+    lo.proc_root = c.paths.proc;
+    lo.sys_root = c.paths.sys;
+    lo.relabel_configs = c.relabel_configs;
+    lo.kubernetes = kubernetes_enabled(c);
+    lo.node_name = kubernetes_node_name(c);
+    lo.pods = opts.pods;
+    lo.max_processes = size_t(c.sampler.max_processes);
+    lo.metrics = &s->metrics_;
+  }
   s->labeler_ = std::make_unique<ProcessLabeler>(lo);
   StackAggregator::Options ao;
   ao.frequency_hz = c.frequency_hz;
+  ProcessLabeler* labeler = s->labeler_.get();
+  ao.resolve_pending = [labeler](const PendingLabels& p) { return labeler->resolve_pending(p); };
   s->aggregator_ = std::make_unique<StackAggregator>(ao, s->metrics_);
 
   Pipeline::Options po;
@@ -81,12 +96,16 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   sa.collect_bpf_stats = opts.collect_bpf_stats;
   sa.unwinder = unwinder;
   sa.unwind_table_bytes = c.sampler.unwind_table_bytes;
+  // Drop verdicts reach the kernel only when the rules can drop anything.
+  sa.check_verdicts = !opts.single_series && s->labeler_->can_drop();
+  sa.verdict_tgid_entries = uint32_t(c.sampler.max_processes);
   Pipeline* pipeline = s->pipeline_.get();
   auto sampler = BpfSampler::create(
       sa, [pipeline](const void* data, size_t size) { pipeline->on_record(data, size); },
       s->metrics_);
   if (!sampler) return sampler.error();
   s->sampler_ = std::move(*sampler);
+  s->labeler_->set_verdict_sink(s->sampler_->verdicts());
   if (s->sampler_->uses_tables()) {
     s->unwind_tables_ = std::make_unique<unwind::BpfUnwindTables>(
         unwind::make_bpf_map_writer(s->sampler_->unwind_maps()), *s->unwind_cache_, clock,

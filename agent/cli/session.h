@@ -10,7 +10,6 @@
 
 #include "agent/aggregate/aggregator.h"
 #include "agent/config/config.h"
-#include "agent/label/labeler.h"
 #include "agent/pipeline/metrics.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/process/process_table.h"
@@ -20,9 +19,14 @@
 #include "agent/unwind/stack_unwinder.h"
 #include "agent/unwind/table_cache.h"
 #include "common/clock.h"
+#include "k8s/pod_index.h"
 #include "symbolizer/symbolizer.h"
 
 namespace ember {
+
+// Not included: labeler.h's relabel Labels would clash with the Pyroscope
+// exporter's in files that include both (agent_cmd.cc).
+class ProcessLabeler;
 
 struct SessionOptions {
   Config config;
@@ -34,6 +38,9 @@ struct SessionOptions {
   // Load the tables of every running process at start, so whole-system
   // profiles unwind in the kernel from the first seconds on.
   bool preload_processes = false;
+  // Pod metadata for labels (owned by the caller, outlives the session);
+  // null: none. Ignored with single_series.
+  const PodIndex* pods = nullptr;
 };
 
 class Session {
@@ -48,6 +55,7 @@ class Session {
 
   BpfSampler& sampler() { return *sampler_; }
   Pipeline& pipeline() { return *pipeline_; }
+  ProcessLabeler& labeler() { return *labeler_; }
   Metrics& metrics() { return metrics_; }
   Symbolizer& symbolizer() { return *symbolizer_; }
   ProcessTable& processes() { return *processes_; }

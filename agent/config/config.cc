@@ -1,11 +1,14 @@
 #include "agent/config/config.h"
 
+#include "agent/label/relabel.h"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -141,6 +144,13 @@ class Reader {
   }
 
   size_t error_count() const { return errors_.size(); }
+  // Errors already formatted with their position (one per line).
+  void preformatted(const std::string& text) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty()) errors_.push_back(line);
+  }
 
   Status result() const {
     if (errors_.empty()) return {};
@@ -603,6 +613,25 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
            r.error(n, k, st.error().message);
        }},
   };
+  std::map<std::string, H> kubernetes = {
+      {"enabled", [&](const YAML::Node& n, const std::string& k) {
+         if (!r.scalar(n, k, "true, false or auto")) return;
+         const std::string& v = n.Scalar();
+         using M = Config::Kubernetes::Mode;
+         if (v == "auto") c.kubernetes.enabled = M::kAuto;
+         else if (v == "true" || v == "yes" || v == "on") c.kubernetes.enabled = M::kOn;
+         else if (v == "false" || v == "no" || v == "off") c.kubernetes.enabled = M::kOff;
+         else r.error(n, k, "expected true, false or auto, got '" + v + "'");
+       }},
+      {"api_server", [&](const YAML::Node& n, const std::string& k) {
+         r.string(n, k, &c.kubernetes.api_server, false);
+         if (c.kubernetes.api_server.empty()) return;
+         if (auto u = parse_server_url(c.kubernetes.api_server); !u) r.error(n, k, u.error().message);
+       }},
+      {"token_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.kubernetes.token_file, false); }},
+      {"ca_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.kubernetes.ca_file, false); }},
+      {"node_name", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.kubernetes.node_name, false); }},
+  };
   std::optional<YAML::Mark> server_mark;
   std::map<std::string, H> top = {
       {"frequency", [&](const YAML::Node& n, const std::string& k) {
@@ -681,6 +710,12 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
          r.duration(n, k, Duration(0), std::chrono::minutes(10), &c.shutdown_timeout);
        }},
       {"metrics", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, metrics); }},
+      {"kubernetes", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, kubernetes); }},
+      {"relabel_configs", [&](const YAML::Node& n, const std::string& k) {
+         auto rules = parse_relabel_configs(n, source);
+         if (!rules) r.preformatted(rules.error().message);
+         else c.relabel_configs = std::move(*rules);
+       }},
   };
   r.walk(root, "", top);
   if (auto st = r.result(); !st) return st.error();
@@ -718,8 +753,63 @@ Status validate_config(const Config& c) {
   if (c.shutdown_timeout < Duration(0) || c.shutdown_timeout > std::chrono::minutes(10))
     return Errorf("shutdown_timeout: %s is out of range [0s, 10m]",
                   format_duration(c.shutdown_timeout).c_str());
+  if (!c.kubernetes.api_server.empty())
+    if (auto u = parse_server_url(c.kubernetes.api_server); !u)
+      return Errorf("kubernetes.api_server: %s", u.error().message.c_str());
+  for (const auto* f : {&c.kubernetes.token_file, &c.kubernetes.ca_file, &c.kubernetes.node_name})
+    for (char ch : *f)
+      if (ch == '\n' || ch == '\0')
+        return Errorf("kubernetes: token_file, ca_file and node_name must not contain line breaks");
   return {};
 }
+
+const char* kubernetes_mode_name(Config::Kubernetes::Mode m) {
+  switch (m) {
+    case Config::Kubernetes::Mode::kOn: return "true";
+    case Config::Kubernetes::Mode::kOff: return "false";
+    case Config::Kubernetes::Mode::kAuto: break;
+  }
+  return "auto";
+}
+
+bool kubernetes_enabled(const Config& c, GetEnv env) {
+  if (!env) env = [](const char* name) -> const char* { return std::getenv(name); };
+  switch (c.kubernetes.enabled) {
+    case Config::Kubernetes::Mode::kOn: return true;
+    case Config::Kubernetes::Mode::kOff: return false;
+    case Config::Kubernetes::Mode::kAuto: break;
+  }
+  const char* host = env("KUBERNETES_SERVICE_HOST");
+  return !c.kubernetes.api_server.empty() || (host && *host);
+}
+
+std::string kubernetes_node_name(const Config& c, GetEnv env) {
+  if (!c.kubernetes.node_name.empty()) return c.kubernetes.node_name;
+  if (!env) env = [](const char* name) -> const char* { return std::getenv(name); };
+  const char* v = env("NODE_NAME");
+  return v ? v : "";
+}
+
+namespace {
+
+// One relabel rule as YAML, listing only what differs from the defaults
+// (Prometheus rejects e.g. a replacement on a labeldrop rule).
+void render_rule(std::ostringstream& os, const RelabelRule& r) {
+  os << "  - action: " << relabel_action_name(r.action) << "\n";
+  if (!r.source_labels.empty()) {
+    os << "    source_labels: [";
+    for (size_t i = 0; i < r.source_labels.size(); ++i)
+      os << (i ? ", " : "") << yaml_quote(r.source_labels[i]);
+    os << "]\n";
+  }
+  if (r.separator != ";") os << "    separator: " << yaml_quote(r.separator) << "\n";
+  if (r.regex_text != "(.*)") os << "    regex: " << yaml_quote(r.regex_text) << "\n";
+  if (!r.target_label.empty()) os << "    target_label: " << yaml_quote(r.target_label) << "\n";
+  if (r.replacement != "$1") os << "    replacement: " << yaml_quote(r.replacement) << "\n";
+  if (r.action == RelabelAction::kHashMod) os << "    modulus: " << r.modulus << "\n";
+}
+
+}  // namespace
 
 std::string render_config(const Config& c) {
   std::ostringstream os;
@@ -837,6 +927,26 @@ std::string render_config(const Config& c) {
      << "metrics:\n"
      << "  # Prometheus text at /metrics and health at /healthz; \"\" disables it.\n"
      << "  listen: " << yaml_quote(c.metrics.listen) << "\n";
+  const auto& k = c.kubernetes;
+  os << "kubernetes:\n"
+     << "  # Pod labels from the API server: true, false, or auto (on inside a pod,\n"
+     << "  # or when api_server is set).\n"
+     << "  enabled: " << kubernetes_mode_name(k.enabled) << "\n"
+     << "  # Blank: the in-cluster defaults (service account token and CA,\n"
+     << "  # $KUBERNETES_SERVICE_HOST, $NODE_NAME). The token itself is never shown.\n"
+     << "  api_server: " << yaml_quote(k.api_server) << "\n"
+     << "  token_file: " << yaml_quote(k.token_file) << "\n"
+     << "  ca_file: " << yaml_quote(k.ca_file) << "\n"
+     << "  node_name: " << yaml_quote(k.node_name) << "\n";
+  if (c.relabel_configs.empty()) {
+    os << "# Prometheus relabel_config rules over the discovered __meta_* labels and\n"
+       << "# the defaults (service_name, namespace, pod, container, node).\n"
+       << "relabel_configs: []\n";
+  } else {
+    os << "# Prometheus relabel_config rules, in order.\n"
+       << "relabel_configs:\n";
+    for (const auto& r : c.relabel_configs) render_rule(os, r);
+  }
   return os.str();
 }
 

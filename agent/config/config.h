@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/label/relabel_rule.h"
 #include "common/duration.h"
 #include "common/result.h"
 
@@ -136,7 +137,38 @@ struct Config {
   struct MetricsEndpoint {
     std::string listen = kDefaultMetricsListen;
   } metrics;
+
+  // Pod metadata for labels: one watch of this node's pods on the API
+  // server (k8s/pod_watch.h). Blank fields take their in-cluster defaults
+  // (k8s/kube_api.h resolve_in_cluster). The token is read from token_file;
+  // it is never part of the config.
+  struct Kubernetes {
+    enum class Mode { kAuto, kOn, kOff };
+    // auto: on inside a pod (KUBERNETES_SERVICE_HOST is set) or when
+    // api_server is set; see kubernetes_enabled().
+    Mode enabled = Mode::kAuto;
+    std::string api_server;  // https://host:port; default from the in-cluster env
+    std::string token_file;  // default: the service account token
+    std::string ca_file;     // default: the service account CA bundle
+    std::string node_name;   // default: $NODE_NAME; see kubernetes_node_name()
+  } kubernetes;
+
+  // Prometheus-style relabeling of every series (agent/label/relabel.h):
+  // applied over the discovered __meta_* labels plus the default and static
+  // labels; keep/drop rules decide which processes are profiled at all.
+  std::vector<RelabelRule> relabel_configs;
 };
+
+// Looks up an environment variable (null when unset); ::getenv by default,
+// a fake in tests.
+using GetEnv = const char* (*)(const char*);
+
+// Whether the agent watches pods: kubernetes.enabled, with auto meaning "in a
+// pod (KUBERNETES_SERVICE_HOST set) or api_server configured".
+bool kubernetes_enabled(const Config& c, GetEnv env = nullptr);
+// kubernetes.node_name, else $NODE_NAME, else "".
+std::string kubernetes_node_name(const Config& c, GetEnv env = nullptr);
+const char* kubernetes_mode_name(Config::Kubernetes::Mode m);
 
 // Parses "host:port" for a listening socket: an IPv4 or bracketed IPv6
 // literal, "localhost", or nothing (":9799", every interface). Port 0 picks

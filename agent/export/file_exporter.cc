@@ -178,7 +178,12 @@ void DirectoryExporter::write_batch(const ProfileBatch& batch) {
     // Two series may sanitize to the same name within one second.
     for (int n = 1; fs::exists(path); ++n)
       path = opts_.directory + "/" + stem + "-" + std::to_string(n) + ".pb.gz";
-    std::string data = encode_pprof_gz(p);
+    // The file name carries only service_name; the series' full label set
+    // (namespace, pod, relabeled labels, ...) goes in a pprof comment, which
+    // `go tool pprof -raw` and `-comments` show.
+    PprofOptions po;
+    if (p.labels) po.comments.push_back("labels: " + p.labels->to_string());
+    std::string data = encode_pprof_gz(p, po);
     auto st = write_file_atomic(path, data);
     if (!st) {
       failures_.add();

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/label/relabel_rule.h"
 #include "common/result.h"
 
 namespace YAML {
@@ -31,53 +32,9 @@ class Node;
 
 namespace ember {
 
-enum class RelabelAction {
-  kReplace,
-  kKeep,
-  kDrop,
-  kLabelMap,
-  kLabelDrop,
-  kLabelKeep,
-  kHashMod,
-  kLowercase,
-  kUppercase,
-  kKeepEqual,
-  kDropEqual
-};
-
-// The config spelling of an action ("replace", "labelmap", ...).
-const char* relabel_action_name(RelabelAction a);
-
-struct RelabelRule {
-  RelabelAction action = RelabelAction::kReplace;
-  std::vector<std::string> source_labels;
-  std::string separator = ";";
-  std::string regex_text = "(.*)";  // as written
-  std::regex regex;                 // compiled fully anchored: ^(?:regex_text)$  (ECMAScript)
-  std::string target_label;
-  std::string replacement = "$1";
-  uint64_t modulus = 0;
-
-  // Filled in by compile_relabel_regex() along with `regex`.
-  // The same pattern on libstdc++'s non-recursive executor: the default one
-  // recurses once per input character and overflows the stack on values of
-  // tens of KiB, so values over 256 bytes are matched with this one instead.
-  // (The two differ only on patterns like (a*)* in what an inner group
-  // captured.)
-  std::regex regex_long;
-  // Names of (?P<name>...) groups by group number ("" for unnamed), for
-  // $name / ${name} in replacement and target_label.
-  std::vector<std::string> group_names;
-};
-
 // A mutable label map used during relabeling (names unique). As in
 // Prometheus, a missing label reads as "" and setting a label to "" removes it.
 using Labels = std::map<std::string, std::string>;
-
-// Compiles rule.regex_text into rule.regex, rule.regex_long and
-// rule.group_names. parse_relabel_configs() does this for every rule; call it
-// after building a RelabelRule by hand.
-Status compile_relabel_regex(RelabelRule& rule);
 
 // Applies the rules in order. Returns false if a keep/drop/keepequal/dropequal
 // rule dropped the target; `labels` is then left as it was at that point and

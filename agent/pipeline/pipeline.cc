@@ -32,8 +32,10 @@ void Pipeline::on_record(const void* data, size_t size) {
     on_sample(std::move(*s));
   } else if (auto* e = std::get_if<ExecEvent>(&rec)) {
     if (processes_) processes_->on_exec(*e);
+    enqueue_event(Item::Kind::kExec, e->pid);
   } else if (auto* x = std::get_if<ExitEvent>(&rec)) {
     if (processes_) processes_->on_exit(*x);
+    enqueue_event(Item::Kind::kExit, x->pid);
   } else {
     malformed_.add();
     EMBER_WARN_LIMITED("malformed ring buffer record: %s",
@@ -51,19 +53,33 @@ void Pipeline::on_sample(RawSample&& s) {
     queue_full_.add();
     return;
   }
-  queue_.push_back(std::move(s));
+  queue_.push_back(Item{Item::Kind::kSample, 0, std::move(s)});
   if (queue_.size() == 1) cv_.notify_one();
+}
+
+void Pipeline::enqueue_event(Item::Kind kind, uint32_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  queue_.push_back(Item{kind, pid, {}});
+  if (queue_.size() == 1) cv_.notify_one();
+}
+
+void Pipeline::handle(Item&& item) {
+  switch (item.kind) {
+    case Item::Kind::kSample: process(std::move(item.sample)); break;
+    case Item::Kind::kExec: stages_.labeler.process_exec(item.pid); break;
+    case Item::Kind::kExit: stages_.labeler.process_exit(item.pid); break;
+  }
 }
 
 void Pipeline::process(RawSample&& raw) {
   UnwoundSample u = stages_.unwinder.unwind(std::move(raw));
   SymbolizedSample s = stages_.symbolizer.symbolize(std::move(u));
-  LabelSetRef labels = stages_.labeler.labels_for(s);
-  if (!labels) {
+  LabelDecision d = stages_.labeler.labels_for(s);
+  if (!d.labels && !d.pending) {
     filtered_.add();
     return;
   }
-  stages_.aggregator.add(LabeledSample{std::move(s), std::move(labels)});
+  stages_.aggregator.add(LabeledSample{std::move(s), std::move(d.labels), std::move(d.pending)});
   processed_.add();
 }
 
@@ -73,6 +89,7 @@ void Pipeline::flush_interval() {
   interval_start_ns_ = now;
   stages_.unwinder.end_interval();
   stages_.symbolizer.end_interval();
+  stages_.labeler.end_interval();
   if (!batch.profiles.empty()) stages_.exporter.export_batch(std::move(batch));
 }
 
@@ -95,7 +112,7 @@ void Pipeline::stop() {
 void Pipeline::run() {
   const bool periodic = opts_.interval.count() > 0;
   uint64_t next_flush = clock_.monotonic_ns() + uint64_t(opts_.interval.count());
-  std::deque<RawSample> batch;
+  std::deque<Item> batch;
   for (;;) {
     bool stopping;
     {
@@ -111,7 +128,7 @@ void Pipeline::run() {
       batch.swap(queue_);
       stopping = stopping_;
     }
-    for (auto& s : batch) process(std::move(s));
+    for (auto& item : batch) handle(std::move(item));
     batch.clear();
     if (periodic && clock_.monotonic_ns() >= next_flush) {
       flush_interval();

@@ -11,6 +11,9 @@
 //    aggregated profiles to the exporter.
 //
 // The queue between them is bounded; overflow is counted as a lost sample.
+// Exec and exit events also go through it (never dropped: they are tiny and
+// one per process), so the label stage sees them in ring order relative to
+// samples.
 #pragma once
 
 #include <condition_variable>
@@ -63,7 +66,15 @@ class Pipeline {
   uint64_t samples_processed() const { return processed_.value(); }
 
  private:
+  // One entry of the queue: a sample, or a process lifecycle marker.
+  struct Item {
+    enum class Kind : uint8_t { kSample, kExec, kExit } kind = Kind::kSample;
+    uint32_t pid = 0;  // kExec, kExit
+    RawSample sample;  // kSample
+  };
   void run();
+  void enqueue_event(Item::Kind kind, uint32_t pid);
+  void handle(Item&& item);
 
   Options opts_;
   Stages stages_;
@@ -77,7 +88,7 @@ class Pipeline {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<RawSample> queue_;
+  std::deque<Item> queue_;
   bool stopping_ = false;
   uint64_t interval_start_ns_ = 0;  // wall clock
   std::thread thread_;

@@ -28,11 +28,25 @@ class SymbolizeStage {
   virtual void end_interval() {}
 };
 
+// What the label stage decided for a sample.
+struct LabelDecision {
+  LabelSetRef labels;        // the series; null (and no `pending`): do not profile
+  PendingLabelsRef pending;  // set: `labels` are provisional, decided at aggregation
+};
+
 class Labeler {
  public:
   virtual ~Labeler() = default;
-  // The series labels of a sample; nullptr means "do not profile".
-  virtual LabelSetRef labels_for(const SymbolizedSample& sample) = 0;
+  virtual LabelDecision labels_for(const SymbolizedSample& sample) = 0;
+  // At the end of an interval, the final labels of a process labels_for()
+  // marked pending (null: do not profile). Called by the aggregator's take().
+  virtual LabelSetRef resolve_pending(const PendingLabels& pending) { return pending.provisional; }
+  // Process lifecycle in ring order: every sample taken before the event has
+  // been through labels_for() already, none after it has.
+  virtual void process_exec(uint32_t pid) {}
+  virtual void process_exit(uint32_t pid) {}
+  // Called after each aggregation interval.
+  virtual void end_interval() {}
 };
 
 class Aggregator {

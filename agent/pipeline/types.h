@@ -169,9 +169,27 @@ class LabelSet {
 };
 using LabelSetRef = std::shared_ptr<const LabelSet>;
 
+// A process whose final labels are not known yet: its cgroup names a
+// Kubernetes container or pod the pod index has not seen (the pod watch lags
+// the process start). The label stage hands one out per such process; the
+// aggregator keeps those samples apart and asks the label stage again when
+// the interval ends (Labeler::resolve_pending), so they still get the pod's
+// labels if it showed up in time. The label stage subclasses it to keep what
+// it needs to finish the job, even after the process exited.
+struct PendingLabels {
+  virtual ~PendingLabels() = default;
+  uint32_t pid = 0;
+  // The labels to use if the pod never shows up; null: those would be dropped.
+  LabelSetRef provisional;
+};
+using PendingLabelsRef = std::shared_ptr<const PendingLabels>;
+
 struct LabeledSample {
   SymbolizedSample sample;
   LabelSetRef labels;  // the series this sample belongs to
+  // Set when `labels` are provisional (see PendingLabels); `labels` may
+  // then be null.
+  PendingLabelsRef pending;
 };
 
 // --- aggregate stage ---------------------------------------------------------

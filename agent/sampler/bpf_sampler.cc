@@ -76,18 +76,55 @@ const char* counter_metric(int idx, std::string* labels) {
     case EMBER_CTR_EVENT_DROP_RINGBUF_FULL: *labels = "reason=\"ring_buffer_full\""; return "ember_events_lost_total";
     case EMBER_CTR_TARGETS_FULL: return "ember_bpf_targets_full_total";
     case EMBER_CTR_STACK_COPIES: return "ember_bpf_stack_copies_total";
+    case EMBER_CTR_VERDICT_SKIPPED: *labels = "reason=\"relabel_drop\""; return "ember_bpf_samples_skipped_total";
   }
   return "ember_bpf_unknown_total";
 }
+
+// The verdict maps' keys are what BpfVerdictMaps passes (ember_abi.h).
+static_assert(sizeof(ember_verdict_tgid_key) == sizeof(uint32_t));
+static_assert(sizeof(ember_verdict_cgroup_key) == sizeof(uint64_t));
+static_assert(EMBER_CTR_VERDICT_SKIPPED < EMBER_CTR_STOP_BASE);
+
+// The label stage's verdicts, written straight into the sampler's maps.
+// Pipeline thread only (see VerdictSink).
+class BpfVerdictMaps final : public VerdictSink {
+ public:
+  explicit BpfVerdictMaps(profile_bpf* skel) : skel_(skel) {}
+  Put drop_tgid(uint32_t tgid) override { return put(skel_->maps.drop_tgids, &tgid, sizeof(tgid)); }
+  void forget_tgid(uint32_t tgid) override {
+    bpf_map__delete_elem(skel_->maps.drop_tgids, &tgid, sizeof(tgid), 0);
+  }
+  Put drop_cgroup(uint64_t id) override { return put(skel_->maps.drop_cgroups, &id, sizeof(id)); }
+  void forget_cgroup(uint64_t id) override {
+    bpf_map__delete_elem(skel_->maps.drop_cgroups, &id, sizeof(id), 0);
+  }
+  void drop_kernel_threads(bool drop) override {
+    if (skel_->bss) skel_->bss->drop_kernel_threads = drop;
+  }
+
+ private:
+  static Put put(bpf_map* map, const void* key, size_t key_size) {
+    uint8_t one = 1;
+    if (bpf_map__update_elem(map, key, key_size, &one, sizeof(one), BPF_ANY) == 0) return Put::kOk;
+    return errno == E2BIG ? Put::kFull : Put::kError;
+  }
+  profile_bpf* skel_;
+};
 
 }  // namespace
 
 uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz) {
   // A sample with full stacks is about 2 KiB; stack copies (up to 20 KiB)
-  // come only from processes whose tables are not loaded yet. Size for 4 KiB.
+  // come only from processes whose tables are not loaded yet. Size for one
+  // second of 4 KiB samples, and never less than 4 MiB: on a host with
+  // hundreds of busy processes the drain thread (at their priority) can wait
+  // hundreds of milliseconds for a CPU, while a burst of new processes sends
+  // stack copies. bench/ship lost up to 6% of samples to a full 512 KiB ring
+  // that way; 4 MiB of locked memory is a small price for losing none.
   constexpr uint64_t kTypicalSample = 4096;
-  uint64_t bytes = uint64_t(cpus) * uint64_t(std::max(frequency_hz, 1)) * kTypicalSample / 2;
-  return std::min<uint64_t>(round_up_pow2(std::max<uint64_t>(bytes, 256 << 10)), 256ull << 20);
+  uint64_t bytes = uint64_t(cpus) * uint64_t(std::max(frequency_hz, 1)) * kTypicalSample;
+  return std::min<uint64_t>(round_up_pow2(std::max<uint64_t>(bytes, 4ull << 20)), 256ull << 20);
 }
 
 Result<std::vector<int>> parse_cpu_list(const std::string& text) {
@@ -166,6 +203,9 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   skel->rodata->include_idle = opts.include_idle;
   skel->rodata->include_kernel = opts.kernel_stacks;
   skel->rodata->include_user = opts.user_stacks;
+  skel->rodata->check_verdicts = opts.check_verdicts;
+  bpf_map__set_max_entries(skel->maps.drop_tgids, std::max<uint32_t>(opts.verdict_tgid_entries, 16));
+  bpf_map__set_max_entries(skel->maps.drop_cgroups, std::max<uint32_t>(opts.verdict_cgroup_entries, 16));
   uint64_t ring_bytes = opts.ring_buffer_bytes ? round_up_pow2(opts.ring_buffer_bytes)
                                                : auto_ring_buffer_bytes(cpus->size(), opts.frequency_hz);
   bpf_map__set_max_entries(skel->maps.events, uint32_t(ring_bytes));
@@ -206,6 +246,8 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
     s->unwind_map_bytes_ += uint64_t(bpf_map__max_entries(skel->maps.unwind_procs)) *
                             (sizeof(ember_proc) + sizeof(uint32_t) + 48);
   }
+
+  if (opts.check_verdicts) s->verdicts_ = std::make_unique<BpfVerdictMaps>(skel);
 
   if (opts.collect_bpf_stats) {
     int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);

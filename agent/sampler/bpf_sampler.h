@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/label/verdict.h"
 #include "agent/pipeline/metrics.h"
 #include "agent/unwind/bpf_tables.h"
 #include "common/result.h"
@@ -51,6 +52,12 @@ struct SamplerOptions {
   uint64_t unwind_table_bytes = uint64_t(32) << 20;  // row pages, preallocated
   uint32_t unwind_mapping_entries = 65536;            // process mappings, all processes
   uint32_t stack_copy_bytes = 16384;                  // handed to user space when BPF cannot finish
+  // Relabel verdicts: when set, the sampler skips processes the label stage
+  // dropped (drop_tgids / drop_cgroups maps, sized here). Off for `ember
+  // record` and for configs whose relabel_configs cannot drop anything.
+  bool check_verdicts = false;
+  uint32_t verdict_tgid_entries = 16384;
+  uint32_t verdict_cgroup_entries = 4096;
 };
 
 // The ring size that holds half a second of 4 KiB samples from every CPU
@@ -96,6 +103,10 @@ class BpfSampler {
   // Kernel memory of the unwind maps (all preallocated at load).
   uint64_t unwind_map_bytes() const { return unwind_map_bytes_; }
 
+  // The verdict maps, as the label stage's sink; null unless check_verdicts.
+  // Lives as long as the sampler.
+  VerdictSink* verdicts() { return verdicts_.get(); }
+
  private:
   struct SkelDeleter {
     void operator()(profile_bpf* s) const;
@@ -123,6 +134,7 @@ class BpfSampler {
   std::atomic<bool> stop_{false};
   std::thread drain_thread_;
   std::array<Counter*, EMBER_CTR_MAX> counters_{};
+  std::unique_ptr<VerdictSink> verdicts_;
 };
 
 }  // namespace ember

@@ -1,0 +1,360 @@
+// Kubernetes labels end to end, as root, with real containers.
+//
+// runc runs busybox containers whose cgroups have the paths containerd gives
+// pod containers under the kubelet's systemd cgroup driver
+// (kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/
+// cri-containerd-<id>.scope), created on this machine's cgroup v2 hierarchy.
+// kubeapi, the local stand-in for the API server's pod endpoints (HTTPS with
+// its own CA, bearer token, list+watch shaped like the real API), lists the
+// pods that own those container ids on node "e2e-node". Then:
+//  - `ember targets --json` and the profiles `ember agent` writes carry
+//    namespace, pod, container, node and service_name, plus labels the
+//    user's relabel_configs made from pod metadata;
+//  - a drop rule on a namespace keeps that pod's container out of every
+//    profile, and is enforced in the kernel by cgroup id;
+//  - a pod that shows up in the watch after its container started still
+//    labels the samples taken before it did (labeled at aggregation).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+
+#include "agent/export/pprof.h"
+#include "e2e_util.h"
+#include "profile.pb.h"
+#include "support/kubeapi.h"
+
+namespace ember::e2e {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kNode = "e2e-node";
+
+std::string random_hex(size_t n) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += digits[rng() % 16];
+  return s;
+}
+
+std::string random_uid() {
+  std::string h = random_hex(32);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
+         h.substr(20);
+}
+
+// A busybox container run by runc, its cgroup where containerd puts a pod's
+// container under the kubelet's systemd driver. Killed and deleted on
+// destruction.
+class RuncContainer {
+ public:
+  RuncContainer(const std::string& dir, const std::string& pod_uid, const std::string& qos) {
+    id_ = random_hex(64);
+    name_ = "ember-e2e-" + id_.substr(0, 12);
+    bundle_ = dir + "/" + name_;
+    std::filesystem::create_directories(bundle_ + "/rootfs/bin");
+    std::filesystem::copy_file(busybox_path(), bundle_ + "/rootfs/bin/busybox");
+    std::filesystem::create_symlink("busybox", bundle_ + "/rootfs/bin/sh");
+    if (!sh("runc spec --bundle '" + bundle_ + "'")) return;
+    json spec = json::parse(read_file(bundle_ + "/config.json"));
+    spec["process"]["terminal"] = false;
+    spec["process"]["args"] = {"/bin/sh", "-c", "while :; do :; done"};
+    std::string uid_ = pod_uid;
+    std::replace(uid_.begin(), uid_.end(), '-', '_');
+    std::string slice = "kubepods-" + qos;
+    spec["linux"]["cgroupsPath"] = "/kubepods.slice/" + slice + ".slice/" + slice + "-pod" + uid_ +
+                                   ".slice/cri-containerd-" + id_ + ".scope";
+    std::ofstream(bundle_ + "/config.json") << spec.dump(1);
+    if (!sh("runc run -d --bundle '" + bundle_ + "' " + name_ + " </dev/null >'" + bundle_ +
+            "/runc.log' 2>&1"))
+      return;
+    std::string state_file = bundle_ + "/state.json";
+    if (!sh("runc state " + name_ + " >'" + state_file + "'")) return;
+    pid_ = json::parse(read_file(state_file)).value("pid", 0);
+  }
+  ~RuncContainer() {
+    sh("runc kill " + name_ + " KILL >/dev/null 2>&1");
+    for (int i = 0; i < 50 && !sh("runc delete -f " + name_ + " >/dev/null 2>&1"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  bool ok() const { return pid_ > 0; }
+  int pid() const { return pid_; }
+  const std::string& id() const { return id_; }
+  std::string log() const { return read_file(bundle_ + "/runc.log"); }
+  std::string proc_cgroup() const { return read_file("/proc/" + std::to_string(pid_) + "/cgroup"); }
+
+  static std::string busybox_path() {
+    for (const char* p : {"/usr/bin/busybox", "/bin/busybox"})
+      if (std::filesystem::exists(p)) return p;
+    return "";
+  }
+
+ private:
+  static bool sh(const std::string& cmd) { return std::system(cmd.c_str()) == 0; }
+  std::string id_, name_, bundle_;
+  int pid_ = 0;
+};
+
+// A Pod as the API server returns it, running one container.
+json make_pod(const std::string& ns, const std::string& name, const std::string& uid,
+              const std::string& container, const std::string& image, const std::string& container_id,
+              json labels, json annotations, json owners) {
+  return {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata",
+       {{"name", name},
+        {"namespace", ns},
+        {"uid", uid},
+        {"creationTimestamp", "2026-11-21T10:00:00Z"},
+        {"labels", labels},
+        {"annotations", annotations},
+        {"ownerReferences", owners}}},
+      {"spec",
+       {{"nodeName", kNode},
+        {"serviceAccountName", "default"},
+        {"containers", {{{"name", container}, {"image", image}}}}}},
+      {"status",
+       {{"phase", "Running"},
+        {"qosClass", "Burstable"},
+        {"hostIP", "10.0.0.7"},
+        {"podIP", "10.244.1.23"},
+        {"containerStatuses",
+         {{{"name", container},
+           {"image", image},
+           {"imageID", image + "@sha256:" + random_hex(64)},
+           {"containerID", "containerd://" + container_id},
+           {"ready", true},
+           {"restartCount", 0},
+           {"started", true},
+           {"state", {{"running", {{"startedAt", "2026-11-21T10:00:01Z"}}}}}}}}}}};
+}
+
+// Every profile file in `dir`: its series labels (from the pprof comment the
+// directory exporter writes) and its samples per pid.
+struct ProfileFile {
+  std::string name;
+  std::string labels;  // {a="1", b="2"}
+  int64_t time_nanos = 0;
+  std::map<int64_t, uint64_t> samples_by_pid;
+};
+
+std::vector<ProfileFile> read_profiles(const std::string& dir) {
+  std::vector<ProfileFile> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& ent : std::filesystem::directory_iterator(dir)) {
+    auto raw = gzip_decompress(read_file(ent.path().string()));
+    if (!raw.ok()) continue;
+    perftools::profiles::Profile p;
+    if (!p.ParseFromString(*raw)) continue;
+    ProfileFile f;
+    f.name = ent.path().filename().string();
+    f.time_nanos = p.time_nanos();
+    for (int64_t c : p.comment()) {
+      const std::string& text = p.string_table(int(c));
+      if (text.rfind("labels: ", 0) == 0) f.labels = text.substr(8);
+    }
+    for (const auto& s : p.sample()) {
+      int64_t pid = 0;
+      for (const auto& l : s.label())
+        if (p.string_table(int(l.key())) == "pid") pid = l.num();
+      f.samples_by_pid[pid] += uint64_t(s.value(0));
+    }
+    out.push_back(std::move(f));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time_nanos < b.time_nanos; });
+  return out;
+}
+
+uint64_t log_number(const std::string& log, const std::string& pattern) {
+  std::smatch m;
+  if (!std::regex_search(log, m, std::regex(pattern))) return 0;
+  return std::stoull(m[1]);
+}
+
+class K8sE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "end-to-end tests need root (BPF, runc)";
+    ASSERT_TRUE(have_program("runc")) << "runc missing: run scripts/install-deps.sh";
+    ASSERT_FALSE(RuncContainer::busybox_path().empty()) << "busybox missing: run scripts/install-deps.sh";
+    ASSERT_TRUE(certs_.ok());
+    server_ = std::make_unique<testing::KubeApiServer>(certs_ / "server.pem", certs_ / "server.key",
+                                                       certs_ / "ca.pem", "e2e-token");
+    ASSERT_TRUE(server_->running()) << server_->log();
+    std::ofstream(tmp_ / "token") << "e2e-token\n";
+  }
+
+  // The agent config: the local API server, and rules that make labels out
+  // of pod metadata and drop the "batch" namespace.
+  std::string write_config(const std::string& interval) {
+    std::string path = tmp_ / "ember.yaml";
+    std::ofstream(path) << "frequency: 100\n"
+                           "interval: " << interval << "\n"
+                           "metrics:\n  listen: \"\"\n"
+                           "output:\n  directory: " << (tmp_ / "profiles") << "\n"
+                           "labels:\n  cluster: e2e\n"
+                           "kubernetes:\n"
+                           "  api_server: " << server_->url() << "\n"
+                           "  token_file: " << (tmp_ / "token") << "\n"
+                           "  ca_file: " << (certs_ / "ca.pem") << "\n"
+                           "  node_name: " << kNode << "\n"
+                           "relabel_configs:\n"
+                           "  - source_labels: [__meta_kubernetes_namespace]\n"
+                           "    regex: batch\n"
+                           "    action: drop\n"
+                           "  - source_labels: [__meta_kubernetes_pod_label_tier]\n"
+                           "    target_label: tier\n"
+                           "  - source_labels: [__meta_kubernetes_pod_controller_kind, "
+                           "__meta_kubernetes_pod_controller_name]\n"
+                           "    separator: /\n"
+                           "    regex: (.+/.+)\n"
+                           "    target_label: workload\n";
+    return path;
+  }
+
+  testing::KubeCerts certs_;
+  TempDir tmp_;
+  std::unique_ptr<testing::KubeApiServer> server_;
+};
+
+TEST_F(K8sE2E, TargetsAndProfilesCarryPodLabelsAndDropRuleRunsInKernel) {
+  std::string shop_uid = random_uid(), batch_uid = random_uid();
+  RuncContainer shop(tmp_.path(), shop_uid, "burstable");
+  ASSERT_TRUE(shop.ok()) << shop.log();
+  RuncContainer batch(tmp_.path(), batch_uid, "besteffort");
+  ASSERT_TRUE(batch.ok()) << batch.log();
+  // The process really sits in a containerd-in-Kubernetes style cgroup.
+  ASSERT_NE(shop.proc_cgroup().find("0::/kubepods.slice/kubepods-burstable.slice/"), std::string::npos)
+      << shop.proc_cgroup();
+  ASSERT_NE(shop.proc_cgroup().find("/cri-containerd-" + shop.id() + ".scope"), std::string::npos)
+      << shop.proc_cgroup();
+
+  ASSERT_TRUE(server_->put_pod(make_pod(
+      "shop", "checkout-7d9f8b6c5d-x2x4q", shop_uid, "server", "registry.example/checkout:1.4", shop.id(),
+      {{"app.kubernetes.io/name", "checkout"}, {"pod-template-hash", "7d9f8b6c5d"}, {"tier", "backend"}},
+      {{"team", "payments"}},
+      {{{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"}, {"name", "checkout-7d9f8b6c5d"},
+        {"uid", random_uid()}, {"controller", true}, {"blockOwnerDeletion", true}}})));
+  ASSERT_TRUE(server_->put_pod(make_pod(
+      "batch", "nightly-report-29000000-abcde", batch_uid, "report", "registry.example/report:2", batch.id(),
+      {{"job-name", "nightly-report-29000000"}}, {{"pyroscope.io/service_name", "nightly-report"}},
+      {{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"name", "nightly-report-29000000"},
+        {"uid", random_uid()}, {"controller", true}}})));
+  std::string config = write_config("2s");
+
+  // --- ember targets ---------------------------------------------------------
+  RunResult t = run({ember_bin(), "targets", "--config", config, "--json", "--all"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  json targets = json::parse(t.out);
+  EXPECT_EQ(targets["kubernetes"].value("node", std::string()), kNode) << targets["kubernetes"].dump();
+  EXPECT_EQ(targets["kubernetes"].value("pods", 0), 2) << targets["kubernetes"].dump();
+  json shop_t, batch_t;
+  for (const auto& x : targets["targets"]) {
+    if (x.value("pid", 0) == shop.pid()) shop_t = x;
+    if (x.value("pid", 0) == batch.pid()) batch_t = x;
+  }
+  ASSERT_FALSE(shop_t.is_null()) << t.out;
+  EXPECT_EQ(shop_t["status"], "profiled");
+  json want = {{"service_name", "checkout"}, {"namespace", "shop"},       {"pod", "checkout-7d9f8b6c5d-x2x4q"},
+               {"container", "server"},      {"node", kNode},             {"tier", "backend"},
+               {"workload", "Deployment/checkout"}, {"cluster", "e2e"}};
+  EXPECT_EQ(shop_t["labels"], want) << shop_t.dump();
+  ASSERT_FALSE(batch_t.is_null()) << t.out;
+  EXPECT_EQ(batch_t["status"], "dropped") << batch_t.dump();
+
+  // --- ember agent -----------------------------------------------------------
+  Proc agent({ember_bin(), "agent", "--config", config}, tmp_ / "out", tmp_ / "err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5000));
+  agent.signal(SIGTERM);
+  ASSERT_EQ(agent.wait(std::chrono::seconds(60)), 0) << read_file(tmp_ / "err");
+  std::string log = read_file(tmp_ / "err");
+
+  std::string want_series =
+      "{cluster=\"e2e\", container=\"server\", namespace=\"shop\", node=\"e2e-node\", "
+      "pod=\"checkout-7d9f8b6c5d-x2x4q\", service_name=\"checkout\", tier=\"backend\", "
+      "workload=\"Deployment/checkout\"}";
+  uint64_t shop_labeled = 0, shop_other = 0, batch_samples = 0;
+  for (const auto& f : read_profiles(tmp_ / "profiles")) {
+    auto it = f.samples_by_pid.find(shop.pid());
+    if (it != f.samples_by_pid.end()) {
+      if (f.labels == want_series) {
+        shop_labeled += it->second;
+        EXPECT_EQ(f.name.rfind("checkout-", 0), 0u) << f.name;
+      } else {
+        shop_other += it->second;
+        ADD_FAILURE() << "shop container's samples in series " << f.labels;
+      }
+    }
+    if (auto b = f.samples_by_pid.find(batch.pid()); b != f.samples_by_pid.end()) batch_samples += b->second;
+    EXPECT_EQ(f.labels.find("__"), std::string::npos) << f.labels;
+  }
+  std::fprintf(stderr, "[ info     ] shop container: %llu samples labeled, %llu otherwise; batch: %llu\n",
+               (unsigned long long)shop_labeled, (unsigned long long)shop_other,
+               (unsigned long long)batch_samples);
+  std::fprintf(stderr, "[ info     ] kernel: %llu drop entries by cgroup, %llu by pid, %llu samples skipped\n",
+               (unsigned long long)log_number(log, "drop entries: (\\d+) by cgroup"),
+               (unsigned long long)log_number(log, "by cgroup, (\\d+) by pid"),
+               (unsigned long long)log_number(log, "(\\d+) samples skipped in the kernel"));
+  EXPECT_GE(shop_labeled, 250u) << log;  // ~5 s of about one busy CPU at 100 Hz
+  EXPECT_EQ(batch_samples, 0u) << log;
+  // The namespace rule reads only pod-level labels, so the verdict went to
+  // the kernel by cgroup id, and the batch container's samples stopped there.
+  EXPECT_GE(log_number(log, "drop entries: (\\d+) by cgroup"), 1u) << log;
+  EXPECT_GE(log_number(log, "(\\d+) samples skipped in the kernel"), 150u) << log;
+}
+
+TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
+  std::string uid = random_uid();
+  RuncContainer late(tmp_.path(), uid, "besteffort");
+  ASSERT_TRUE(late.ok()) << late.log();
+  std::string config = write_config("4s");
+
+  Proc agent({ember_bin(), "agent", "--config", config}, tmp_ / "out", tmp_ / "err");
+  // The agent has been sampling the container for a while when its pod
+  // shows up in the watch, well inside the first 4 s interval.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
+  ASSERT_TRUE(server_->put_pod(make_pod("late", "api-0", uid, "api", "registry.example/api:7", late.id(),
+                                        {{"app.kubernetes.io/name", "api"}},
+                                        {{"pyroscope.io/service_name", "late-svc"}},
+                                        {{{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"name", "api"},
+                                          {"uid", random_uid()}, {"controller", true}}})));
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  agent.signal(SIGTERM);
+  ASSERT_EQ(agent.wait(std::chrono::seconds(60)), 0) << read_file(tmp_ / "err");
+  std::string log = read_file(tmp_ / "err");
+
+  std::string want_series =
+      "{cluster=\"e2e\", container=\"api\", namespace=\"late\", node=\"e2e-node\", pod=\"api-0\", "
+      "service_name=\"late-svc\", workload=\"StatefulSet/api\"}";
+  auto files = read_profiles(tmp_ / "profiles");
+  uint64_t first_interval = 0, labeled = 0, other = 0;
+  int64_t first_time = 0;
+  for (const auto& f : files) {
+    auto it = f.samples_by_pid.find(late.pid());
+    if (it == f.samples_by_pid.end()) continue;
+    if (f.labels != want_series) {
+      other += it->second;
+      ADD_FAILURE() << "late pod's samples in series " << f.labels << " (" << f.name << ")";
+      continue;
+    }
+    labeled += it->second;
+    if (first_time == 0 || f.time_nanos < first_time) {
+      first_time = f.time_nanos;
+      first_interval = it->second;
+    }
+  }
+  std::fprintf(stderr, "[ info     ] late pod: %llu samples labeled (%llu in the first interval), %llu otherwise\n",
+               (unsigned long long)labeled, (unsigned long long)first_interval, (unsigned long long)other);
+  // The first interval began 1.8 s before the pod was known; its samples,
+  // those from before included, carry the pod's labels.
+  EXPECT_GE(first_interval, 200u) << log;
+  EXPECT_GE(labeled, 400u) << log;
+  EXPECT_GE(log_number(log, "(\\d+) late-pod samples labeled at aggregation"), 100u) << log;
+}
+
+}  // namespace
+}  // namespace ember::e2e
