@@ -172,6 +172,8 @@ Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string
     snap->comm = *comm;
     while (!snap->comm.empty() && snap->comm.back() == '\n') snap->comm.pop_back();
   }
+  if (auto cg = read_file(dir + "/cgroup"); cg.ok()) snap->cgroup_text = std::move(*cg);
+  if (auto cmd = read_file(dir + "/cmdline"); cmd.ok()) snap->cmdline_raw = std::move(*cmd);
   return snap;
 }
 

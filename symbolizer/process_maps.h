@@ -101,6 +101,11 @@ struct ProcessSnapshot {
   std::string proc_root;    // e.g. "/proc"
   std::string exe_path;     // readlink of /proc/PID/exe, "" if unknown
   std::string comm;
+  // /proc/PID/cgroup and /proc/PID/cmdline (NUL-separated) as read with the
+  // maps, for the label stage: a process that exits before it is labeled
+  // still gets its container and pod labels from these.
+  std::string cgroup_text;
+  std::string cmdline_raw;
   std::vector<MapEntry> mappings;  // executable mappings plus [vdso]
   // Open handles to mapped files the symbolizer had not parsed yet when the
   // snapshot was taken (parallel to `mappings`; null where not needed). They

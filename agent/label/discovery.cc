@@ -86,6 +86,20 @@ ProcessFacts read_process_facts(const std::string& proc_root, uint32_t pid) {
   return f;
 }
 
+void fill_missing_facts(ProcessFacts& f, const std::string& cgroup_text, const std::string& cmdline_raw) {
+  if (f.cgroup.path.empty() && !cgroup_text.empty()) {
+    f.cgroup = parse_proc_cgroup(cgroup_text);
+    f.cgroup_v2_path = v2_path(cgroup_text);
+  }
+  if (f.cmdline.empty() && !cmdline_raw.empty()) {
+    std::string c = cmdline_raw;
+    trim_newline(c);
+    for (char& ch : c)
+      if (ch == '\0') ch = ' ';
+    f.cmdline = std::move(c);
+  }
+}
+
 PodMatch match_pod(const PodIndex* pods, const CgroupInfo& cgroup) {
   PodMatch m;
   m.wanted = pods && (!cgroup.container_id.empty() || !cgroup.pod_uid.empty());

@@ -43,6 +43,12 @@ struct ProcessFacts {
 // their fields empty; never fails.
 ProcessFacts read_process_facts(const std::string& proc_root, uint32_t pid);
 
+// Fills what /proc no longer shows, because the process exited before the
+// label stage reached it, from the text the sample stage read when it first
+// saw the process: /proc/PID/cgroup and the NUL-separated cmdline. Only empty
+// fields are filled.
+void fill_missing_facts(ProcessFacts& f, const std::string& cgroup_text, const std::string& cmdline_raw);
+
 // The pod (and container) a process belongs to, if the index knows it.
 struct PodMatch {
   bool wanted = false;   // the cgroup names a container or pod to look for

@@ -131,6 +131,9 @@ ProcessLabeler::Entry& ProcessLabeler::entry_for(const SymbolizedSample& s) {
   if (!meta.process->exe_path.empty()) e.facts.exe = meta.process->exe_path;
   if (!meta.process->comm.empty()) e.facts.comm = meta.process->comm;
   if (e.facts.comm.empty()) e.facts.comm = meta.comm;
+  // Gone already (a short-lived process): the sample stage's snapshot still
+  // knows its cgroup and command line.
+  if (!e.facts.found) fill_missing_facts(e.facts, meta.process->cgroup_text, meta.process->cmdline_raw);
   e.eval = evaluate(e.facts);
   e.wants_pod = e.eval.pending;
   if (opts_.pods) e.pod_generation = opts_.pods->generation();

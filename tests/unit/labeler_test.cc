@@ -387,6 +387,39 @@ TEST(ProcessLabeler, LatePodIsLabeledAtAggregation) {
   EXPECT_EQ(metrics.counter("ember_label_late_pod_samples_total", "result=\"labeled\"").value(), 2u);
 }
 
+TEST(ProcessLabeler, ExitedProcessIsLabeledFromItsSnapshot) {
+  // Pid 41 is not in the proc tree any more (it exited before the label stage
+  // got to its first sample), but the sample stage read its cgroup and
+  // command line along with its maps.
+  FakeProc proc;
+  FakePods pods;
+  pods.add(shop_pod(), kId2, "cart", "img");
+  Metrics metrics;
+  ProcessLabeler::Options o;
+  o.proc_root = proc.root();
+  o.kubernetes = true;
+  o.node_name = "node-a";
+  o.pods = &pods;
+  o.metrics = &metrics;
+  o.relabel_configs = rules(
+      "relabel_configs:\n"
+      "  - source_labels: [__meta_process_cmdline]\n"
+      "    target_label: cmd\n");
+  ProcessLabeler labeler(o);
+  SymbolizedSample s = sample_of(41);
+  auto snap = std::const_pointer_cast<ProcessSnapshot>(s.meta.process);
+  snap->exe_path = "/cart";
+  snap->cgroup_text = "0::/kubepods/burstable/pod" + kUid + "/" + kId2 + "\n";
+  snap->cmdline_raw = std::string("/cart\0--port\0" "8080\0", 18);
+  LabelDecision d = labeler.labels_for(s);
+  ASSERT_TRUE(d.labels);
+  EXPECT_FALSE(d.pending);
+  EXPECT_EQ(d.labels->get("service_name"), "cart-svc");
+  EXPECT_EQ(d.labels->get("namespace"), "shop");
+  EXPECT_EQ(d.labels->get("container"), "cart");
+  EXPECT_EQ(d.labels->get("cmd"), "/cart --port 8080");
+}
+
 TEST(ProcessLabeler, PodThatNeverShowsUpKeepsProvisionalLabels) {
   FakeProc proc;
   proc.add(41, "job", {"/job"}, "/job", "/kubepods/besteffort/pod" + kUid + "/" + kId1);
@@ -688,7 +721,10 @@ TEST(Targets, JsonOnAFixtureProcRoot) {
   EXPECT_EQ(all["targets"][1]["status"], "dropped");
   EXPECT_EQ(all["targets"][1]["kernel_filter"], "tgid");
 
-  std::string text = render_targets_text(list, TargetsKubernetes{true, false, "kubernetes: connection refused"}, false);
+  TargetsKubernetes unreachable;
+  unreachable.enabled = true;
+  unreachable.error = "kubernetes: connection refused";
+  std::string text = render_targets_text(list, unreachable, false);
   EXPECT_NE(text.find("kubernetes: connection refused"), std::string::npos) << text;
   EXPECT_NE(text.find("nginx"), std::string::npos);
   EXPECT_EQ(text.find("noisy"), std::string::npos) << text;
