@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/curl_failure.h"
 #include "common/log.h"
 
 namespace ember {
@@ -22,36 +23,6 @@ constexpr size_t kMaxErrorBody = 64u << 10;
 // A Retry-After beyond this is not honoured verbatim: the index must not go
 // stale for hours because of one header.
 constexpr Duration kMaxRetryAfter = std::chrono::minutes(5);
-
-const char* failure_reason(CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return "connect";
-    case CURLE_OPERATION_TIMEDOUT: return "timeout";
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_USE_SSL_FAILED:
-      return "tls";
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return "connection";
-    default: return "transport";
-  }
-}
 
 double random01() {
   // Only the watcher thread draws; thread_local keeps it lock-free anyway.
@@ -280,7 +251,7 @@ class PodWatcher::Api {
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && ctx.stopped)) {
       // A transfer cut mid-body still reports the status it started with;
       // what matters is that it failed.
-      resp.failure = failure_reason(rc);
+      resp.failure = transport_failure_name(classify_curl_failure(rc));
       resp.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
       resp.status = 0;
       return resp;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/curl_failure.h"
 #include "common/duration.h"
 #include "common/result.h"
 
@@ -35,17 +36,6 @@ struct HttpRequest {
   bool fresh_connection = false;
 };
 
-// Why no HTTP status came back. Metrics use the names.
-enum class TransportFailure {
-  kNone,
-  kConnect,     // could not connect (refused, unreachable, DNS)
-  kTimeout,     // no complete answer within the timeout
-  kTls,         // handshake or certificate verification failed
-  kConnection,  // connection reset or closed mid-request
-  kAborted,     // aborted by the caller (shutdown)
-  kOther,
-};
-const char* transport_failure_name(TransportFailure f);
 
 struct HttpResponse {
   int status = 0;  // 0 when failure != kNone
