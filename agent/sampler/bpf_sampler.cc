@@ -4,9 +4,11 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -117,14 +119,15 @@ class BpfVerdictMaps final : public VerdictSink {
 uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz) {
   // A sample with full stacks is about 2 KiB; stack copies (up to 20 KiB)
   // come only from processes whose tables are not loaded yet. Size for one
-  // second of 4 KiB samples, and never less than 4 MiB: on a host with
-  // hundreds of busy processes the drain thread (at their priority) can wait
-  // hundreds of milliseconds for a CPU, while a burst of new processes sends
-  // stack copies. bench/ship lost up to 6% of samples to a full 512 KiB ring
-  // that way; 4 MiB of locked memory is a small price for losing none.
+  // second of 4 KiB samples, and never less than 2 MiB: on a host with
+  // hundreds of busy processes the drain thread can wait a long time for a
+  // CPU while a burst of new processes sends stack copies, and bench/ship
+  // sometimes lost samples to a full 512 KiB or 1 MiB ring that way. Not
+  // more by default: the ring is mapped twice into the agent (for
+  // wrap-around reads), so it counts double in its RSS.
   constexpr uint64_t kTypicalSample = 4096;
   uint64_t bytes = uint64_t(cpus) * uint64_t(std::max(frequency_hz, 1)) * kTypicalSample;
-  return std::min<uint64_t>(round_up_pow2(std::max<uint64_t>(bytes, 4ull << 20)), 256ull << 20);
+  return std::min<uint64_t>(round_up_pow2(std::max<uint64_t>(bytes, 2ull << 20)), 256ull << 20);
 }
 
 Result<std::vector<int>> parse_cpu_list(const std::string& text) {
@@ -316,6 +319,17 @@ int BpfSampler::on_ring_record(void* ctx, void* data, size_t size) {
 }
 
 void BpfSampler::drain_loop() {
+  // The ring only empties when this thread runs. On a host with hundreds of
+  // busy processes at the agent's priority, a thread waking every 50 ms can
+  // wait long enough for a CPU that the ring fills (bench/ship saw this), so
+  // the drain thread asks for a slightly larger share than the rest of the
+  // agent: 5 nice levels above it. It needs CAP_SYS_NICE; without it the
+  // ring's size is the only cushion.
+  pid_t tid = pid_t(syscall(SYS_gettid));
+  errno = 0;
+  int nice_now = getpriority(PRIO_PROCESS, id_t(tid));
+  if (errno == 0 && setpriority(PRIO_PROCESS, id_t(tid), std::max(nice_now - 5, -20)) != 0)
+    EMBER_DEBUG("drain thread keeps nice %d: %s", nice_now, std::strerror(errno));
   while (!stop_.load(std::memory_order_acquire)) {
     // Samples do not wake us (that would cost a wakeup per sample); exec
     // events do. So poll with a short timeout, then consume everything.

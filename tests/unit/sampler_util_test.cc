@@ -29,9 +29,10 @@ TEST(CpuList, ReadsFromAnInjectedSysfs) {
 }
 
 TEST(RingBuffer, AutoSizeScalesWithCpusAndFrequency) {
-  EXPECT_EQ(auto_ring_buffer_bytes(1, 100), 4u << 20);         // the floor
-  EXPECT_EQ(auto_ring_buffer_bytes(2, 100), 4u << 20);         // 800 KiB: still the floor
-  EXPECT_EQ(auto_ring_buffer_bytes(16, 100), 8u << 20);        // 16 x 100 x 4 KiB, rounded up
+  EXPECT_EQ(auto_ring_buffer_bytes(1, 100), 2u << 20);         // the floor
+  EXPECT_EQ(auto_ring_buffer_bytes(2, 100), 2u << 20);         // 800 KiB: still the floor
+  EXPECT_EQ(auto_ring_buffer_bytes(8, 100), 4u << 20);         // 8 x 100 x 4 KiB, rounded up
+  EXPECT_EQ(auto_ring_buffer_bytes(16, 100), 8u << 20);
   EXPECT_EQ(auto_ring_buffer_bytes(64, 100), 32u << 20);
   EXPECT_EQ(auto_ring_buffer_bytes(64, 1000), 256u << 20);
   EXPECT_EQ(auto_ring_buffer_bytes(4096, 10000), 256u << 20);  // the ceiling
