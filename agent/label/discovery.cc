@@ -39,33 +39,39 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 }  // namespace
 
-ProcessFacts read_process_facts(const std::string& proc_root, uint32_t pid) {
+ProcessFacts process_facts_from(uint32_t pid, std::string exe, std::string comm,
+                                const std::string& cmdline_raw, const std::string& cgroup_text) {
   ProcessFacts f;
   f.pid = pid;
+  f.exe = std::move(exe);
+  f.comm = std::move(comm);
+  trim_newline(f.comm);
+  f.cmdline = cmdline_raw;
+  trim_newline(f.cmdline);
+  for (char& ch : f.cmdline)
+    if (ch == '\0') ch = ' ';
+  if (!cgroup_text.empty()) {
+    f.cgroup = parse_proc_cgroup(cgroup_text);
+    f.cgroup_v2_path = v2_path(cgroup_text);
+  }
+  f.found = true;
+  return f;
+}
+
+ProcessFacts read_process_facts(const std::string& proc_root, uint32_t pid) {
   const std::string dir = proc_root + "/" + std::to_string(pid);
-  if (auto comm = read_file(dir + "/comm")) {
-    f.found = true;
-    f.comm = *comm;
-    trim_newline(f.comm);
-  }
-  if (auto cmd = read_file(dir + "/cmdline")) {
-    f.found = true;
-    std::string& c = *cmd;
-    trim_newline(c);
-    for (char& ch : c)
-      if (ch == '\0') ch = ' ';
-    f.cmdline = std::move(c);
-  }
+  auto comm = read_file(dir + "/comm");
+  auto cmd = read_file(dir + "/cmdline");
+  auto cg = read_file(dir + "/cgroup");
+  auto stat = read_file(dir + "/stat");
+  std::string exe;
   char buf[4096];
   ssize_t n = readlink((dir + "/exe").c_str(), buf, sizeof(buf) - 1);
-  if (n > 0) f.exe.assign(buf, size_t(n));
-  if (auto cg = read_file(dir + "/cgroup")) {
-    f.found = true;
-    f.cgroup = parse_proc_cgroup(*cg);
-    f.cgroup_v2_path = v2_path(*cg);
-  }
-  if (auto stat = read_file(dir + "/stat")) {
-    f.found = true;
+  if (n > 0) exe.assign(buf, size_t(n));
+  ProcessFacts f = process_facts_from(pid, std::move(exe), comm ? *comm : "", cmd ? *cmd : "",
+                                      cg ? *cg : "");
+  f.found = comm.ok() || cmd.ok() || cg.ok() || stat.ok();
+  if (stat) {
     // "pid (comm) S ppid pgrp session tty_nr tpgid flags ...": comm may hold
     // spaces and parentheses, so count fields after the last ')'.
     size_t close = stat->rfind(')');
@@ -84,20 +90,6 @@ ProcessFacts read_process_facts(const std::string& proc_root, uint32_t pid) {
     f.kernel_thread = true;  // fixture trees without stat
   }
   return f;
-}
-
-void fill_missing_facts(ProcessFacts& f, const std::string& cgroup_text, const std::string& cmdline_raw) {
-  if (f.cgroup.path.empty() && !cgroup_text.empty()) {
-    f.cgroup = parse_proc_cgroup(cgroup_text);
-    f.cgroup_v2_path = v2_path(cgroup_text);
-  }
-  if (f.cmdline.empty() && !cmdline_raw.empty()) {
-    std::string c = cmdline_raw;
-    trim_newline(c);
-    for (char& ch : c)
-      if (ch == '\0') ch = ' ';
-    f.cmdline = std::move(c);
-  }
 }
 
 PodMatch match_pod(const PodIndex* pods, const CgroupInfo& cgroup) {

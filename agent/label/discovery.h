@@ -43,11 +43,13 @@ struct ProcessFacts {
 // their fields empty; never fails.
 ProcessFacts read_process_facts(const std::string& proc_root, uint32_t pid);
 
-// Fills what /proc no longer shows, because the process exited before the
-// label stage reached it, from the text the sample stage read when it first
-// saw the process: /proc/PID/cgroup and the NUL-separated cmdline. Only empty
-// fields are filled.
-void fill_missing_facts(ProcessFacts& f, const std::string& cgroup_text, const std::string& cmdline_raw);
+// The same facts from text already read: `cmdline_raw` NUL-separated as in
+// /proc/PID/cmdline, `cgroup_text` as in /proc/PID/cgroup. The sample stage
+// reads these with a process's maps (ProcessSnapshot), so the label stage
+// reads nothing again, and a process that exited before it was labeled still
+// has its cgroup, container and pod.
+ProcessFacts process_facts_from(uint32_t pid, std::string exe, std::string comm,
+                                const std::string& cmdline_raw, const std::string& cgroup_text);
 
 // The pod (and container) a process belongs to, if the index knows it.
 struct PodMatch {

@@ -124,16 +124,20 @@ ProcessLabeler::Entry& ProcessLabeler::entry_for(const SymbolizedSample& s) {
   e.first_seen_ns = meta.time_ns;
   e.cgroup_id = meta.cgroup_id;
   e.last_used = ++use_clock_;
-  if (!opts_.proc_root.empty()) e.facts = read_process_facts(opts_.proc_root, meta.pid);
+  // The snapshot is the image the sample came from (/proc may already show a
+  // newer one, or nothing), and when the sample stage read it from /proc it
+  // holds everything discovery needs. Other snapshots (built from an exec
+  // hint after the process was gone, or by tests) leave the rest to /proc.
+  const ProcessSnapshot& snap = *meta.process;
+  if (!opts_.proc_root.empty()) {
+    e.facts = snap.maps_ok ? ProcessFacts{} : read_process_facts(opts_.proc_root, meta.pid);
+    if (!e.facts.found)
+      e.facts = process_facts_from(meta.pid, snap.exe_path, snap.comm, snap.cmdline_raw, snap.cgroup_text);
+  }
   e.facts.pid = meta.pid;
-  // The snapshot is the image the sample came from; /proc may already show
-  // a newer one.
-  if (!meta.process->exe_path.empty()) e.facts.exe = meta.process->exe_path;
-  if (!meta.process->comm.empty()) e.facts.comm = meta.process->comm;
+  if (!snap.exe_path.empty()) e.facts.exe = snap.exe_path;
+  if (!snap.comm.empty()) e.facts.comm = snap.comm;
   if (e.facts.comm.empty()) e.facts.comm = meta.comm;
-  // Gone already (a short-lived process): the sample stage's snapshot still
-  // knows its cgroup and command line.
-  if (!e.facts.found) fill_missing_facts(e.facts, meta.process->cgroup_text, meta.process->cmdline_raw);
   e.eval = evaluate(e.facts);
   e.wants_pod = e.eval.pending;
   if (opts_.pods) e.pod_generation = opts_.pods->generation();

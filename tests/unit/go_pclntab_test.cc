@@ -21,6 +21,7 @@
 //
 // Set EMBER_GO_CROSS=1 to also check arm64, 386 and s390x builds (pc quantum
 // 4, 4-byte pointers, big-endian); each costs a standard-library build.
+#include "unit/reference_tools.h"
 #include "symbolizer/go_pclntab.h"
 
 #include <gtest/gtest.h>
@@ -44,26 +45,8 @@ namespace {
 // ---------------------------------------------------------------------------
 // helpers
 
-std::string run_capture(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    if (status) *status = -1;
-    return out;
-  }
-  char buf[1 << 16];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  if (status) *status = st;
-  return out;
-}
-
-std::string shq(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
-}
+using reftools::run_capture;
+using reftools::shq;
 
 bool have_tool(const char* name) {
   return system(("command -v " + std::string(name) + " >/dev/null 2>&1").c_str()) == 0;
@@ -203,10 +186,7 @@ const GoBuilds& builds() {
 // ---------------------------------------------------------------------------
 // Reference: llvm-symbolizer --inlining over DWARF.
 
-struct Frame {
-  std::string function, file;
-  int line = 0;
-};
+using reftools::Frame;
 
 struct Insn {
   uint64_t addr;
@@ -253,41 +233,7 @@ std::vector<uint64_t> sample_addresses(const std::vector<Insn>& all, size_t othe
 }
 
 std::vector<std::vector<Frame>> reference(const std::string& path, const std::vector<uint64_t>& addrs) {
-  char tmpl[] = "/tmp/ember-go-addrs-XXXXXX";
-  int fd = mkstemp(tmpl);
-  std::string list;
-  for (uint64_t a : addrs) {
-    char b[32];
-    std::snprintf(b, sizeof(b), "0x%llx\n", (unsigned long long)a);
-    list += b;
-  }
-  EXPECT_EQ(write(fd, list.data(), list.size()), ssize_t(list.size()));
-  close(fd);
-  std::string out = run_capture("llvm-symbolizer --inlining --obj=" + shq(path) + " < " + tmpl);
-  unlink(tmpl);
-  std::vector<std::vector<Frame>> result;
-  std::istringstream in(out);
-  std::string name, loc;
-  std::vector<Frame> cur;
-  while (std::getline(in, name)) {
-    if (name.empty()) {
-      result.push_back(std::move(cur));
-      cur.clear();
-      continue;
-    }
-    std::getline(in, loc);
-    Frame f;
-    f.function = name == "??" ? "" : name;
-    size_t c2 = loc.rfind(':');  // file:line:column
-    size_t c1 = c2 == std::string::npos || c2 == 0 ? std::string::npos : loc.rfind(':', c2 - 1);
-    if (c1 != std::string::npos) {
-      f.file = loc.substr(0, c1);
-      f.line = std::atoi(loc.substr(c1 + 1, c2 - c1 - 1).c_str());
-    }
-    if (f.file == "??") f.file.clear();
-    cur.push_back(f);
-  }
-  return result;
+  return reftools::llvm_symbolize(path, addrs, /*demangle=*/true);
 }
 
 // ours (runtime naming) vs theirs (DWARF naming); sets the category used.

@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 
+#include "unit/reference_tools.h"
 #include "agent/unwind/unwind_table.h"
 #include "symbolizer/go_pclntab.h"
 
@@ -25,19 +26,7 @@ namespace {
 
 std::string fixture(const char* name) { return std::string(FIXTURE_DIR) + "/" + name; }
 
-std::string run_capture(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    *status = -1;
-    return out;
-  }
-  char buf[1 << 16];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
-}
+using reftools::run_capture;
 
 std::shared_ptr<const UnwindTable> table_of(const std::string& path) {
   auto elf = ElfFile::open(path);

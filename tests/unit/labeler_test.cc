@@ -98,6 +98,18 @@ PodInfo shop_pod() {
   return p;
 }
 
+// Label-stage options for a Kubernetes node "node-a" whose processes are in
+// `proc` and whose pods are in `pods`.
+ProcessLabeler::Options k8s_options(const FakeProc& proc, FakePods& pods, Metrics* metrics = nullptr) {
+  ProcessLabeler::Options o;
+  o.proc_root = proc.root();
+  o.kubernetes = true;
+  o.node_name = "node-a";
+  o.pods = &pods;
+  o.metrics = metrics;
+  return o;
+}
+
 class FakeSink : public VerdictSink {
  public:
   Put drop_tgid(uint32_t t) override {
@@ -290,11 +302,7 @@ TEST(ProcessLabeler, RelabelRunsOverDefaultsAndUserLabelsWin) {
            "/kubepods/burstable/pod" + kUid + "/" + kId2);
   FakePods pods;
   pods.add(shop_pod(), kId2, "cart", "registry/cart:1.2");
-  ProcessLabeler::Options o;
-  o.proc_root = proc.root();
-  o.kubernetes = true;
-  o.node_name = "node-a";
-  o.pods = &pods;
+  ProcessLabeler::Options o = k8s_options(proc, pods);
   o.static_labels = {{"env", "prod"}, {"namespace", "from-static"}};
   o.relabel_configs = rules(
       "relabel_configs:\n"
@@ -349,12 +357,7 @@ TEST(ProcessLabeler, LatePodIsLabeledAtAggregation) {
   proc.add(40, "cart", {"/cart"}, "/cart", "/kubepods/burstable/pod" + kUid + "/" + kId2);
   FakePods pods;
   Metrics metrics;
-  ProcessLabeler::Options o;
-  o.proc_root = proc.root();
-  o.kubernetes = true;
-  o.node_name = "node-a";
-  o.pods = &pods;
-  o.metrics = &metrics;
+  ProcessLabeler::Options o = k8s_options(proc, pods, &metrics);
   ProcessLabeler labeler(o);
   StackAggregator::Options ao;
   ao.resolve_pending = [&](const PendingLabels& p) { return labeler.resolve_pending(p); };
@@ -395,12 +398,7 @@ TEST(ProcessLabeler, ExitedProcessIsLabeledFromItsSnapshot) {
   FakePods pods;
   pods.add(shop_pod(), kId2, "cart", "img");
   Metrics metrics;
-  ProcessLabeler::Options o;
-  o.proc_root = proc.root();
-  o.kubernetes = true;
-  o.node_name = "node-a";
-  o.pods = &pods;
-  o.metrics = &metrics;
+  ProcessLabeler::Options o = k8s_options(proc, pods, &metrics);
   o.relabel_configs = rules(
       "relabel_configs:\n"
       "  - source_labels: [__meta_process_cmdline]\n"
@@ -418,6 +416,28 @@ TEST(ProcessLabeler, ExitedProcessIsLabeledFromItsSnapshot) {
   EXPECT_EQ(d.labels->get("namespace"), "shop");
   EXPECT_EQ(d.labels->get("container"), "cart");
   EXPECT_EQ(d.labels->get("cmd"), "/cart --port 8080");
+}
+
+TEST(ProcessLabeler, SnapshotReadFromProcIsNotReadAgain) {
+  // The sample stage read pid 42 from /proc (maps_ok) in its pod's cgroup;
+  // the proc tree now says otherwise (say, the pid was reused). The labels
+  // follow the snapshot, which is the image the samples came from.
+  FakeProc proc;
+  proc.add(42, "other", {"/other"}, "/other", "/system.slice/other.service");
+  FakePods pods;
+  pods.add(shop_pod(), kId2, "cart", "img");
+  ProcessLabeler::Options o = k8s_options(proc, pods);
+  ProcessLabeler labeler(o);
+  SymbolizedSample s = sample_of(42);
+  auto snap = std::const_pointer_cast<ProcessSnapshot>(s.meta.process);
+  snap->maps_ok = true;
+  snap->exe_path = "/cart";
+  snap->comm = "cart";
+  snap->cgroup_text = "0::/kubepods/burstable/pod" + kUid + "/" + kId2 + "\n";
+  LabelDecision d = labeler.labels_for(s);
+  ASSERT_TRUE(d.labels);
+  EXPECT_EQ(d.labels->get("service_name"), "cart-svc");
+  EXPECT_EQ(d.labels->get("pod"), "cart-7d9f-x2");
 }
 
 TEST(ProcessLabeler, PodThatNeverShowsUpKeepsProvisionalLabels) {

@@ -16,24 +16,17 @@
 #include <map>
 #include <sstream>
 
+#include "unit/reference_tools.h"
 #include "symbolizer/dwarf_info.h"
 #include "symbolizer/elf_file.h"
 
 namespace ember {
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(FIXTURE_DIR) + "/" + name; }
+using reftools::Frame;
+using reftools::run_capture;
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+std::string fixture(const std::string& name) { return std::string(FIXTURE_DIR) + "/" + name; }
 
 // Every `step`-th instruction address of the binary's .text.
 std::vector<uint64_t> instruction_addresses(const std::string& path, size_t want) {
@@ -55,56 +48,13 @@ std::vector<uint64_t> instruction_addresses(const std::string& path, size_t want
   return out;
 }
 
-struct Frame {
-  std::string function, file;
-  int line = 0;
-};
-
 std::string base(const std::string& path) {
   size_t s = path.rfind('/');
   return s == std::string::npos ? path : path.substr(s + 1);
 }
 
-// llvm-symbolizer's answer for each address: frames innermost first.
 std::vector<std::vector<Frame>> reference(const std::string& path, const std::vector<uint64_t>& addrs) {
-  char tmpl[] = "/tmp/ember-addrs-XXXXXX";
-  int fd = mkstemp(tmpl);
-  std::string list;
-  for (uint64_t a : addrs) {
-    char b[32];
-    std::snprintf(b, sizeof(b), "0x%llx\n", (unsigned long long)a);
-    list += b;
-  }
-  EXPECT_EQ(write(fd, list.data(), list.size()), ssize_t(list.size()));
-  close(fd);
-  std::string out =
-      run_capture("llvm-symbolizer --inlining --no-demangle --obj='" + path + "' < " +
-                  std::string(tmpl));
-  unlink(tmpl);
-  std::vector<std::vector<Frame>> result;
-  std::istringstream in(out);
-  std::string name, loc;
-  std::vector<Frame> cur;
-  while (std::getline(in, name)) {
-    if (name.empty()) {
-      result.push_back(std::move(cur));
-      cur.clear();
-      continue;
-    }
-    std::getline(in, loc);
-    Frame f;
-    f.function = name == "??" ? "" : name;
-    // file:line:column
-    size_t c2 = loc.rfind(':');
-    size_t c1 = c2 == std::string::npos ? c2 : loc.rfind(':', c2 - 1);
-    if (c1 != std::string::npos) {
-      f.file = loc.substr(0, c1);
-      f.line = std::atoi(loc.substr(c1 + 1, c2 - c1 - 1).c_str());
-    }
-    if (f.file == "??") f.file.clear();
-    cur.push_back(f);
-  }
-  return result;
+  return reftools::llvm_symbolize(path, addrs, /*demangle=*/false);
 }
 
 // A constructor or destructor's ABI variants (complete-object C1/D1,

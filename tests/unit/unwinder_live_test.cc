@@ -40,6 +40,20 @@ class ProcMemory final : public Memory {
   UniqueFd fd_;
 };
 
+// A stopped thread's registers as the unwinder takes them (gpr in DWARF
+// register order).
+Registers registers_of(const user_regs_struct& r) {
+  Registers regs;
+  regs.ip = r.rip;
+  regs.sp = r.rsp;
+  regs.bp = r.rbp;
+  uint64_t g[16] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp,
+                    r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
+  for (int i = 0; i < 16; ++i) regs.gpr[size_t(i)] = g[i];
+  regs.have_gpr = true;
+  return regs;
+}
+
 // Runs `unwind_target MODE`, and samples one of its threads with ptrace.
 class Target {
  public:
@@ -94,15 +108,7 @@ class Target {
     user_regs_struct r{};
     bool ok = ptrace(PTRACE_GETREGS, tid, 0, &r) == 0;
     if (ok) {
-      Registers regs;
-      regs.ip = r.rip;
-      regs.sp = r.rsp;
-      regs.bp = r.rbp;
-      uint64_t g[16] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp,
-                        r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
-      for (int i = 0; i < 16; ++i) regs.gpr[size_t(i)] = g[i];
-      regs.have_gpr = true;
-      fn(regs);
+      fn(registers_of(r));
     }
     ptrace(PTRACE_CONT, tid, 0, 0);
     return ok;
@@ -279,15 +285,7 @@ TEST(LiveUnwindGo, StrippedGoStacksAreCompleteThroughFramelessLeaves) {
     }
     user_regs_struct r{};
     if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
-      Registers regs;
-      regs.ip = r.rip;
-      regs.sp = r.rsp;
-      regs.bp = r.rbp;
-      uint64_t g[16] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp,
-                        r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
-      for (int i = 0; i < 16; ++i) regs.gpr[size_t(i)] = g[i];
-      regs.have_gpr = true;
-      fn(regs);
+      fn(registers_of(r));
     }
     ptrace(PTRACE_CONT, tid, 0, 0);
   };
