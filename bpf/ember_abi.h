@@ -1,6 +1,6 @@
 /* The contract between profile.bpf.c and user space.
  *
- * Both sides include this header: the BPF program (through vmlinux.h types)
+ * Both sides include this header: the BPF program (through kernel_types.h)
  * and the agent (through <linux/types.h>). Every record that crosses the ring
  * buffer is laid out here, and user space static_asserts the layout so that a
  * change on one side cannot silently corrupt the other.
@@ -8,7 +8,7 @@
 #ifndef EMBER_BPF_ABI_H
 #define EMBER_BPF_ABI_H
 
-#ifndef __VMLINUX_H__
+#ifndef EMBER_KERNEL_TYPES_H
 #include <linux/types.h>
 #endif
 

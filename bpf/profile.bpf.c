@@ -11,7 +11,7 @@
  * Knobs live in .rodata and are fixed before load; map sizes are set by the
  * loader from config before load.
  */
-#include "vmlinux.h"
+#include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
@@ -35,6 +35,10 @@ const volatile __u32 stack_copy_bytes = EMBER_STACK_COPY_MAX;
 /* Consult drop_tgids/drop_cgroups: set only when relabel_configs can drop
  * processes, so `ember record` and rule-less agents pay nothing. */
 const volatile bool check_verdicts = false;
+/* The kernel has bpf_task_pt_regs (5.15): samples taken in kernel mode get
+ * their user registers from the task's saved entry registers. Set from a
+ * probe, not from CO-RE, so tests can turn it off on a newer kernel. */
+const volatile bool have_task_pt_regs = false;
 /* Written by user space after load (not a knob): relabeling dropped the
  * kernel-thread series. */
 volatile bool drop_kernel_threads = false;
@@ -154,8 +158,9 @@ static __always_inline void count(__u32 which) {
  * registers are the user's and there is no kernel stack to take. */
 static __always_inline bool sampled_in_user_mode(struct bpf_perf_event_data* ctx) {
 #if defined(__TARGET_ARCH_x86)
-  /* The verifier only allows full-width loads from the context: volatile
-   * stops clang from narrowing this to a 16-bit load. */
+  /* The whole 8-byte slot (kernel_types.h): the verifier only allows
+   * full-width loads from the context, and volatile stops clang from
+   * narrowing this to a 16-bit load. */
   __u64 cs = *(volatile __u64*)&ctx->regs.cs;
   return (cs & 3) == 3;
 #elif defined(__TARGET_ARCH_arm64)
@@ -200,9 +205,7 @@ struct user_regs {
 static __always_inline bool user_regs_of(struct bpf_perf_event_data* ctx, bool in_user,
                                          struct user_regs* r, __u64* gpr) {
 #if defined(__TARGET_ARCH_x86)
-  struct pt_regs* regs;
   if (in_user) {
-    regs = (struct pt_regs*)&ctx->regs;
     r->ip = *(volatile __u64*)&ctx->regs.ip;
     r->sp = *(volatile __u64*)&ctx->regs.sp;
     r->bp = *(volatile __u64*)&ctx->regs.bp;
@@ -221,12 +224,15 @@ static __always_inline bool user_regs_of(struct bpf_perf_event_data* ctx, bool i
     gpr[14] = *(volatile __u64*)&ctx->regs.r14;
     gpr[15] = *(volatile __u64*)&ctx->regs.r15;
   } else {
-    /* bpf_task_pt_regs (5.15) wants a BTF-typed task pointer. */
-    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) return false;
-    regs = (struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
+    /* bpf_task_pt_regs (5.15) wants a BTF-typed task pointer
+     * (bpf_get_current_task_btf, 5.11). Without it the verifier prunes this
+     * branch, so the helpers' absence on older kernels does not matter. */
+    if (!have_task_pt_regs) return false;
+    const void* regs = (const void*)bpf_task_pt_regs(bpf_get_current_task_btf());
     if (!regs) return false;
-    /* One read of the saved registers; fields then come from the copy. */
-    struct pt_regs copy;
+    /* One read of the saved registers (a fixed ABI layout, see
+     * kernel_types.h); fields then come from the copy. */
+    struct ember_user_regs copy;
     if (bpf_probe_read_kernel(&copy, sizeof(copy), regs) != 0) return false;
     r->ip = copy.ip;
     r->sp = copy.sp;
@@ -314,6 +320,21 @@ struct walk {
   __u8 stop;      /* enum ember_unwind_stop */
   __u8 pad;
 };
+
+/* The walk's state lives in map memory, not on the stack of the program
+ * that calls bpf_loop. The verifier knows nothing about values loaded from a
+ * map, so every iteration of walk_step starts from the same abstract state
+ * and its verification converges at once. With the state on the caller's
+ * stack, the frame count and registers were known constants in each
+ * iteration, and kernels that verify a callback once per distinct entry
+ * state (Ubuntu 24.04's 6.8) re-verified walk_step for every frame until
+ * they hit the 1M-instruction limit. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct walk);
+} walk_scratch SEC(".maps");
 
 static __always_inline struct ember_mapping* find_mapping(const struct walk* w, __u64 addr) {
   __u32 lo = 0, hi = w->proc_count;
@@ -457,8 +478,9 @@ done:
 }
 
 static long walk_step(__u32 i, void* data) {
-  struct walk* w = data;
   __u32 zero = 0;
+  struct walk* w = bpf_map_lookup_elem(&walk_scratch, &zero);
+  if (!w) return 1;
   struct ember_sample* s = bpf_map_lookup_elem(&sample_scratch, &zero);
   if (!s) return stop_walk(w, EMBER_STOP_READ_ERROR);
   if (w->n >= EMBER_MAX_USER_DEPTH) return stop_walk(w, EMBER_STOP_TRUNCATED);
@@ -498,32 +520,35 @@ static __always_inline void copy_stack(struct ember_sample* s, const struct walk
 /* The table-driven walk. Returns the number of user frames written. */
 static __always_inline long walk_tables(struct ember_sample* s, __u32 klen, const struct user_regs* r,
                                         __u32 tgid) {
-  struct walk w = {};
-  w.pc = r->ip;
-  w.sp = r->sp;
-  w.bp = r->bp;
-  w.klen = klen;
-  w.first = 1;
+  __u32 zero = 0;
+  struct walk* w = bpf_map_lookup_elem(&walk_scratch, &zero);
+  if (!w) return 0;
+  __builtin_memset(w, 0, sizeof(*w));
+  w->pc = r->ip;
+  w->sp = r->sp;
+  w->bp = r->bp;
+  w->klen = klen;
+  w->first = 1;
   struct ember_proc* proc = bpf_map_lookup_elem(&unwind_procs, &tgid);
   if (!proc) {
     /* Not loaded yet (a new process): record where it is and let user
      * space walk the copy with the same tables. */
     s->stack[klen & (EMBER_STACK_SLOTS - 1)] = r->ip;
-    w.n = 1;
-    w.stop = EMBER_STOP_NO_TABLES;
+    w->n = 1;
+    w->stop = EMBER_STOP_NO_TABLES;
   } else {
-    w.proc_first = proc->first;
-    w.proc_count = proc->count;
-    if (w.proc_count > EMBER_MAX_PROC_MAPPINGS) w.proc_count = EMBER_MAX_PROC_MAPPINGS;
-    w.stop = EMBER_STOP_TRUNCATED;
-    bpf_loop(EMBER_MAX_USER_DEPTH + 1, walk_step, &w, 0);
+    w->proc_first = proc->first;
+    w->proc_count = proc->count;
+    if (w->proc_count > EMBER_MAX_PROC_MAPPINGS) w->proc_count = EMBER_MAX_PROC_MAPPINGS;
+    w->stop = EMBER_STOP_TRUNCATED;
+    bpf_loop(EMBER_MAX_USER_DEPTH + 1, walk_step, NULL, 0);
   }
-  if ((w.stop == EMBER_STOP_NO_TABLES || w.stop == EMBER_STOP_NO_MAPPING) && stack_copy_bytes) {
-    copy_stack(s, &w);
+  if ((w->stop == EMBER_STOP_NO_TABLES || w->stop == EMBER_STOP_NO_MAPPING) && stack_copy_bytes) {
+    copy_stack(s, w);
     count(EMBER_CTR_STACK_COPIES);
   }
-  s->unwind_stop = w.stop;
-  return w.n;
+  s->unwind_stop = w->stop;
+  return w->n;
 }
 
 static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool use_tables) {
@@ -677,12 +702,19 @@ int BPF_PROG(ember_exec, struct task_struct* task, pid_t old_pid, struct linux_b
   e->end_code = BPF_CORE_READ(mm, end_code);
   e->entry = 0;
   /* The auxiliary vector is (type, value) pairs; AT_ENTRY (9) comes within
-   * the first couple of dozen entries on every architecture we support. */
-  for (int i = 0; i < 48; i += 2) {
-    __u64 type = BPF_CORE_READ(mm, saved_auxv[i]);
-    if (type == 0) break; /* AT_NULL */
-    if (type == 9) {
-      e->entry = BPF_CORE_READ(mm, saved_auxv[i + 1]);
+   * the first couple of dozen entries on every architecture we support. Its
+   * length differs between kernels (kernel_types.h), so the walk is bounded
+   * by the running kernel's array, read through its relocated offset. */
+  const unsigned long* auxv = (const unsigned long*)((const char*)mm +
+                                                     bpf_core_field_offset(mm->saved_auxv));
+  __u32 auxv_len = bpf_core_field_size(mm->saved_auxv) / sizeof(unsigned long);
+  for (__u32 i = 0; i < 64; i += 2) {
+    if (i + 1 >= auxv_len) break;
+    __u64 pair[2] = {};
+    if (bpf_probe_read_kernel(pair, sizeof(pair), auxv + i) != 0) break;
+    if (pair[0] == 0) break; /* AT_NULL */
+    if (pair[0] == 9) {
+      e->entry = pair[1];
       break;
     }
   }

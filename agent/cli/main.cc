@@ -15,6 +15,7 @@ const char* kUsage =
     "  ember record [options] -a [-d 30s]            profile the whole system\n"
     "  ember agent --config FILE                     run the continuous profiling daemon\n"
     "  ember targets --config FILE [--json] [--all]  list what the agent would profile, with labels\n"
+    "  ember kernel-check [--btf FILE]...            check that Ember loads on this (or that) kernel\n"
     "  ember version\n"
     "\n"
     "Run 'ember <command> --help' for its options.\n";
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   if (cmd == "record") return ember::run_record(argc - 1, argv + 1);
   if (cmd == "agent") return ember::run_agent(argc - 1, argv + 1);
   if (cmd == "targets") return ember::run_targets(argc - 1, argv + 1);
+  if (cmd == "kernel-check") return ember::run_kernel_check(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "ember " << EMBER_VERSION << std::endl;
     return 0;

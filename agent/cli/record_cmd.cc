@@ -103,6 +103,9 @@ int run_record(int argc, char** argv) {
       ("unwinder", "User stacks: auto (unwind tables where the kernel allows, Linux 5.17+), "
                    "tables, or fp (frame pointers only)",
        cxxopts::value<std::string>()->default_value("auto"))
+      ("disable-kernel-feature", "Do not use this kernel feature even if the kernel has it: "
+       "bpf_loop or task_pt_regs (repeatable; tests older kernels' fallbacks)",
+       cxxopts::value<std::vector<std::string>>())
       ("names-only", "Function names only: no file:line, no inlined frames")
       ("demangle", "C++ and Rust names: full, simplified (no parameters or template arguments) "
        "or none", cxxopts::value<std::string>()->default_value("full"))
@@ -166,6 +169,8 @@ int run_record(int argc, char** argv) {
     config.symbolizer.demangle_simplified = d == "simplified";
   }
   config.symbolizer.lines = args.count("names-only") == 0;
+  if (args.count("disable-kernel-feature"))
+    config.sampler.disable_kernel_features = args["disable-kernel-feature"].as<std::vector<std::string>>();
   if (args.count("debug-dir")) config.symbolizer.debug_dir = args["debug-dir"].as<std::string>();
   if (args.count("debuginfod")) config.symbolizer.debuginfod.urls = args["debuginfod"].as<std::vector<std::string>>();
   if (args.count("debuginfod-cache")) config.symbolizer.debuginfod.cache_dir = args["debuginfod-cache"].as<std::string>();

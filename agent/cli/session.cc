@@ -96,6 +96,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   sa.collect_bpf_stats = opts.collect_bpf_stats;
   sa.unwinder = unwinder;
   sa.unwind_table_bytes = c.sampler.unwind_table_bytes;
+  sa.disabled_features = c.sampler.disable_kernel_features;
   // Drop verdicts reach the kernel only when the rules can drop anything.
   sa.check_verdicts = !opts.single_series && s->labeler_->can_drop();
   sa.verdict_tgid_entries = uint32_t(c.sampler.max_processes);

@@ -558,6 +558,21 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"unwind_table_memory", [&](const YAML::Node& n, const std::string& k) {
          r.size(n, k, 1 << 20, 1ull << 34, &c.sampler.unwind_table_bytes);
        }},
+      {"disable_kernel_features", [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsSequence()) {
+           r.error(n, k, "expected a list of kernel features, e.g. [bpf_loop]");
+           return;
+         }
+         for (size_t i = 0; i < n.size(); ++i) {
+           std::string v;
+           std::string key = k + "[" + std::to_string(i) + "]";
+           r.string(n[i], key, &v, true);
+           if (v.empty()) continue;
+           if (!is_kernel_feature(v))
+             r.error(n[i], key, "unknown kernel feature '" + v + "' (expected " + kernel_feature_list() + ")");
+           else c.sampler.disable_kernel_features.push_back(v);
+         }
+       }},
   };
   std::map<std::string, H> debuginfod = {
       {"urls", [&](const YAML::Node& n, const std::string& k) {
@@ -731,6 +746,18 @@ Result<Config> load_config_file(const std::string& path) {
   return parse_config(ss.str(), path);
 }
 
+bool is_kernel_feature(const std::string& name) {
+  for (const char* f : kKernelFeatureNames)
+    if (name == f) return true;
+  return false;
+}
+
+std::string kernel_feature_list() {
+  std::string out;
+  for (const char* f : kKernelFeatureNames) out += std::string(out.empty() ? "" : " or ") + f;
+  return out;
+}
+
 Status validate_config(const Config& c) {
   if (c.frequency_hz < 1 || c.frequency_hz > 10000)
     return Errorf("frequency: %d is out of range [1, 10000]", c.frequency_hz);
@@ -739,6 +766,10 @@ Status validate_config(const Config& c) {
   if (!c.sampler.kernel_stacks && !c.sampler.user_stacks)
     return Errorf("sampler: kernel_stacks and user_stacks are both false; nothing to sample");
   if (c.output.directory.empty()) return Errorf("output.directory: must not be empty");
+  for (const auto& f : c.sampler.disable_kernel_features)
+    if (!is_kernel_feature(f))
+      return Errorf("sampler.disable_kernel_features: unknown kernel feature '%s' (expected %s)",
+                    f.c_str(), kernel_feature_list().c_str());
   for (size_t i = 0; i < c.servers.size(); ++i) {
     if (auto st = validate_server(c.servers[i]); !st)
       return Errorf("servers[%zu].%s", i, st.error().message.c_str());
@@ -847,6 +878,12 @@ std::string render_config(const Config& c) {
      << "  unwinder: " << c.sampler.unwinder << "\n"
      << "  # Kernel memory for unwind tables, preallocated.\n"
      << "  unwind_table_memory: " << format_size(c.sampler.unwind_table_bytes) << "\n"
+     << "  # Kernel features not to use even where the kernel has them.\n"
+     << "  disable_kernel_features: [" << [&] {
+          std::string list;
+          for (const auto& f : c.sampler.disable_kernel_features) list += (list.empty() ? "" : ", ") + f;
+          return list;
+        }() << "]\n"
      << "symbolizer:\n"
      << "  # full, simplified (no parameters or template arguments) or none.\n"
      << "  demangle: "

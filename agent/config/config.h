@@ -77,6 +77,10 @@ const char* api_name(ServerConfig::Api api);
 // offending key relative to the server ("basic_auth.password: ...").
 Status validate_server(const ServerConfig& s);
 
+// The kernel features sampler.disable_kernel_features may name; the same
+// names as agent/sampler/kernel_features.h (a unit test keeps them equal).
+inline const char* const kKernelFeatureNames[] = {"bpf_loop", "task_pt_regs"};
+
 struct Config {
   int frequency_hz = 100;
   Duration interval = std::chrono::seconds(10);
@@ -100,6 +104,10 @@ struct Config {
     std::string unwinder = "auto";
     // Kernel memory for unwind-table rows, preallocated at start.
     uint64_t unwind_table_bytes = uint64_t(32) << 20;
+    // Kernel features not to use even where the kernel has them (names in
+    // kKernelFeatureNames): to test older kernels' fallbacks on a newer one,
+    // or to step around a kernel bug.
+    std::vector<std::string> disable_kernel_features;
   } sampler;
 
   struct Symbolizer {
@@ -185,6 +193,10 @@ Result<Config> load_config_file(const std::string& path);
 
 // Checks cross-field rules and ranges; called after overrides are applied.
 Status validate_config(const Config& c);
+
+// sampler.disable_kernel_features: a known name? And the names, for errors.
+bool is_kernel_feature(const std::string& name);
+std::string kernel_feature_list();
 
 // Parses sizes as users write them: 4096, 64KiB, 8MiB, 1GiB (K/M/G also
 // mean binary multiples).

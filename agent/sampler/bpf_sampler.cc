@@ -6,14 +6,17 @@
 #include <linux/perf_event.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 
+#include "agent/sampler/load_diagnosis.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "profile.skel.h"
@@ -21,10 +24,15 @@
 namespace ember {
 namespace {
 
+// While a load is in progress, everything libbpf prints is kept here (debug
+// level included: it names the fields of CO-RE relocations) so that a failure
+// can be explained in one message (explain_load_failure). Loads happen on one
+// thread at start; the mutex only guards against a stray print from elsewhere.
+std::mutex g_capture_mu;
+std::string* g_capture = nullptr;
+constexpr size_t kMaxCapture = 4 << 20;  // a verifier log is at most a few MiB
+
 int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ap) {
-  // libbpf is chatty at debug level; surface warnings (they explain load
-  // failures, verifier log included) and hide the rest unless debugging.
-  if (level == LIBBPF_DEBUG && log::level() > log::Level::kDebug) return 0;
   va_list copy;
   va_copy(copy, ap);
   int n = std::vsnprintf(nullptr, 0, fmt, copy);
@@ -34,10 +42,47 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ap) {
   std::vsnprintf(text.data(), text.size(), fmt, ap);
   text.resize(size_t(n));
   while (!text.empty() && text.back() == '\n') text.pop_back();
+  bool captured = false;
+  {
+    std::lock_guard<std::mutex> lock(g_capture_mu);
+    if (g_capture) {
+      captured = true;
+      if (g_capture->size() < kMaxCapture) g_capture->append(text).push_back('\n');
+    }
+  }
+  // libbpf is chatty at debug level; surface warnings (they explain load
+  // failures, verifier log included) and hide the rest unless debugging.
+  // During a load the failure is explained as one error, so libbpf's own
+  // lines are kept for --log-level=debug.
+  log::Level as = (level == LIBBPF_WARN && !captured) ? log::Level::kWarn : log::Level::kDebug;
+  if (as == log::Level::kDebug && log::level() > log::Level::kDebug) return n;
   // The verifier log comes as one long message; keep it whole.
-  if (!text.empty())
-    log::write(level == LIBBPF_WARN ? log::Level::kWarn : log::Level::kDebug, "%s", text.c_str());
+  if (!text.empty()) log::write(as, "%s", text.c_str());
   return n;
+}
+
+// Captures libbpf's output for as long as it lives.
+class LibbpfCapture {
+ public:
+  LibbpfCapture() {
+    std::lock_guard<std::mutex> lock(g_capture_mu);
+    g_capture = &text_;
+  }
+  ~LibbpfCapture() {
+    std::lock_guard<std::mutex> lock(g_capture_mu);
+    g_capture = nullptr;
+  }
+  LibbpfCapture(const LibbpfCapture&) = delete;
+  LibbpfCapture& operator=(const LibbpfCapture&) = delete;
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+std::string running_kernel_release() {
+  utsname u{};
+  return uname(&u) == 0 ? std::string(u.release) : std::string();
 }
 
 uint64_t round_up_pow2(uint64_t v) {
@@ -174,6 +219,80 @@ BpfSampler::BpfSampler(RecordFn on_record, Metrics& metrics)
   }
 }
 
+Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts,
+                                                      const LoadPlan& plan) {
+  libbpf_set_print(libbpf_log);
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!plan.btf_path.empty()) open_opts.btf_custom_path = plan.btf_path.c_str();
+  SkelPtr skel(profile_bpf__open_opts(&open_opts));
+  if (!skel) return Errorf("cannot open the BPF object: %s", std::strerror(errno));
+
+  const bool tables = plan.tables;
+  bpf_program__set_autoload(skel->progs.ember_sample_dwarf, tables);
+  bpf_program__set_autoload(skel->progs.ember_sample_fp, !tables || plan.check_only);
+  // The fork tracker only matters when following a process tree.
+  bpf_program__set_autoload(skel->progs.ember_fork, opts.filter_targets || plan.check_only);
+
+  // Knobs and sizes are fixed before load. A check loads the programs with
+  // every optional path on, and maps at their smallest.
+  skel->rodata->filter_targets = opts.filter_targets || plan.check_only;
+  skel->rodata->stack_copy_bytes = std::min<uint32_t>(opts.stack_copy_bytes, EMBER_STACK_COPY_MAX);
+  skel->rodata->include_idle = opts.include_idle;
+  skel->rodata->include_kernel = opts.kernel_stacks;
+  skel->rodata->include_user = opts.user_stacks;
+  skel->rodata->check_verdicts = opts.check_verdicts || plan.check_only;
+  skel->rodata->have_task_pt_regs = plan.features.task_pt_regs;
+  auto size = [&](uint32_t want, uint32_t smallest) { return plan.check_only ? smallest : std::max(want, smallest); };
+  bpf_map__set_max_entries(skel->maps.drop_tgids, size(opts.verdict_tgid_entries, 16));
+  bpf_map__set_max_entries(skel->maps.drop_cgroups, size(opts.verdict_cgroup_entries, 16));
+  bpf_map__set_max_entries(skel->maps.events, plan.check_only ? 64 << 10 : uint32_t(plan.ring_bytes));
+  bpf_map__set_max_entries(skel->maps.targets, size(opts.max_targets, 16));
+  bpf_map__set_max_entries(skel->maps.seen_tgids, size(opts.max_processes, 16));
+  if (tables) {
+    uint32_t pages = uint32_t(std::max<uint64_t>(opts.unwind_table_bytes / sizeof(ember_row_page), 1));
+    if (plan.check_only) pages = 1;
+    bpf_map__set_max_entries(skel->maps.unwind_rows, pages);
+    // One index entry covers 64 KiB of text; real code has ~1000 rows there.
+    bpf_map__set_max_entries(skel->maps.unwind_index, std::max<uint32_t>(pages * 64, 4096));
+    bpf_map__set_max_entries(skel->maps.unwind_mappings, size(opts.unwind_mapping_entries, 1024));
+    bpf_map__set_max_entries(skel->maps.unwind_procs, size(opts.max_processes, 16));
+  }
+
+  LibbpfCapture capture;
+  if (int err = profile_bpf__load(skel.get()); err != 0)
+    return Error{explain_load_failure(capture.text(), plan.kernel, err) +
+                 "\n  (--log-level=debug prints libbpf's whole log)"};
+  return skel;
+}
+
+Result<LoadCheck> BpfSampler::check_load(const SamplerOptions& opts, const std::string& btf_path) {
+  libbpf_set_print(libbpf_log);
+  LoadPlan plan;
+  if (btf_path.empty()) {
+    plan.features = probe_running_kernel();
+    plan.kernel = running_kernel_release();
+  } else {
+    auto f = kernel_features_from_btf(btf_path);
+    if (!f) return f.error();
+    plan.features = *f;
+    plan.btf_path = btf_path;
+    plan.kernel = "the kernel of " + btf_path;
+  }
+  for (const auto& name : opts.disabled_features)
+    if (auto st = disable_kernel_feature(&plan.features, name); !st) return st.error();
+  plan.tables = plan.features.bpf_loop && opts.unwinder != UnwinderMode::kFramePointers;
+  plan.check_only = true;
+  auto skel = load_skeleton(opts, plan);
+  if (!skel) return skel.error();
+  LoadCheck check;
+  check.features = plan.features;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, (*skel)->obj) {
+    if (bpf_program__autoload(prog)) check.programs.emplace_back(bpf_program__name(prog));
+  }
+  return check;
+}
+
 Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opts,
                                                        RecordFn on_record, Metrics& metrics) {
   libbpf_set_print(libbpf_log);
@@ -182,54 +301,39 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   if (!cpus) return cpus.error();
 
   std::unique_ptr<BpfSampler> s(new BpfSampler(std::move(on_record), metrics));
-  s->skel_.reset(profile_bpf__open());
-  if (!s->skel_) return Errorf("cannot open the BPF object: %s", std::strerror(errno));
-  profile_bpf* skel = s->skel_.get();
+  LoadPlan plan;
+  plan.kernel = running_kernel_release();
+  plan.features = probe_running_kernel();
+  const KernelFeatures probed = plan.features;
+  for (const auto& name : opts.disabled_features)
+    if (auto st = disable_kernel_feature(&plan.features, name); !st) return st.error();
+  s->features_ = plan.features;
+  if (probed.task_pt_regs && !plan.features.task_pt_regs)
+    EMBER_INFO("bpf_task_pt_regs is off (sampler.disable_kernel_features): user stacks of "
+               "samples taken in the kernel come from the kernel's frame-pointer walk");
 
   // The table-driven unwinder needs bpf_loop (Linux 5.17).
   bool tables = opts.unwinder != UnwinderMode::kFramePointers;
-  if (tables && libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_loop, nullptr) != 1) {
+  if (tables && !plan.features.bpf_loop) {
+    const std::string why = probed.bpf_loop
+                                ? std::string("bpf_loop is off (sampler.disable_kernel_features)")
+                                : "this kernel (" + plan.kernel + ") lacks bpf_loop (Linux 5.17+)";
     if (opts.unwinder == UnwinderMode::kTables)
-      return Errorf("this kernel lacks bpf_loop (Linux 5.17+), which the table-driven unwinder "
-                    "needs; use frame pointers instead");
-    EMBER_WARN("this kernel lacks bpf_loop (Linux 5.17+): unwinding user stacks with frame "
-               "pointers only; code built without them will show truncated stacks");
+      return Errorf("%s, which the table-driven unwinder needs; use frame pointers instead",
+                    why.c_str());
+    EMBER_WARN("%s: unwinding user stacks with frame pointers only; code built without them "
+               "will show truncated stacks",
+               why.c_str());
     tables = false;
   }
   s->uses_tables_ = tables;
-  bpf_program__set_autoload(skel->progs.ember_sample_dwarf, tables);
-  bpf_program__set_autoload(skel->progs.ember_sample_fp, !tables);
-
-  // Knobs and sizes are fixed before load.
-  skel->rodata->filter_targets = opts.filter_targets;
-  skel->rodata->stack_copy_bytes = std::min<uint32_t>(opts.stack_copy_bytes, EMBER_STACK_COPY_MAX);
-  skel->rodata->include_idle = opts.include_idle;
-  skel->rodata->include_kernel = opts.kernel_stacks;
-  skel->rodata->include_user = opts.user_stacks;
-  skel->rodata->check_verdicts = opts.check_verdicts;
-  bpf_map__set_max_entries(skel->maps.drop_tgids, std::max<uint32_t>(opts.verdict_tgid_entries, 16));
-  bpf_map__set_max_entries(skel->maps.drop_cgroups, std::max<uint32_t>(opts.verdict_cgroup_entries, 16));
-  uint64_t ring_bytes = opts.ring_buffer_bytes ? round_up_pow2(opts.ring_buffer_bytes)
-                                               : auto_ring_buffer_bytes(cpus->size(), opts.frequency_hz);
-  bpf_map__set_max_entries(skel->maps.events, uint32_t(ring_bytes));
-  bpf_map__set_max_entries(skel->maps.targets, std::max<uint32_t>(opts.max_targets, 16));
-  bpf_map__set_max_entries(skel->maps.seen_tgids, std::max<uint32_t>(opts.max_processes, 16));
-  if (tables) {
-    uint32_t pages = uint32_t(std::max<uint64_t>(opts.unwind_table_bytes / sizeof(ember_row_page), 1));
-    bpf_map__set_max_entries(skel->maps.unwind_rows, pages);
-    // One index entry covers 64 KiB of text; real code has ~1000 rows there.
-    bpf_map__set_max_entries(skel->maps.unwind_index, std::max<uint32_t>(pages * 64, 4096));
-    bpf_map__set_max_entries(skel->maps.unwind_mappings,
-                             std::max<uint32_t>(opts.unwind_mapping_entries, 1024));
-    bpf_map__set_max_entries(skel->maps.unwind_procs, std::max<uint32_t>(opts.max_processes, 16));
-  }
-  // The fork tracker only matters when following a process tree.
-  bpf_program__set_autoload(skel->progs.ember_fork, opts.filter_targets);
-
-  if (int err = profile_bpf__load(skel); err != 0)
-    return Errorf("cannot load the BPF program (%s); run with --log-level=debug for the "
-                  "verifier log",
-                  std::strerror(-err));
+  plan.tables = tables;
+  plan.ring_bytes = opts.ring_buffer_bytes ? round_up_pow2(opts.ring_buffer_bytes)
+                                           : auto_ring_buffer_bytes(cpus->size(), opts.frequency_hz);
+  auto loaded = load_skeleton(opts, plan);
+  if (!loaded) return loaded.error();
+  s->skel_ = std::move(*loaded);
+  profile_bpf* skel = s->skel_.get();
 
   if (tables) {
     auto& um = s->unwind_maps_;

@@ -20,6 +20,7 @@
 
 #include "agent/label/verdict.h"
 #include "agent/pipeline/metrics.h"
+#include "agent/sampler/kernel_features.h"
 #include "agent/unwind/bpf_tables.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -58,6 +59,16 @@ struct SamplerOptions {
   bool check_verdicts = false;
   uint32_t verdict_tgid_entries = 16384;
   uint32_t verdict_cgroup_entries = 4096;
+  // Kernel features not to use even where the kernel has them
+  // (sampler.disable_kernel_features): tests of older kernels' fallbacks on
+  // a newer one, or a way around a kernel bug.
+  std::vector<std::string> disabled_features;
+};
+
+// What `ember kernel-check` reports for one kernel.
+struct LoadCheck {
+  KernelFeatures features;    // of that kernel, after disabled_features
+  std::vector<std::string> programs;  // loaded (verified), by name
 };
 
 // The ring size that holds half a second of 4 KiB samples from every CPU
@@ -74,6 +85,14 @@ class BpfSampler {
 
   static Result<std::unique_ptr<BpfSampler>> create(const SamplerOptions& opts, RecordFn on_record,
                                                     Metrics& metrics);
+
+  // Loads every program the sampler could use on a kernel, without
+  // attaching anything, and unloads them again. With `btf_path`, the CO-RE
+  // relocations and feature choices are those of the kernel that BTF file
+  // describes (the programs are still verified by the running kernel);
+  // otherwise those of the running kernel. The error explains a failure
+  // (explain_load_failure).
+  static Result<LoadCheck> check_load(const SamplerOptions& opts, const std::string& btf_path);
   ~BpfSampler();
   BpfSampler(const BpfSampler&) = delete;
   BpfSampler& operator=(const BpfSampler&) = delete;
@@ -99,6 +118,8 @@ class BpfSampler {
   // True when the table-driven unwinder is running; then unwind_maps() are
   // the BPF maps BpfUnwindTables fills.
   bool uses_tables() const { return uses_tables_; }
+  // The kernel features in use (probed, minus disabled_features).
+  const KernelFeatures& features() const { return features_; }
   const unwind::UnwindMapFds& unwind_maps() const { return unwind_maps_; }
   // Kernel memory of the unwind maps (all preallocated at load).
   uint64_t unwind_map_bytes() const { return unwind_map_bytes_; }
@@ -117,17 +138,32 @@ class BpfSampler {
   struct RingDeleter {
     void operator()(ring_buffer* r) const;
   };
+  using SkelPtr = std::unique_ptr<profile_bpf, SkelDeleter>;
+  // What to load, decided from the options and the kernel's features.
+  struct LoadPlan {
+    KernelFeatures features;
+    bool tables = false;       // the table-driven sampler (else frame pointers)
+    bool check_only = false;   // kernel-check: every usable program, smallest maps
+    uint64_t ring_bytes = 0;
+    std::string btf_path;      // relocate against this BTF instead of the kernel's
+    std::string kernel;        // for messages: the release, or the BTF's path
+  };
+  // Opens the object, sets knobs and map sizes, loads it; a failure is
+  // explained (load_diagnosis.h).
+  static Result<SkelPtr> load_skeleton(const SamplerOptions& opts, const LoadPlan& plan);
+
   BpfSampler(RecordFn on_record, Metrics& metrics);
   void drain_loop();
   static int on_ring_record(void* ctx, void* data, size_t size);
 
   RecordFn on_record_;
   Metrics& metrics_;
-  std::unique_ptr<profile_bpf, SkelDeleter> skel_;
+  SkelPtr skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // perf events + tracepoints
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   unwind::UnwindMapFds unwind_maps_;
   bool uses_tables_ = false;
+  KernelFeatures features_;
   uint64_t unwind_map_bytes_ = 0;
   size_t cpus_ = 0;     // CPUs with an attached perf event
   UniqueFd stats_fd_;  // keeps kernel BPF run-time stats on while held

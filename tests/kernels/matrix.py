@@ -1,0 +1,661 @@
+#!/usr/bin/env python3
+"""Ember's kernel matrix: distribution kernels booted under qemu, each running
+an end-to-end subset of Ember against workloads with a known shape.
+
+  matrix.py list                      the kernels, and what each one tests
+  matrix.py fetch [NAME...]           download and unpack them (cached)
+  matrix.py btf                       the BTF file of every fetched kernel
+  matrix.py run --build DIR [NAME...] [--report FILE]
+                                      boot each and judge its results
+
+Kernels come from the distributions' own archives (the newest package of a
+series in a suite, so security updates are picked up as they appear), are
+checked against the archive's SHA256, and are cached in $EMBER_KERNEL_CACHE
+(default /var/cache/ember/kernels). From each package this takes the
+compressed kernel image and, decompressed from it, the kernel's BTF (the
+.BTF section of vmlinux): the build checks every CO-RE relocation of the BPF
+object against those BTF files (`ember kernel-check --btf`).
+
+Each VM boots the kernel with an initramfs built here from the build tree:
+busybox, `ember` and its shared libraries, and the test workloads. There is
+no KVM in CI, so qemu emulates (TCG): a boot plus the subset takes about a
+minute per kernel. vm_init.sh runs the steps; this script judges them.
+
+Standard library only (Python 3.9+), plus dpkg-deb, ldd, qemu-system-x86_64,
+zstd (Ubuntu's kernels) and lz4 (Debian's cloud kernels).
+"""
+
+import argparse
+import bz2
+import functools
+import hashlib
+import io
+import json
+import lzma
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE = os.environ.get("EMBER_KERNEL_CACHE", "/var/cache/ember/kernels")
+DEBIAN = "http://deb.debian.org/debian"
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
+UBUNTU = "http://archive.ubuntu.com/ubuntu"
+
+
+class Kernel:
+    """One kernel of the matrix: where its package comes from, and what its
+    version means for Ember."""
+
+    def __init__(self, name, archive, suite, package, note):
+        self.name = name
+        self.archive = archive
+        self.suite = suite
+        self.package = re.compile(package)
+        self.note = note
+
+    @property
+    def dir(self):
+        return os.path.join(CACHE, self.name)
+
+
+# Oldest first. The 5.x kernels lack bpf_loop (5.17) and, before 5.15,
+# bpf_task_pt_regs: they test Ember's fallbacks for real. Nothing older than
+# 5.10 is here: the distribution kernels of 5.8 and 5.9 obtainable today
+# (Ubuntu 20.04's 5.8 HWE kernel) were built without BTF, which Ember needs.
+KERNELS = [
+    Kernel("debian-11-5.10", DEBIAN_SECURITY, "bullseye-security", r"^linux-image-5\.10\.0-\d+-amd64$",
+           "Debian 11: frame pointers only, no bpf_task_pt_regs"),
+    Kernel("ubuntu-22.04-5.15", UBUNTU, "jammy-updates", r"^linux-image-unsigned-5\.15\.0-\d+-generic$",
+           "Ubuntu 22.04: bpf_task_pt_regs, no bpf_loop"),
+    Kernel("debian-12-6.1", DEBIAN, "bookworm", r"^linux-image-6\.1\.0-\d+-amd64$",
+           "Debian 12's own kernel: unwind tables"),
+    Kernel("debian-12-6.1-cloud", DEBIAN, "bookworm", r"^linux-image-6\.1\.0-\d+-cloud-amd64$",
+           "Debian 12's cloud kernel"),
+    Kernel("ubuntu-24.04-6.8", UBUNTU, "noble-updates", r"^linux-image-unsigned-6\.8\.0-\d+-generic$",
+           "Ubuntu 24.04"),
+    Kernel("debian-12-6.12", DEBIAN_SECURITY, "bookworm-security", r"^linux-image-6\.12\.\d+\+deb12-amd64$",
+           "Debian 12's newer kernel (also Debian 13's series)"),
+    # Debian 14 moved the image into linux-binary-*.
+    Kernel("debian-testing", DEBIAN, "forky", r"^linux-binary-\d+\.\d+\.\d+\+deb\d+-amd64$",
+           "Debian testing's newest kernel, as it appears"),
+]
+
+
+def log(msg):
+    print(f"matrix: {msg}", file=sys.stderr, flush=True)
+
+
+def by_name(names):
+    if not names:
+        return KERNELS
+    known = {k.name: k for k in KERNELS}
+    for n in names:
+        if n not in known:
+            sys.exit(f"matrix: unknown kernel {n}; known: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+# --- the archive --------------------------------------------------------------
+
+def http_get(url, timeout=120):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def packages_index(archive, suite):
+    """The suite's binary package index (main, amd64), cached for a day."""
+    path = os.path.join(CACHE, "index", re.sub(r"[^A-Za-z0-9.-]", "_", f"{archive}_{suite}"))
+    if not os.path.exists(path) or time.time() - os.path.getmtime(path) > 86400:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = lzma.decompress(http_get(f"{archive}/dists/{suite}/main/binary-amd64/Packages.xz"))
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    for stanza in text.split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            if line and not line[0].isspace() and ":" in line:
+                k, v = line.split(":", 1)
+                fields[k] = v.strip()
+        if "Package" in fields:
+            yield fields
+
+
+def dpkg_version_cmp(a, b):
+    if a == b:
+        return 0
+    lt = subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0
+    return -1 if lt else 1
+
+
+def resolve(k):
+    """The newest package of the kernel's series in its suite."""
+    cands = [p for p in packages_index(k.archive, k.suite) if k.package.match(p["Package"])]
+    if not cands:
+        raise RuntimeError(f"{k.name}: no package matching {k.package.pattern} in {k.archive} {k.suite}")
+    key = functools.cmp_to_key(lambda a, b: dpkg_version_cmp(a["Version"], b["Version"]))
+    return max(cands, key=key)
+
+
+# --- unpacking ---------------------------------------------------------------
+
+def decompress_kernel(bzimage):
+    """vmlinux (ELF) out of an x86 bzImage: the payload's offset and length
+    are in the setup header (boot protocol 2.08+), its format in its magic."""
+    if bzimage[0x202:0x206] != b"HdrS":
+        raise RuntimeError("not a bzImage")
+    setup_sects = bzimage[0x1F1] or 4
+    offset, length = struct.unpack_from("<II", bzimage, 0x248)
+    payload = bzimage[(setup_sects + 1) * 512 + offset:][:length]
+    # The build appends the decompressed size (4 bytes) to the payload:
+    # decompressors that mind trailing bytes get it cut off.
+    if payload[:2] == b"\x1f\x8b":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(payload)
+    if payload[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMADecompressor().decompress(payload)
+    if payload[:3] == b"BZh":
+        return bz2.decompress(payload)
+    if payload[:4] == b"\x28\xb5\x2f\xfd":
+        return subprocess.run(["zstd", "-dcq"], input=payload[:-4], stdout=subprocess.PIPE,
+                              check=True).stdout
+    if payload[:4] == b"\x02\x21\x4c\x18":  # lz4 legacy frames (Debian's cloud kernels)
+        return subprocess.run(["lz4", "-dcq"], input=payload[:-4], stdout=subprocess.PIPE,
+                              check=True).stdout
+    if payload[:3] == b"\x5d\x00\x00":
+        return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(payload)
+    raise RuntimeError(f"unknown kernel compression (magic {payload[:6].hex()})")
+
+
+def elf_section(elf, wanted):
+    """The bytes of one section of a 64-bit little-endian ELF file."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+        raise RuntimeError("not a 64-bit little-endian ELF file")
+    shoff, = struct.unpack_from("<Q", elf, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3A)
+
+    def header(i):
+        # name, type, flags, addr, offset, size
+        return struct.unpack_from("<IIQQQQ", elf, shoff + i * shentsize)
+
+    strtab = header(shstrndx)
+    names = elf[strtab[4]:strtab[4] + strtab[5]]
+    for i in range(shnum):
+        name_off, _, _, _, off, size = header(i)
+        name = names[name_off:names.index(b"\0", name_off)].decode()
+        if name == wanted:
+            return elf[off:off + size]
+    raise RuntimeError(f"no {wanted} section")
+
+
+def fetch(k):
+    """Downloads and unpacks a kernel; returns its metadata (cached)."""
+    meta_path = os.path.join(k.dir, "kernel.json")
+    pkg = resolve(k)
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("version") == pkg["Version"] and meta.get("package") == pkg["Package"]:
+            return meta
+    os.makedirs(k.dir, exist_ok=True)
+    url = f"{k.archive}/{pkg['Filename']}"
+    log(f"{k.name}: downloading {pkg['Package']} {pkg['Version']} ({int(pkg.get('Size', 0)) >> 20} MiB)")
+    deb = http_get(url, timeout=600)
+    if hashlib.sha256(deb).hexdigest() != pkg["SHA256"]:
+        raise RuntimeError(f"{k.name}: SHA256 mismatch for {url}")
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", "/dev/stdin"], input=deb,
+                         stdout=subprocess.PIPE, check=True).stdout
+    image = release = None
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        for m in t:
+            base = os.path.basename(m.name)
+            if not m.isfile():
+                continue
+            if base.startswith("vmlinuz-"):  # /boot/vmlinuz-RELEASE
+                image = t.extractfile(m).read()
+                release = base[len("vmlinuz-"):]
+            elif base == "vmlinuz":  # /usr/lib/modules/RELEASE/vmlinuz (Debian 14)
+                image = t.extractfile(m).read()
+                release = os.path.basename(os.path.dirname(m.name))
+    if image is None:
+        raise RuntimeError(f"{k.name}: no kernel image (vmlinuz) in {pkg['Package']}")
+    with open(os.path.join(k.dir, "vmlinuz"), "wb") as f:
+        f.write(image)
+    btf = elf_section(decompress_kernel(image), ".BTF")
+    with open(os.path.join(k.dir, "vmlinux.btf"), "wb") as f:
+        f.write(btf)
+    meta = {"name": k.name, "package": pkg["Package"], "version": pkg["Version"],
+            "release": release, "note": k.note}
+    with open(meta_path, "w") as f:
+        json.dump(meta, f, indent=1)
+    log(f"{k.name}: Linux {release}, BTF {len(btf) >> 10} KiB")
+    return meta
+
+
+# --- the initramfs -------------------------------------------------------------
+
+class Cpio:
+    """An uncompressed newc cpio archive (what the kernel unpacks into its
+    root file system). Uncompressed: under emulation, decompressing costs
+    more than reading."""
+
+    def __init__(self):
+        self.out = io.BytesIO()
+        self.ino = 1
+        self.seen = set()
+
+    def _entry(self, name, mode, data=b""):
+        name = name.lstrip("/")
+        hdr = "070701" + "".join(f"{v:08x}" for v in (
+            self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0))
+        self.ino += 1
+        self.out.write(hdr.encode() + name.encode() + b"\0")
+        self.out.write(b"\0" * (-(110 + len(name) + 1) % 4))
+        self.out.write(data)
+        self.out.write(b"\0" * (-len(data) % 4))
+
+    def dir(self, path):
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            p = "/".join(parts[:i])
+            if p and p not in self.seen:
+                self.seen.add(p)
+                self._entry(p, stat.S_IFDIR | 0o755)
+
+    def file(self, path, data, mode=0o755):
+        self.dir(os.path.dirname(path))
+        if path.strip("/") in self.seen:
+            return
+        self.seen.add(path.strip("/"))
+        self._entry(path, stat.S_IFREG | mode, data)
+
+    def symlink(self, path, target):
+        self.dir(os.path.dirname(path))
+        self.seen.add(path.strip("/"))
+        self._entry(path, stat.S_IFLNK | 0o777, target.encode())
+
+    def host_file(self, path, dest=None):
+        """A host file, following symlinks; its shared libraries too."""
+        with open(path, "rb") as f:
+            self.file(dest or path, f.read(), os.stat(path).st_mode & 0o777)
+
+    def bytes(self):
+        self._entry("TRAILER!!!", 0)
+        return self.out.getvalue()
+
+
+def shared_libraries(binary):
+    out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, text=True, check=True).stdout
+    libs = []
+    for line in out.splitlines():
+        m = re.search(r"(/\S+) \(0x", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+def build_initramfs(build, dest):
+    ember = os.path.join(build, "ember")
+    fixtures = os.path.join(build, "tests", "fixtures")
+    work = ["ratio_fp", "unwind_nofp", "short_lived_nofp", "exec_driver"]
+    c = Cpio()
+    for d in ("proc", "sys", "dev", "tmp", "etc", "usr/bin", "sys/fs/cgroup", "sys/kernel/debug"):
+        c.dir(d)
+    c.host_file("/bin/busybox", "/bin/busybox")
+    with open(os.path.join(HERE, "vm_init.sh"), "rb") as f:
+        c.file("/init", f.read())
+    c.host_file(ember, "/opt/ember/bin/ember")
+    libs = set(shared_libraries(ember))
+    for w in work:
+        src = os.path.join(fixtures, w)
+        c.host_file(src, f"/opt/ember/work/{w}")
+        libs.update(shared_libraries(src))
+    for lib in sorted(libs):
+        c.host_file(lib)
+        real = os.path.realpath(lib)
+        if real != lib:
+            c.host_file(real)
+    # Debian's loader path is a symlink into /lib; keep /lib64 resolvable.
+    if os.path.islink("/lib64"):
+        c.symlink("/lib64", os.readlink("/lib64"))
+    with open(dest, "wb") as f:
+        f.write(c.bytes())
+
+
+# --- booting and judging -------------------------------------------------------
+
+def boot(k, initrd, workdir, timeout):
+    results = os.path.join(workdir, f"{k.name}.results")
+    console = os.path.join(workdir, f"{k.name}.console")
+    cmd = ["qemu-system-x86_64", "-m", "1536", "-smp", "2", "-nographic",
+           "-no-reboot", "-kernel", os.path.join(k.dir, "vmlinuz"), "-initrd", initrd,
+           "-append", "console=ttyS0 panic=-1 loglevel=3 mitigations=off",
+           "-serial", f"file:{console}", "-serial", f"file:{results}",
+           "-monitor", "none", "-display", "none"]
+    # Emulation by default: where /dev/kvm exists it is often nested KVM
+    # that qemu cannot use (it aborts setting MSRs). EMBER_MATRIX_KVM=1 opts in.
+    if os.environ.get("EMBER_MATRIX_KVM") == "1":
+        cmd += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        cmd += ["-accel", "tcg", "-cpu", "max"]
+    start = time.time()
+    qemu_err = ""
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+        qemu_err = p.stderr.strip()
+    except subprocess.TimeoutExpired:
+        qemu_err = f"timed out after {timeout} s"
+    elapsed = time.time() - start
+    text = ""
+    if os.path.exists(results):
+        with open(results, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    res = parse_results(text.replace("\r\n", "\n"))
+    res["qemu"] = qemu_err
+    return res, elapsed, console
+
+
+def parse_results(text):
+    r = {"steps": {}, "files": {}, "lines": []}
+    cur_file = None
+    buf = []
+    for line in text.split("\n"):
+        if cur_file is not None:
+            if line == f"@@ endfile {cur_file}":
+                r["files"][cur_file] = "\n".join(buf)
+                cur_file, buf = None, []
+            else:
+                buf.append(line)
+            continue
+        if not line.startswith("@@ "):
+            continue
+        words = line[3:].split()
+        r["lines"].append(line[3:])
+        if words[0] == "file":
+            cur_file = words[1]
+        elif words[0] == "end":
+            kv = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+            r["steps"][words[1]] = {"rc": int(kv.get("rc", -1)), "seconds": int(kv.get("seconds", 0))}
+        elif words[0] == "boot":
+            r["release"] = words[1]
+        elif words[0] == "profiles":
+            r["profiles"] = int(words[1])
+        elif words[0] == "done":
+            r["done"] = True
+        elif words[0] == "has" and words[1:] == ["btf"]:
+            r["btf"] = True
+    return r
+
+
+def parse_folded(text):
+    stacks = []
+    for line in text.splitlines():
+        frames, _, count = line.rpartition(" ")
+        if frames and count.isdigit():
+            stacks.append((frames.split(";"), int(count)))
+    return stacks
+
+
+def has_chain(frames, chain):
+    """chain appears in frames in order, each next frame directly below."""
+    for i in range(len(frames) - len(chain) + 1):
+        if frames[i:i + len(chain)] == chain:
+            return True
+    return False
+
+
+class Judge:
+    """Checks one VM's results; every figure goes into the report."""
+
+    def __init__(self, k, res, features):
+        self.k, self.res, self.features = k, res, features
+        self.failures, self.figures = [], {}
+
+    def fail(self, msg):
+        self.failures.append(msg)
+
+    def step_ok(self, name):
+        st = self.res["steps"].get(name)
+        if st is None:
+            self.fail(f"{name}: did not run")
+            return False
+        if st["rc"] != 0:
+            log_text = self.res["files"].get(f"{name}.log", "")
+            self.fail(f"{name}: exit code {st['rc']}: {log_text[-1500:]}")
+            return False
+        return True
+
+    def shares(self, name, chain_prefix, min_samples):
+        """Complete-to-main share and the 6:3:1 caller shares of a ratio run."""
+        stacks = parse_folded(self.res["files"].get(f"{name}.folded", ""))
+        total = sum(c for _, c in stacks)
+        leaf = sum(c for f, c in stacks if "leaf" in f)
+        to_main = sum(c for f, c in stacks if "main" in f)
+        per = {}
+        for caller in ("caller_a", "caller_b", "caller_c"):
+            per[caller] = sum(c for f, c in stacks if has_chain(f, chain_prefix + [caller, "leaf"]))
+        full = sum(per.values())
+        fig = {"samples": total, "leaf": leaf, "complete_to_main": to_main, "full_chain": full,
+               "shares": {c: round(v / full, 3) if full else 0 for c, v in per.items()}}
+        self.figures[name] = fig
+        if total < min_samples:
+            self.fail(f"{name}: {total} samples, expected at least {min_samples}")
+        return fig
+
+    def check_ratio(self, name, min_complete):
+        fig = self.shares(name, ["main", "run"], 300)
+        if not fig["leaf"]:
+            self.fail(f"{name}: no samples in leaf")
+            return
+        if fig["complete_to_main"] < min_complete * fig["samples"]:
+            self.fail(f"{name}: {fig['complete_to_main']} of {fig['samples']} samples reach main "
+                      f"(expected {min_complete:.0%})")
+        if fig["full_chain"] < min_complete * fig["leaf"]:
+            self.fail(f"{name}: {fig['full_chain']} of {fig['leaf']} leaf samples have main;run;caller;leaf")
+            return
+        for caller, truth in (("caller_a", 0.6), ("caller_b", 0.3), ("caller_c", 0.1)):
+            got = fig["shares"][caller]
+            # ~500 samples: a binomial standard deviation of 2.2 points at
+            # 60%; 8 points is over 3.5 of them.
+            if abs(got - truth) > 0.08:
+                self.fail(f"{name}: {caller} has {got:.1%} of the chain, expected {truth:.0%}")
+
+    def run(self):
+        r = self.res
+        if not r.get("done"):
+            self.fail("the VM did not finish (see its console log)" +
+                      (f"; qemu: {r['qemu'][-500:]}" if r.get("qemu") else ""))
+        if not r.get("btf"):
+            self.fail("the kernel has no /sys/kernel/btf/vmlinux")
+        if self.step_ok("check"):
+            self.figures["kernel_check"] = r["files"].get("check.log", "").strip()
+        tables = self.features["bpf_loop"]
+        # Frame pointers, on every kernel.
+        if self.step_ok("fp"):
+            self.check_ratio("fp", 0.97)
+        # The default unwinder on code without frame pointers.
+        if self.step_ok("auto"):
+            if tables:
+                self.check_ratio("auto", 0.97)
+            else:
+                fig = self.shares("auto", ["main", "run"], 300)
+                logtext = r["files"].get("auto.log", "")
+                if "lacks bpf_loop" not in logtext:
+                    self.fail("auto: no bpf_loop but the frame-pointer fallback was not logged")
+                # Without frame pointers the leaf is still named.
+                if fig["leaf"] < 0.9 * fig["samples"]:
+                    self.fail(f"auto: {fig['leaf']} of {fig['samples']} samples name leaf")
+        if self.step_ok("qsort"):
+            stacks = parse_folded(r["files"].get("qsort.folded", ""))
+            cmp_ = sum(c for f, c in stacks if "compare_slow" in f)
+            through = sum(c for f, c in stacks if "compare_slow" in f and has_chain(f, ["main", "sort_numbers"]))
+            self.figures["qsort"] = {"in_compare": cmp_, "through_libc_to_main": through}
+            if cmp_ < 100:
+                self.fail(f"qsort: {cmp_} samples in compare_slow")
+            elif tables and through < 0.97 * cmp_:
+                self.fail(f"qsort: {through} of {cmp_} samples unwind through libc to main")
+        # Tables on request: work with bpf_loop, or fail naming it.
+        st = r["steps"].get("tables")
+        logtext = r["files"].get("tables.log", "")
+        if st is None:
+            self.fail("tables: did not run")
+        elif tables and st["rc"] != 0:
+            self.fail(f"tables: exit code {st['rc']}: {logtext[-800:]}")
+        elif not tables and (st["rc"] != 3 or "bpf_loop" not in logtext):
+            self.fail(f"tables: expected exit 3 naming bpf_loop, got {st['rc']}: {logtext[-800:]}")
+        # Exec and exit: short-lived processes keep their symbols. Judged on
+        # the samples in the program's own code (its frames are named, or
+        # shown as short_lived_nofp+0x... when they are not): the loader and
+        # libc have no symbols in the VM, and under emulation the dynamic
+        # loader takes half of each process's life.
+        if self.step_ok("short"):
+            stacks = parse_folded(r["files"].get("short.folded", ""))
+            mine = [(f, c) for f, c in stacks if f and f[0].startswith("short_lived")]
+            own = [(f, c) for f, c in mine
+                   if any(x in ("main", "short_lived_burn") or x.startswith("short_lived_nofp+0x") for x in f)]
+            total = sum(c for _, c in own)
+            named = sum(c for f, c in own if not any(x.startswith("short_lived_nofp+0x") for x in f))
+            self.figures["short"] = {"samples": sum(c for _, c in mine), "in_own_code": total,
+                                     "named": named}
+            if total < 100:
+                self.fail(f"short: {total} samples in short_lived_nofp's own code")
+            elif named < 0.97 * total:
+                self.fail(f"short: {named} of {total} samples in short_lived_nofp's code are named")
+        # Older kernels' fallbacks, forced off here.
+        if self.step_ok("nofeatures"):
+            self.check_ratio("nofeatures", 0.97)
+            logtext = r["files"].get("nofeatures.log", "")
+            if tables and "bpf_loop is off" not in logtext:
+                self.fail("nofeatures: disabling bpf_loop was not logged")
+        # The agent.
+        st = r["steps"].get("agent")
+        if st is None:
+            self.fail("agent: did not run")
+        elif st["rc"] != 0:
+            self.fail(f"agent: exit code {st['rc']}: {r['files'].get('agent.log', '')[-1500:]}")
+        elif r.get("profiles", 0) < 1:
+            self.fail(f"agent: wrote no profile: {r['files'].get('agent.log', '')[-1500:]}")
+        self.figures["agent_profiles"] = r.get("profiles", 0)
+        # The sampler's cost (informational: emulation inflates it).
+        for name in ("cost-tables", "cost-fp"):
+            m = re.search(r"(\d[\d,]*) ns per (?:run|sample)", r["files"].get(f"{name}.log", ""))
+            if m:
+                self.figures[name + "_ns"] = int(m.group(1).replace(",", ""))
+        return self.failures
+
+
+def features_of(k, build):
+    out = subprocess.run([os.path.join(build, "ember"), "kernel-check", "--btf",
+                          os.path.join(k.dir, "vmlinux.btf"), "--features-only"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{k.name}: ember kernel-check --features-only failed: {out.stdout}")
+    return {"bpf_loop": "bpf_loop: yes" in out.stdout, "task_pt_regs": "task_pt_regs: yes" in out.stdout}
+
+
+def cmd_run(args):
+    kernels = by_name(args.names)
+    build = os.path.abspath(args.build)
+    workdir = tempfile.mkdtemp(prefix="ember-matrix-")
+    initrd = os.path.join(workdir, "initramfs.cpio")
+    build_initramfs(build, initrd)
+    log(f"initramfs {os.path.getsize(initrd) >> 20} MiB; logs in {workdir}")
+    report, failed = [], []
+    for k in kernels:
+        meta = fetch(k)
+        feats = features_of(k, build)
+        res, elapsed, console = boot(k, initrd, workdir, args.timeout)
+        j = Judge(k, res, feats)
+        fails = j.run()
+        entry = {"kernel": k.name, "release": meta["release"], "package": meta["package"],
+                 "version": meta["version"], "features": feats, "seconds": round(elapsed, 1),
+                 "figures": j.figures, "failures": fails}
+        report.append(entry)
+        status = "PASS" if not fails else "FAIL"
+        log(f"{status} {k.name} (Linux {meta['release']}, {elapsed:.0f}s)")
+        summary = summarize(entry)
+        if summary:
+            print(f"  {summary}", file=sys.stderr)
+        for f in fails:
+            print(f"  - {f}", file=sys.stderr)
+        if fails:
+            failed.append(k.name)
+            print(f"  console: {console}", file=sys.stderr)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=1)
+    if failed:
+        log(f"{len(failed)} of {len(kernels)} kernels failed: {', '.join(failed)}")
+        return 1
+    log(f"all {len(kernels)} kernels passed")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def summarize(e):
+    f = e["figures"]
+    parts = []
+    for name in ("fp", "auto", "nofeatures"):
+        if name in f:
+            s = f[name]
+            sh = s["shares"]
+            parts.append(f"{name}: {s['complete_to_main']}/{s['samples']} to main, a/b/c "
+                         f"{sh['caller_a']:.0%}/{sh['caller_b']:.0%}/{sh['caller_c']:.0%}")
+    if "short" in f:
+        parts.append(f"short-lived: {f['short']['named']}/{f['short']['in_own_code']} named")
+    for name in ("cost-tables_ns", "cost-fp_ns"):
+        if name in f:
+            parts.append(f"{name[:-3]} {f[name]} ns/sample")
+    return "; ".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("list")
+    p.add_argument("--names", nargs="*", help="fail unless these are exactly the matrix's kernels")
+    p = sub.add_parser("fetch")
+    p.add_argument("names", nargs="*")
+    sub.add_parser("btf")
+    p = sub.add_parser("run")
+    p.add_argument("--build", required=True)
+    p.add_argument("--report")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per VM")
+    p.add_argument("names", nargs="*")
+    args = ap.parse_args()
+    if args.cmd == "list":
+        if args.names is not None and args.names != [k.name for k in KERNELS]:
+            print(f"matrix: kernels {args.names} differ from matrix.py's {[k.name for k in KERNELS]}",
+                  file=sys.stderr)
+            return 1
+        for k in KERNELS:
+            print(f"{k.name:22} {k.suite:18} {k.note}")
+        return 0
+    if args.cmd == "fetch":
+        for k in by_name(args.names):
+            meta = fetch(k)
+            print(f"{k.name}\t{meta['release']}\t{os.path.join(k.dir, 'vmlinux.btf')}")
+        return 0
+    if args.cmd == "btf":
+        for k in KERNELS:
+            path = os.path.join(k.dir, "vmlinux.btf")
+            if os.path.exists(path):
+                print(path)
+        return 0
+    return cmd_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
