@@ -35,6 +35,9 @@ packages=(
   rustc debuginfod xz-utils
   # tests: JavaScript JIT frames named from V8's perf map
   nodejs
+  # tests: short-lived processes must have the dynamic loader's frames named
+  # from its debug file (and libc's from theirs)
+  libc6-dbg
   # tests: the Helm chart's rendered YAML is checked with Python; the .deb
   # needs dpkg-shlibdeps (dpkg-dev) for its Depends
   python3-yaml dpkg-dev

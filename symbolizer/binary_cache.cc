@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "symbolizer/debug_file.h"
+
 namespace ember {
 namespace {
 
@@ -54,6 +56,7 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
   if (::fstat(fd.get(), &st) != 0) return Errorf("fstat %s: %s", name.c_str(), std::strerror(errno));
   FileIdentity id{uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size),
                   int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  std::shared_ptr<const Binary> deferred;  // a hit that must be parsed again
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_identity_.find(id);
@@ -63,13 +66,15 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
       if (!it->second->binary) return Error{it->second->error};
       auto bin = it->second->binary;
       evict_if_needed();
-      return bin;
+      if (!bin->debug_deferred() || !root_reachable(opts.debug.root)) return bin;
+      deferred = bin;
     }
   }
 
   // Miss: open the ELF outside the lock (I/O), then check the build-id index
   // before paying for the symbol table.
   auto elf = ElfFile::from_fd(std::move(fd), name);
+  if (deferred && elf) return retry_deferred(std::move(*elf), id, deferred, opts);
   std::string build_id = elf ? (*elf)->build_id() : "";
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -80,10 +85,12 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
         Iter e = it->second;
         add_identity(e, id);
         touch(e);
-        return e->binary;
+        deferred = e->binary;
+        if (!deferred->debug_deferred() || !root_reachable(opts.debug.root)) return deferred;
       }
     }
   }
+  if (deferred) return retry_deferred(std::move(*elf), id, deferred, opts);
   ++stats_.misses;
   Entry entry;
   entry.build_id = build_id;
@@ -98,6 +105,7 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
 
   std::lock_guard<std::mutex> lock(mu_);
   if (!entry.binary) ++stats_.errors;
+  else if (entry.binary->debug_deferred()) ++stats_.debug_deferred;
   lru_.push_front(std::move(entry));
   Iter e = lru_.begin();
   add_identity(e, id);
@@ -108,6 +116,28 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
   evict_if_needed();
   if (!result) return Error{error};
   return result;
+}
+
+Result<std::shared_ptr<const Binary>> BinaryCache::retry_deferred(
+    std::unique_ptr<ElfFile> elf, const FileIdentity& id, const std::shared_ptr<const Binary>& old,
+    const Binary::LoadOptions& opts) {
+  auto bin = Binary::load(std::move(elf), opts);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.debug_retries;
+  if (!bin) return old;  // the file was readable before: keep what we had
+  std::shared_ptr<const Binary> fresh = std::move(*bin);
+  if (fresh->debug_deferred()) ++stats_.debug_deferred;
+  if (!fresh->debug_file().empty()) ++stats_.debug_retries_found;
+  auto it = by_identity_.find(id);
+  if (it != by_identity_.end() && it->second->binary == old) {
+    Iter e = it->second;
+    stats_.bytes -= e->bytes;
+    e->binary = fresh;
+    e->bytes = fresh->memory_bytes();
+    stats_.bytes += e->bytes;
+    evict_if_needed();
+  }
+  return fresh;
 }
 
 std::shared_ptr<const Binary> BinaryCache::find_by_inode(uint64_t dev, uint64_t ino) {

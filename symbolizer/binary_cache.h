@@ -10,6 +10,11 @@
 // it is used); the least recently used entry is evicted first. Evicting only drops the
 // cache's reference: profiles that still point into a Binary keep it alive.
 //
+// A binary whose debug-file lookup was deferred (its process's root was gone,
+// see debug_file.h) is cached, but not for good: the next get() through a
+// reachable root parses it again and the result replaces it. So the first
+// process to map a binary never decides its symbols for the agent's life.
+//
 // Thread-safe: one mutex; lookups are short.
 #pragma once
 
@@ -57,6 +62,9 @@ class BinaryCache {
     uint64_t misses = 0;
     uint64_t evictions = 0;
     uint64_t errors = 0;
+    uint64_t debug_deferred = 0;       // loads whose debug lookup was deferred
+    uint64_t debug_retries = 0;        // deferred binaries parsed again
+    uint64_t debug_retries_found = 0;  // ... that found their debug file then
     size_t entries = 0;
     size_t bytes = 0;
   };
@@ -87,6 +95,12 @@ class BinaryCache {
   };
   using Iter = std::list<Entry>::iterator;
 
+  // Parses a deferred binary again (outside the lock) and puts the result
+  // in the entry that held `old`, if it is still there.
+  Result<std::shared_ptr<const Binary>> retry_deferred(std::unique_ptr<ElfFile> elf,
+                                                       const FileIdentity& id,
+                                                       const std::shared_ptr<const Binary>& old,
+                                                       const Binary::LoadOptions& opts);
   void touch(Iter it);                  // caller holds mu_
   void add_identity(Iter it, const FileIdentity& id);
   void evict_if_needed();

@@ -57,26 +57,47 @@ bool build_id_matches(const std::string& path, const std::string& build_id) {
 
 }  // namespace
 
-std::string find_debug_file(const ElfFile& elf, const std::string& binary_path,
-                            const std::string& root, const std::string& debug_dir) {
+bool root_reachable(const std::string& root) {
+  return root.empty() || ::access(root.c_str(), X_OK) == 0;
+}
+
+DebugLookup find_debug_file(const ElfFile& elf, const std::string& binary_path,
+                            const DebugSearch& where) {
+  DebugLookup out;
+  const bool live = root_reachable(where.root);
+  // A gone root: build-id lookups in our own filesystem only (see the header).
+  const std::string root = live ? where.root : "";
   std::string build_id = elf.build_id();
   if (build_id.size() > 2) {
-    std::string p = root + debug_dir + "/.build-id/" + build_id.substr(0, 2) + "/" +
-                    build_id.substr(2) + ".debug";
-    if (::access(p.c_str(), R_OK) == 0 && build_id_matches(p, build_id)) return p;
+    for (const auto& dir : where.debug_dirs) {
+      std::string p = root + dir + "/.build-id/" + build_id.substr(0, 2) + "/" +
+                      build_id.substr(2) + ".debug";
+      if (::access(p.c_str(), R_OK) == 0 && build_id_matches(p, build_id)) {
+        out.path = p;
+        return out;
+      }
+    }
+  }
+  if (!live) {
+    out.deferred = true;
+    return out;
   }
   auto link = read_debuglink(elf);
-  if (!link) return "";
+  if (!link) return out;
   std::string dir = binary_path.substr(0, binary_path.rfind('/'));
-  for (const std::string& candidate :
-       {root + dir + "/" + link->name, root + dir + "/.debug/" + link->name,
-        root + debug_dir + dir + "/" + link->name}) {
+  std::vector<std::string> candidates = {root + dir + "/" + link->name,
+                                         root + dir + "/.debug/" + link->name};
+  for (const auto& d : where.debug_dirs) candidates.push_back(root + d + dir + "/" + link->name);
+  for (const std::string& candidate : candidates) {
     if (candidate == root + binary_path) continue;  // a debuglink naming itself
     if (::access(candidate.c_str(), R_OK) != 0) continue;
     auto crc = file_crc32(candidate);
-    if (crc && *crc == link->crc) return candidate;
+    if (crc && *crc == link->crc) {
+      out.path = candidate;
+      return out;
+    }
   }
-  return "";
+  return out;
 }
 
 }  // namespace ember

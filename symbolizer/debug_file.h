@@ -1,15 +1,23 @@
 // Finds the separate debug file of a stripped binary, the way gdb and
-// elfutils do:
-//   1. <root><debug_dir>/.build-id/<xx>/<rest>.debug, whose build-id must match;
+// elfutils do, in each debug directory in turn (gdb's debug-file-directory):
+//   1. <root><dir>/.build-id/<xx>/<rest>.debug, whose build-id must match;
 //   2. the .gnu_debuglink name next to the binary, in its .debug/ directory,
-//      and under <root><debug_dir>/<binary's directory>, whose CRC32 must match.
+//      and under <root><dir>/<binary's directory>, whose CRC32 must match.
 // `root` prefixes every path so binaries of other mount namespaces are looked
-// up in their own filesystem (e.g. "/proc/1234/root").
+// up in their own filesystem (a process's root, held open by its snapshot).
+//
+// A process's root can be gone by the time its binaries are parsed (it
+// exited and nothing held its root). Then only build-id lookups are made, in
+// the agent's own filesystem: a build-id names the file's contents, so a
+// match there is the right file wherever it lives. If that finds nothing the
+// lookup is *deferred*, not failed: the caller must not remember "no debug
+// file" for this binary, and looks again when a live process maps it.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "symbolizer/elf_file.h"
 
@@ -26,10 +34,17 @@ std::optional<DebugLink> read_debuglink(const ElfFile& elf);
 // CRC32 of a whole file as .gnu_debuglink computes it; nullopt if unreadable.
 std::optional<uint32_t> file_crc32(const std::string& path);
 
-// The path of `elf`'s debug file, or "" if none is found. `binary_path` is
-// the binary's path inside `root` (e.g. "/usr/lib/x86_64-linux-gnu/libc.so.6").
-std::string find_debug_file(const ElfFile& elf, const std::string& binary_path,
-                            const std::string& root = "",
-                            const std::string& debug_dir = "/usr/lib/debug");
+struct DebugLookup {
+  std::string path;       // "" if none was found
+  bool deferred = false;  // the root was gone: look again with a live root
+};
+
+// Is `root` ("" = ours) a directory we can still look into?
+bool root_reachable(const std::string& root);
+
+// The debug file of `elf`. `binary_path` is the binary's path inside the
+// root (e.g. "/usr/lib/x86_64-linux-gnu/libc.so.6").
+DebugLookup find_debug_file(const ElfFile& elf, const std::string& binary_path,
+                            const DebugSearch& where);
 
 }  // namespace ember

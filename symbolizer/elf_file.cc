@@ -157,6 +157,9 @@ namespace {
 
 // Gathers function symbols from one or more symbol tables, then sorts,
 // deduplicates and sizes them.
+// Bounds the GOT slots read from one file's relocations (a workload's file).
+constexpr size_t kMaxPltSlots = 1 << 20;
+
 class SymbolCollector {
  public:
   explicit SymbolCollector(std::string* pool) : pool_(pool) {}
@@ -178,26 +181,128 @@ class SymbolCollector {
     size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
     // Section end addresses bound zero-sized symbols: `_init` must not
     // swallow the .plt that follows it.
-    std::unordered_map<size_t, uint64_t> section_end;
+    struct SectionInfo {
+      uint64_t end = UINT64_MAX;
+      bool code = false;
+    };
+    std::unordered_map<size_t, SectionInfo> sections;
     for (size_t i = 0; data && i < count; ++i) {
       GElf_Sym sym;
       if (!gelf_getsym(data, int(i), &sym)) continue;
       int stype = GELF_ST_TYPE(sym.st_info);
-      if (stype != STT_FUNC && stype != STT_GNU_IFUNC) continue;
+      if (stype != STT_FUNC && stype != STT_GNU_IFUNC && stype != STT_NOTYPE) continue;
       if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0) continue;
       const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
       if (!name || !*name) continue;
-      auto [sec, inserted] = section_end.try_emplace(sym.st_shndx, UINT64_MAX);
+      auto [sec, inserted] = sections.try_emplace(sym.st_shndx);
       if (inserted) {
         Elf_Scn* sc = elf_getscn(elf, sym.st_shndx);
         GElf_Shdr sh;
-        if (sc && gelf_getshdr(sc, &sh)) sec->second = sh.sh_addr + sh.sh_size;
+        if (sc && gelf_getshdr(sc, &sh)) {
+          sec->second.end = sh.sh_addr + sh.sh_size;
+          sec->second.code = (sh.sh_flags & SHF_EXECINSTR) != 0;
+        }
       }
+      // Untyped labels name code written in assembly (the dynamic loader's
+      // _start and _dl_start_user), but only in code sections, and never
+      // local labels or ARM/AArch64 mapping symbols ($x, $d).
+      bool label = stype == STT_NOTYPE;
+      if (label && (!sec->second.code || name[0] == '.' || name[0] == '$')) continue;
       pending_.push_back(Pending{Symbol{sym.st_value, sym.st_size, intern(name),
                                         uint8_t(GELF_ST_BIND(sym.st_info))},
-                                 sec->second});
+                                 sec->second.end, label});
     }
     return true;
+  }
+
+  // Names the PLT stubs of `file` (x86-64) `sym@plt`, as objdump and perf
+  // do. A stub has no symbol of its own, so a sample in one (a frameless
+  // call through the PLT, caught mid-jump) would show as module+offset even
+  // with every debug file present. Each stub jumps through a GOT slot
+  // (`jmp *disp(%rip)`, possibly after endbr64 or with a bnd prefix), and the
+  // dynamic relocation of that slot (JUMP_SLOT or GLOB_DAT) names the
+  // function. Covers .plt (lazy binding), .plt.sec (IBT) and .plt.got. The
+  // file is a workload's: every read is bounded by the section's data.
+  void add_plt(const ElfFile& file) {
+    Elf* elf = file.elf();
+    GElf_Ehdr eh;
+    if (!gelf_getehdr(elf, &eh) || eh.e_machine != EM_X86_64) return;
+    std::unordered_map<uint64_t, std::string> slots;  // GOT slot -> function
+    std::unordered_map<uint64_t, uint64_t> ifunc_slots;  // GOT slot -> IFUNC resolver address
+    Elf_Scn* scn = nullptr;
+    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+      GElf_Shdr rel;
+      if (!gelf_getshdr(scn, &rel) || rel.sh_type != SHT_RELA || rel.sh_entsize == 0) continue;
+      Elf_Scn* symscn = elf_getscn(elf, rel.sh_link);
+      GElf_Shdr symsh;
+      if (!symscn || !gelf_getshdr(symscn, &symsh) || symsh.sh_type != SHT_DYNSYM) continue;
+      Elf_Data* rdata = elf_getdata(scn, nullptr);
+      Elf_Data* sdata = elf_getdata(symscn, nullptr);
+      if (!rdata || !sdata) continue;
+      size_t n = rdata->d_size / sizeof(Elf64_Rela);
+      for (size_t i = 0; i < n && slots.size() < kMaxPltSlots; ++i) {
+        GElf_Rela r;
+        if (!gelf_getrela(rdata, int(i), &r)) break;
+        auto type = GELF_R_TYPE(r.r_info);
+        if (type == R_X86_64_IRELATIVE) {  // a call to a local IFUNC (libc's memcpy)
+          ifunc_slots.emplace(r.r_offset, uint64_t(r.r_addend));
+          continue;
+        }
+        if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+        GElf_Sym sym;
+        if (!gelf_getsym(sdata, int(GELF_R_SYM(r.r_info)), &sym)) continue;
+        const char* name = elf_strptr(elf, symsh.sh_link, sym.st_name);
+        if (name && *name) slots.emplace(r.r_offset, name);
+      }
+    }
+    // An IFUNC slot is named after the function whose resolver it runs.
+    if (!ifunc_slots.empty()) {
+      std::unordered_map<uint64_t, uint32_t> by_address;
+      for (const auto& p : pending_) by_address.emplace(p.sym.start, p.sym.name);
+      for (const auto& [slot, resolver] : ifunc_slots) {
+        auto it = by_address.find(resolver);
+        if (it != by_address.end()) slots.emplace(slot, std::string(pool_->c_str() + it->second));
+      }
+    }
+    if (slots.empty()) return;
+    size_t shstrndx = 0;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0) return;
+    scn = nullptr;
+    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+      GElf_Shdr sh;
+      if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_EXECINSTR)) continue;
+      const char* sname = elf_strptr(elf, shstrndx, sh.sh_name);
+      if (!sname || (std::strcmp(sname, ".plt") != 0 && std::strcmp(sname, ".plt.sec") != 0 &&
+                     std::strcmp(sname, ".plt.got") != 0))
+        continue;
+      Elf_Data* d = elf_getdata(scn, nullptr);
+      if (!d || !d->d_buf) continue;
+      const auto* bytes = static_cast<const uint8_t*>(d->d_buf);
+      uint64_t entsize = sh.sh_entsize >= 8 && sh.sh_entsize <= 32 ? sh.sh_entsize : 16;
+      for (uint64_t off = 0; off + entsize <= d->d_size; off += entsize) {
+        // The lazy-binding entry (.plt's first: push GOT[1]; jmp *GOT[2])
+        // jumps to the dynamic linker's resolver.
+        if (off == 0 && std::strcmp(sname, ".plt") == 0 && entsize >= 12 && bytes[0] == 0xff &&
+            bytes[1] == 0x35) {
+          pending_.push_back(Pending{Symbol{sh.sh_addr, entsize, intern("_dl_runtime_resolve@plt"),
+                                            uint8_t(STB_LOCAL)},
+                                     sh.sh_addr + sh.sh_size, false});
+          continue;
+        }
+        for (uint64_t i = off; i + 6 <= off + entsize; ++i) {
+          if (bytes[i] != 0xff || bytes[i + 1] != 0x25) continue;
+          int32_t disp;
+          std::memcpy(&disp, bytes + i + 2, sizeof(disp));
+          uint64_t slot = sh.sh_addr + i + 6 + uint64_t(int64_t(disp));
+          auto it = slots.find(slot);
+          if (it != slots.end())
+            pending_.push_back(Pending{Symbol{sh.sh_addr + off, entsize, intern(it->second + "@plt"),
+                                              uint8_t(STB_LOCAL)},
+                                       sh.sh_addr + sh.sh_size, false});
+          break;
+        }
+      }
+    }
   }
 
   std::vector<Symbol> finish() {
@@ -207,6 +312,7 @@ class SymbolCollector {
       const Symbol& a = pa.sym;
       const Symbol& b = pb.sym;
       if (a.start != b.start) return a.start < b.start;
+      if (pa.label != pb.label) return !pa.label;  // a typed function over a label
       if (binding_rank(a.binding) != binding_rank(b.binding))
         return binding_rank(a.binding) < binding_rank(b.binding);
       if ((a.size == 0) != (b.size == 0)) return a.size != 0;
@@ -238,6 +344,7 @@ class SymbolCollector {
   struct Pending {
     Symbol sym;
     uint64_t limit;
+    bool label = false;  // STT_NOTYPE
   };
   uint32_t intern(std::string_view name) {
     auto it = interned_.find(name);
@@ -317,6 +424,7 @@ Result<std::shared_ptr<Binary>> Binary::load(const ElfFile& file) {
   SymbolCollector c(&bin->pool_);
   if (c.add(file, SHT_SYMTAB)) bin->symbol_source_ = ".symtab";
   else if (c.add(file, SHT_DYNSYM)) bin->symbol_source_ = ".dynsym";
+  c.add_plt(file);
   bin->symbols_ = c.finish();
   bin->symbols_.shrink_to_fit();
   return bin;
@@ -344,12 +452,17 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
 
   std::unique_ptr<ElfFile> debug;
   if (!own_symtab || (opts.dwarf && !own_dwarf)) {
-    std::string path = find_debug_file(*file, file->name(), opts.root, opts.debug_dir);
+    DebugLookup found = find_debug_file(*file, file->name(), opts.debug);
+    std::string path = found.path;
     if (path.empty() && opts.debuginfod)
       path = opts.debuginfod->find_debuginfo(file->build_id(), opts.now_ns);
+    bin->debug_deferred_ = path.empty() && found.deferred;
     if (!path.empty()) {
       auto d = ElfFile::open(path);
-      if (d) debug = std::move(*d);
+      if (d) {
+        debug = std::move(*d);
+        bin->debug_file_ = path;
+      }
     }
   }
   if (!own_symtab) {
@@ -359,6 +472,7 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
       bin->pool_.clear();
       SymbolCollector c(&bin->pool_);
       c.add(*debug, SHT_SYMTAB);
+      c.add_plt(*file);
       bin->symbols_ = c.finish();
       bin->symbol_source_ = "debugfile:.symtab";
     } else if (opts.minidebuginfo) {
@@ -368,6 +482,7 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
         SymbolCollector c(&bin->pool_);
         c.add(*file, SHT_DYNSYM);
         c.add(**mini, SHT_SYMTAB);
+        c.add_plt(*file);
         bin->symbols_ = c.finish();
         bin->symbol_source_ = ".dynsym+.gnu_debugdata";
       }

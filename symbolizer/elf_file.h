@@ -70,6 +70,12 @@ struct Symbol {
   uint8_t binding = 0;
 };
 
+// Where separate debug files are looked for (symbolizer/debug_file.h).
+struct DebugSearch {
+  std::string root;  // the process's root ("" = the agent's own)
+  std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
+};
+
 class DwarfInfo;
 class DebuginfodClient;
 class GoPclntab;
@@ -81,8 +87,7 @@ class Binary {
   // Where symbols and source lines may come from besides the file itself.
   struct LoadOptions {
     bool dwarf = false;          // open DWARF for lines and inlined frames
-    std::string root;            // prefixes debug-file paths (a container's root)
-    std::string debug_dir = "/usr/lib/debug";
+    DebugSearch debug;           // where debug files are (a container's root, dirs)
     bool minidebuginfo = true;   // .gnu_debugdata (xz) when .symtab is gone
     // Addresses whose describe() answers are remembered (FrameCache); 0
     // turns the cache off.
@@ -138,6 +143,11 @@ class Binary {
   size_t cached_addresses() const;
   // Where symbols and DWARF came from, for diagnostics and tests.
   const std::string& symbol_source() const { return symbol_source_; }
+  // The debug-file lookup could not finish: the process's root was gone
+  // (DebugLookup::deferred). Caches look again when a live process maps it.
+  bool debug_deferred() const { return debug_deferred_; }
+  // The separate debug file symbols or lines came from ("" if none).
+  const std::string& debug_file() const { return debug_file_; }
   const std::string& dwarf_source() const { return dwarf_source_; }
 
  private:
@@ -150,6 +160,8 @@ class Binary {
   std::vector<Symbol> symbols_;  // sorted by start, no exact duplicates
   std::string pool_;             // NUL-separated symbol names
   std::string symbol_source_;
+  bool debug_deferred_ = false;
+  std::string debug_file_;
   std::string dwarf_source_;
   std::unique_ptr<DwarfInfo> dwarf_;
   std::unique_ptr<GoPclntab> go_;  // only when dwarf_ is null

@@ -114,7 +114,7 @@ const MapEntry* ProcessSnapshot::find(uint64_t addr) const {
 }
 
 std::string ProcessSnapshot::host_path(const MapEntry& m) const {
-  return proc_root + "/" + std::to_string(pid) + "/root" + std::string(m.clean_path());
+  return root_path() + std::string(m.clean_path());
 }
 
 std::string ProcessSnapshot::map_files_path(const MapEntry& m) const {
@@ -144,6 +144,23 @@ UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m) {
     if (::fstat(fd.get(), &st) != 0 || (m.inode != 0 && st.st_ino != m.inode)) fd.reset();
   }
   return fd;
+}
+
+RootDir::RootDir(UniqueFd fd, uint64_t dev, uint64_t ino)
+    : fd_(std::move(fd)), dev_(dev), ino_(ino), path_("/proc/self/fd/" + std::to_string(fd_.get())) {}
+
+std::shared_ptr<const RootDir> RootDir::open(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return nullptr;
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return nullptr;
+  return std::shared_ptr<const RootDir>(
+      new RootDir(std::move(fd), uint64_t(st.st_dev), uint64_t(st.st_ino)));
+}
+
+std::string ProcessSnapshot::root_path() const {
+  if (root) return root->path();
+  return proc_root + "/" + std::to_string(pid) + "/root";
 }
 
 Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string& proc_root,

@@ -92,6 +92,30 @@ class PinnedFile {
   std::shared_ptr<std::atomic<size_t>> live_;
 };
 
+// A process's root directory, held open (O_PATH) from the moment the process
+// is first seen, so that files inside it (debug files, found by path) can
+// still be opened after the process exits: /proc/PID/root vanishes with the
+// process, this descriptor does not. One is shared by every process with the
+// same root (ProcessTable interns them), so their number is the number of
+// distinct roots (containers), not of processes.
+class RootDir {
+ public:
+  // Opens `path` (e.g. "/proc/1234/root"); null if that fails.
+  static std::shared_ptr<const RootDir> open(const std::string& path);
+  int fd() const { return fd_.get(); }
+  uint64_t dev() const { return dev_; }
+  uint64_t ino() const { return ino_; }
+  // A path that names the directory through our descriptor:
+  // "/proc/self/fd/N", to which paths inside the root are appended.
+  const std::string& path() const { return path_; }
+
+ private:
+  RootDir(UniqueFd fd, uint64_t dev, uint64_t ino);
+  UniqueFd fd_;
+  uint64_t dev_ = 0, ino_ = 0;
+  std::string path_;
+};
+
 // An immutable view of one process at one moment: its executable mappings,
 // sorted by address. Shared by every sample taken while it was current.
 struct ProcessSnapshot {
@@ -116,6 +140,12 @@ struct ProcessSnapshot {
   // The executable, opened at exec time, for when the maps could not be read
   // (the process was gone): with exec_hint it still places the exe's frames.
   std::shared_ptr<PinnedFile> exe_fd;
+  // The process's root, held open (null if it could not be opened).
+  std::shared_ptr<const RootDir> root;
+
+  // Where paths inside the process's filesystem start: the held root, else
+  // /proc/PID/root (gone once the process exits).
+  std::string root_path() const;
 
   // The mapping containing `addr`, or null.
   const MapEntry* find(uint64_t addr) const;

@@ -75,11 +75,12 @@ std::shared_ptr<const Binary> Symbolizer::vdso() {
 Binary::LoadOptions Symbolizer::load_options(const ProcessSnapshot& proc) const {
   Binary::LoadOptions o;
   o.dwarf = opts_.lines;
-  o.debug_dir = opts_.debug_dir;
+  o.debug.debug_dirs = opts_.debug_dirs;
   o.debuginfod = opts_.debuginfod.get();
   o.now_ns = opts_.clock->monotonic_ns();
-  // Debug files of a containerized process live in its own filesystem.
-  if (proc.pid > 0) o.root = proc.proc_root + "/" + std::to_string(proc.pid) + "/root";
+  // Debug files of a containerized process live in its own filesystem,
+  // reached through the root its snapshot holds open.
+  if (proc.pid > 0) o.debug.root = proc.root_path();
   return o;
 }
 

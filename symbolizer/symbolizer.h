@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "symbolizer/binary_cache.h"
@@ -32,7 +33,9 @@ struct SymbolizerOptions {
   // File and line for every frame, with inlined calls as frames of their
   // own (DWARF); false: function names only.
   bool lines = true;
-  std::string debug_dir = "/usr/lib/debug";
+  // Where separate debug files live, each inside the process's root, in
+  // order (gdb's debug-file-directory).
+  std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
   // Debug files from debuginfod servers when not on the host (null: off).
   std::shared_ptr<DebuginfodClient> debuginfod;
   const Clock* clock = &SystemClock::instance();

@@ -54,28 +54,7 @@ class StatsRefresher {
     if (!force && now - last_ns_ < 1'000'000'000ull) return;
     last_ns_ = now;
     s_.sampler().read_counters();
-    auto cs = s_.symbolizer().cache_stats();
-    m_.counter("ember_symbolizer_cache_hits_total", "", "Binary cache lookups that hit").set(cs.hits);
-    m_.counter("ember_symbolizer_cache_misses_total", "", "Binary cache lookups that missed (a binary was parsed)")
-        .set(cs.misses);
-    m_.counter("ember_symbolizer_cache_evictions_total", "", "Binaries evicted from the cache").set(cs.evictions);
-    m_.counter("ember_symbolizer_cache_errors_total", "", "Binaries that could not be parsed").set(cs.errors);
-    m_.gauge("ember_symbolizer_binaries", "", "Parsed binaries held in the cache").set(cs.entries);
-    m_.gauge("ember_symbolizer_cache_bytes", "", "Memory held by parsed symbol tables").set(cs.bytes);
-    auto pm = s_.symbolizer().perf_map_stats();
-    m_.counter("ember_jit_map_lookups_total", "result=\"hit\"", "JIT addresses looked up in perf maps")
-        .set(pm.hits);
-    m_.counter("ember_jit_map_lookups_total", "result=\"miss\"", "JIT addresses looked up in perf maps")
-        .set(pm.misses);
-    m_.gauge("ember_jit_map_processes", "", "Processes whose perf map is held").set(pm.processes);
-    m_.gauge("ember_jit_map_bytes", "", "Memory held by perf maps").set(pm.bytes);
-    if (const DebuginfodClient* d = s_.symbolizer().debuginfod()) {
-      auto ds = d->stats();
-      const char* help = "Debug files asked of debuginfod servers, by result";
-      m_.counter("ember_debuginfod_requests_total", "result=\"found\"", help).set(ds.fetched);
-      m_.counter("ember_debuginfod_requests_total", "result=\"not_found\"", help).set(ds.not_found);
-      m_.counter("ember_debuginfod_requests_total", "result=\"skipped_recent_miss\"", help).set(ds.skipped);
-    }
+    s_.publish_cache_stats();
     m_.gauge("ember_processes_tracked", "", "Processes in the process table").set(s_.processes().size());
     publish_bpf_map_fill(m_);
     uint64_t rss = 0, hwm = 0;

@@ -109,7 +109,8 @@ int run_record(int argc, char** argv) {
       ("names-only", "Function names only: no file:line, no inlined frames")
       ("demangle", "C++ and Rust names: full, simplified (no parameters or template arguments) "
        "or none", cxxopts::value<std::string>()->default_value("full"))
-      ("debug-dir", "Where separate debug files live", cxxopts::value<std::string>()->default_value("/usr/lib/debug"))
+      ("debug-dir", "Also look for separate debug files here, after /usr/lib/debug (repeatable)",
+       cxxopts::value<std::vector<std::string>>())
       ("debuginfod", "Fetch missing debug files by build-id from this debuginfod server (repeatable)",
        cxxopts::value<std::vector<std::string>>())
       ("debuginfod-cache", "Cache directory for debuginfod downloads",
@@ -171,7 +172,8 @@ int run_record(int argc, char** argv) {
   config.symbolizer.lines = args.count("names-only") == 0;
   if (args.count("disable-kernel-feature"))
     config.sampler.disable_kernel_features = args["disable-kernel-feature"].as<std::vector<std::string>>();
-  if (args.count("debug-dir")) config.symbolizer.debug_dir = args["debug-dir"].as<std::string>();
+  if (args.count("debug-dir"))
+    for (const auto& d : args["debug-dir"].as<std::vector<std::string>>()) add_debug_dir(&config, d);
   if (args.count("debuginfod")) config.symbolizer.debuginfod.urls = args["debuginfod"].as<std::vector<std::string>>();
   if (args.count("debuginfod-cache")) config.symbolizer.debuginfod.cache_dir = args["debuginfod-cache"].as<std::string>();
   if (auto st = validate_config(config); !st) {
@@ -363,6 +365,7 @@ int run_record(int argc, char** argv) {
   if (write_failed) return child ? exit_code : 1;
 
   if (!quiet) {
+    s.publish_cache_stats();
     Metrics& m = s.metrics();
     std::set<uint32_t> pids;
     for (const auto& ps : profile.samples) pids.insert(ps.pid);

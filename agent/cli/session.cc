@@ -17,7 +17,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   so.cache.max_bytes = size_t(c.symbolizer.cache_max_bytes);
   so.demangle_style = c.symbolizer.demangle_simplified ? DemangleStyle::kSimplified : DemangleStyle::kFull;
   so.lines = c.symbolizer.lines;
-  so.debug_dir = c.symbolizer.debug_dir;
+  so.debug_dirs = c.symbolizer.debug_dirs;
   so.perf_maps = c.symbolizer.perf_maps;
   so.clock = &clock;
   if (!c.symbolizer.debuginfod.urls.empty()) {
@@ -33,6 +33,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
 
   unwind::UnwindTableCache::Options uo;
   uo.max_bytes = size_t(opts.unwind_cache_bytes);
+  uo.debug_dirs = c.symbolizer.debug_dirs;
   s->unwind_cache_ = std::make_unique<unwind::UnwindTableCache>(uo);
 
   ProcessTable::Options pt;
@@ -108,9 +109,11 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   s->sampler_ = std::move(*sampler);
   s->labeler_->set_verdict_sink(s->sampler_->verdicts());
   if (s->sampler_->uses_tables()) {
+    unwind::BpfUnwindTables::Options to;
+    to.retention = c.sampler.unwind_table_retention;
     s->unwind_tables_ = std::make_unique<unwind::BpfUnwindTables>(
         unwind::make_bpf_map_writer(s->sampler_->unwind_maps()), *s->unwind_cache_, clock,
-        s->metrics_);
+        s->metrics_, to);
     s->tables_hook_ = s->unwind_tables_.get();
     s->metrics_.gauge("ember_unwind_map_bytes", "", "Kernel memory of the unwind maps (preallocated)")
         .set(s->sampler_->unwind_map_bytes());
@@ -122,6 +125,46 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
 }
 
 Session::~Session() { stop(); }
+
+void Session::publish_cache_stats() {
+  Metrics& m = metrics_;
+  auto cs = symbolizer_->cache_stats();
+  m.counter("ember_symbolizer_cache_hits_total", "", "Binary cache lookups that hit").set(cs.hits);
+  m.counter("ember_symbolizer_cache_misses_total", "", "Binary cache lookups that missed (a binary was parsed)")
+      .set(cs.misses);
+  m.counter("ember_symbolizer_cache_evictions_total", "", "Binaries evicted from the cache").set(cs.evictions);
+  m.counter("ember_symbolizer_cache_errors_total", "", "Binaries that could not be parsed").set(cs.errors);
+  m.gauge("ember_symbolizer_binaries", "", "Parsed binaries held in the cache").set(cs.entries);
+  m.gauge("ember_symbolizer_cache_bytes", "", "Memory held by parsed symbol tables").set(cs.bytes);
+  // A process gone before its binary was parsed (and whose root nothing
+  // held) defers the debug-file lookup; the next live process retries it.
+  const char* deferred_help = "Debug-file lookups deferred because the process's root was gone, by cache";
+  m.counter("ember_debug_lookups_deferred_total", "cache=\"symbols\"", deferred_help).set(cs.debug_deferred);
+  const char* retry_help = "Deferred debug-file lookups made again for a live process, by cache and result";
+  m.counter("ember_debug_lookup_retries_total", "cache=\"symbols\",result=\"found\"", retry_help)
+      .set(cs.debug_retries_found);
+  m.counter("ember_debug_lookup_retries_total", "cache=\"symbols\",result=\"not_found\"", retry_help)
+      .set(cs.debug_retries - cs.debug_retries_found);
+  auto us = unwind_cache_->stats();
+  m.counter("ember_debug_lookups_deferred_total", "cache=\"unwind\"", deferred_help).set(us.debug_deferred);
+  m.counter("ember_debug_lookup_retries_total", "cache=\"unwind\",result=\"rebuilt\"", retry_help)
+      .set(us.debug_retries);
+  m.counter("ember_unwind_table_builds_total", "", "Unwind tables built from CFI").set(us.misses + us.debug_retries);
+  m.counter("ember_unwind_table_cache_hits_total", "", "Unwind tables found already built").set(us.hits);
+  auto pm = symbolizer_->perf_map_stats();
+  m.counter("ember_jit_map_lookups_total", "result=\"hit\"", "JIT addresses looked up in perf maps").set(pm.hits);
+  m.counter("ember_jit_map_lookups_total", "result=\"miss\"", "JIT addresses looked up in perf maps")
+      .set(pm.misses);
+  m.gauge("ember_jit_map_processes", "", "Processes whose perf map is held").set(pm.processes);
+  m.gauge("ember_jit_map_bytes", "", "Memory held by perf maps").set(pm.bytes);
+  if (const DebuginfodClient* d = symbolizer_->debuginfod()) {
+    auto ds = d->stats();
+    const char* help = "Debug files asked of debuginfod servers, by result";
+    m.counter("ember_debuginfod_requests_total", "result=\"found\"", help).set(ds.fetched);
+    m.counter("ember_debuginfod_requests_total", "result=\"not_found\"", help).set(ds.not_found);
+    m.counter("ember_debuginfod_requests_total", "result=\"skipped_recent_miss\"", help).set(ds.skipped);
+  }
+}
 
 void Session::start() {
   if (unwind_tables_) {

@@ -57,6 +57,9 @@ class Session {
   Pipeline& pipeline() { return *pipeline_; }
   ProcessLabeler& labeler() { return *labeler_; }
   Metrics& metrics() { return metrics_; }
+  // Copies the symbolizer's and unwind-table cache's own counters into
+  // metrics() (they are read, not counted as they happen).
+  void publish_cache_stats();
   Symbolizer& symbolizer() { return *symbolizer_; }
   ProcessTable& processes() { return *processes_; }
   // Null when unwinding by frame pointers only.

@@ -558,6 +558,17 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"unwind_table_memory", [&](const YAML::Node& n, const std::string& k) {
          r.size(n, k, 1 << 20, 1ull << 34, &c.sampler.unwind_table_bytes);
        }},
+      {"unwind_table_retention", [&](const YAML::Node& n, const std::string& k) {
+         // A percentage: "25%" or 25.
+         if (!r.scalar(n, k, "a percentage like 25%")) return;
+         std::string v = n.Scalar();
+         if (!v.empty() && v.back() == '%') v.pop_back();
+         char* end = nullptr;
+         double pct = std::strtod(v.c_str(), &end);
+         if (v.empty() || *end || pct < 0 || pct > 90)
+           r.error(n, k, "expected a percentage from 0% to 90%, got '" + n.Scalar() + "'");
+         else c.sampler.unwind_table_retention = pct / 100.0;
+       }},
       {"disable_kernel_features", [&](const YAML::Node& n, const std::string& k) {
          if (!n.IsSequence()) {
            r.error(n, k, "expected a list of kernel features, e.g. [bpf_loop]");
@@ -607,7 +618,20 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
          else r.error(n, k, "expected full, simplified or none, got '" + v + "'");
        }},
       {"lines", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.symbolizer.lines); }},
-      {"debug_dir", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.symbolizer.debug_dir, true); }},
+      {"debug_dir", [&](const YAML::Node& n, const std::string& k) {
+         // One directory or a list; added after the default /usr/lib/debug.
+         if (n.IsSequence()) {
+           for (size_t i = 0; i < n.size(); ++i) {
+             std::string d;
+             r.string(n[i], k + "[" + std::to_string(i) + "]", &d, true);
+             if (!d.empty()) add_debug_dir(&c, d);
+           }
+           return;
+         }
+         std::string d;
+         r.string(n, k, &d, true);
+         if (!d.empty()) add_debug_dir(&c, d);
+       }},
       {"perf_maps", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.symbolizer.perf_maps); }},
       {"debuginfod", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, debuginfod); }},
       {"cache_max_binaries", [&](const YAML::Node& n, const std::string& k) {
@@ -746,6 +770,14 @@ Result<Config> load_config_file(const std::string& path) {
   return parse_config(ss.str(), path);
 }
 
+void add_debug_dir(Config* c, const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  for (const auto& have : c->symbolizer.debug_dirs)
+    if (have == d) return;
+  c->symbolizer.debug_dirs.push_back(d);
+}
+
 bool is_kernel_feature(const std::string& name) {
   for (const char* f : kKernelFeatureNames)
     if (name == f) return true;
@@ -766,6 +798,9 @@ Status validate_config(const Config& c) {
   if (!c.sampler.kernel_stacks && !c.sampler.user_stacks)
     return Errorf("sampler: kernel_stacks and user_stacks are both false; nothing to sample");
   if (c.output.directory.empty()) return Errorf("output.directory: must not be empty");
+  for (const auto& d : c.symbolizer.debug_dirs)
+    if (d.empty() || d[0] != '/')
+      return Errorf("symbolizer.debug_dir: '%s' is not an absolute path", d.c_str());
   for (const auto& f : c.sampler.disable_kernel_features)
     if (!is_kernel_feature(f))
       return Errorf("sampler.disable_kernel_features: unknown kernel feature '%s' (expected %s)",
@@ -878,6 +913,9 @@ std::string render_config(const Config& c) {
      << "  unwinder: " << c.sampler.unwinder << "\n"
      << "  # Kernel memory for unwind tables, preallocated.\n"
      << "  unwind_table_memory: " << format_size(c.sampler.unwind_table_bytes) << "\n"
+     << "  # Share of that memory binaries no process maps may keep (reused by\n"
+     << "  # the next process that maps them).\n"
+     << "  unwind_table_retention: " << int(c.sampler.unwind_table_retention * 100 + 0.5) << "%\n"
      << "  # Kernel features not to use even where the kernel has them.\n"
      << "  disable_kernel_features: [" << [&] {
           std::string list;
@@ -891,7 +929,11 @@ std::string render_config(const Config& c) {
      << "  # file:line and inlined frames from DWARF; false: function names only.\n"
      << "  lines: " << (c.symbolizer.lines ? "true" : "false") << "\n"
      << "  # Where separate debug files live (.build-id/, debuglink paths).\n"
-     << "  debug_dir: " << yaml_quote(c.symbolizer.debug_dir) << "\n"
+     << "  debug_dir: [" << [&] {
+          std::string list;
+          for (const auto& d : c.symbolizer.debug_dirs) list += (list.empty() ? "" : ", ") + yaml_quote(d);
+          return list;
+        }() << "]\n"
      << "  # Name JIT code from /tmp/perf-PID.map.\n"
      << "  perf_maps: " << (c.symbolizer.perf_maps ? "true" : "false") << "\n"
      << "  # Fetch missing debug files by build-id; off without urls.\n"

@@ -104,6 +104,9 @@ struct Config {
     std::string unwinder = "auto";
     // Kernel memory for unwind-table rows, preallocated at start.
     uint64_t unwind_table_bytes = uint64_t(32) << 20;
+    // Share of unwind_table_bytes that binaries no process maps any more may
+    // keep in the BPF maps (least recently released go first), 0 to 0.9.
+    double unwind_table_retention = 0.25;
     // Kernel features not to use even where the kernel has them (names in
     // kKernelFeatureNames): to test older kernels' fallbacks on a newer one,
     // or to step around a kernel bug.
@@ -114,7 +117,11 @@ struct Config {
     bool demangle = true;
     bool demangle_simplified = false;  // no parameters, template arguments
     bool lines = true;       // file:line and inlined frames (DWARF); false: names only
-    std::string debug_dir = "/usr/lib/debug";
+    // Where separate debug files live, searched in order (inside each
+    // process's root). symbolizer.debug_dir and --debug-dir add to the
+    // default, as gdb's debug-file-directory list does, so setting one does
+    // not hide the system's debug files.
+    std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
     bool perf_maps = true;   // JIT symbols from /tmp/perf-PID.map
     uint64_t cache_max_binaries = 4096;
     uint64_t cache_max_bytes = uint64_t(512) << 20;
@@ -196,6 +203,8 @@ Status validate_config(const Config& c);
 
 // sampler.disable_kernel_features: a known name? And the names, for errors.
 bool is_kernel_feature(const std::string& name);
+// Adds a debug directory after those already listed (no duplicates).
+void add_debug_dir(Config* c, const std::string& dir);
 std::string kernel_feature_list();
 
 // Parses sizes as users write them: 4096, 64KiB, 8MiB, 1GiB (K/M/G also

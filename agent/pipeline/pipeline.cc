@@ -54,13 +54,19 @@ void Pipeline::on_sample(RawSample&& s) {
     return;
   }
   queue_.push_back(Item{Item::Kind::kSample, 0, std::move(s)});
-  if (queue_.size() == 1) cv_.notify_one();
+  wake_locked();
+}
+
+void Pipeline::wake_locked() {
+  // An idle thread is woken by the first item; a gathering one only by a
+  // full batch (it wakes on its own when the gathering time is up).
+  if ((idle_ && queue_.size() == 1) || queue_.size() == kBatchWake) cv_.notify_one();
 }
 
 void Pipeline::enqueue_event(Item::Kind kind, uint32_t pid) {
   std::lock_guard<std::mutex> lock(mu_);
   queue_.push_back(Item{kind, pid, {}});
-  if (queue_.size() == 1) cv_.notify_one();
+  wake_locked();
 }
 
 void Pipeline::handle(Item&& item) {
@@ -118,18 +124,32 @@ void Pipeline::run() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       auto ready = [this] { return stopping_ || !queue_.empty(); };
-      if (periodic) {
-        uint64_t now = clock_.monotonic_ns();
-        uint64_t wait_ns = next_flush > now ? next_flush - now : 0;
-        cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns), ready);
-      } else {
-        cv_.wait(lock, ready);
+      if (!ready()) {
+        idle_ = true;
+        if (periodic) {
+          uint64_t now = clock_.monotonic_ns();
+          uint64_t wait_ns = next_flush > now ? next_flush - now : 0;
+          cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns), ready);
+        } else {
+          cv_.wait(lock, ready);
+        }
+        idle_ = false;
       }
       batch.swap(queue_);
       stopping = stopping_;
     }
     for (auto& item : batch) handle(std::move(item));
     batch.clear();
+    if (!stopping && opts_.batch_delay.count() > 0) {
+      // Let the next batch gather (see Options::batch_delay), never past
+      // the interval's end.
+      std::unique_lock<std::mutex> lock(mu_);
+      uint64_t now = clock_.monotonic_ns();
+      uint64_t wait_ns = uint64_t(opts_.batch_delay.count());
+      if (periodic) wait_ns = std::min(wait_ns, next_flush > now ? next_flush - now : 0);
+      cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns),
+                   [this] { return stopping_ || queue_.size() >= kBatchWake; });
+    }
     if (periodic && clock_.monotonic_ns() >= next_flush) {
       flush_interval();
       next_flush += uint64_t(opts_.interval.count());

@@ -42,7 +42,14 @@ class Pipeline {
     // Aggregation interval; zero means one interval that ends at stop().
     Duration interval = std::chrono::seconds(10);
     size_t max_queued_samples = 1 << 17;
+    // After handling a batch, the pipeline thread lets the next one gather
+    // this long (or until kBatchWake items wait) instead of waking for every
+    // ring wakeup: a storm of short-lived processes wakes the drain thread
+    // for each exec, and a wakeup per handoff was most of the agent's CPU
+    // there (bench/exec_storm). Zero: hand over at once.
+    Duration batch_delay = std::chrono::milliseconds(10);
   };
+  static constexpr size_t kBatchWake = 4096;
 
   // `processes` may be null in tests that attach snapshots themselves.
   Pipeline(Options opts, Stages stages, ProcessTable* processes, const Clock& clock,
@@ -74,6 +81,7 @@ class Pipeline {
   };
   void run();
   void enqueue_event(Item::Kind kind, uint32_t pid);
+  void wake_locked();  // caller holds mu_
   void handle(Item&& item);
 
   Options opts_;
@@ -89,6 +97,7 @@ class Pipeline {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
+  bool idle_ = false;  // the thread waits for an empty queue to fill (mu_)
   bool stopping_ = false;
   uint64_t interval_start_ns_ = 0;  // wall clock
   std::thread thread_;

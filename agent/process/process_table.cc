@@ -33,6 +33,8 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e
     snapshots_read_.add();
     s = std::move(*snap);
     pin_unknown_files(*s);
+    // The root was opened at exec; a process that predates us gets it here.
+    if (!e.root) e.root = open_root(pid);
   } else {
     // Gone already (or never readable): keep what the exec event told us so
     // the executable's frames still resolve.
@@ -45,6 +47,7 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e
   }
   s->generation = e.generation;
   s->exec_hint = e.hint;
+  s->root = e.root;
   // With readable maps the executable is pinned (if needed) like any
   // mapping; the exec-time handle is only for a process already gone.
   if (s->maps_ok) e.exe_fd.reset();
@@ -151,12 +154,34 @@ void ProcessTable::on_exec(const ExecEvent& ev) {
   e.generation++;
   e.hint = ev.hint;
   e.exe_fd = std::move(fd);
+  // A new image may live in a new root (a container's entrypoint). Opened
+  // now, while the process surely exists.
+  e.root = open_root(ev.pid);
   e.exec_filename = ev.filename;
   e.stale = true;
   e.miss_backoff_ns = 0;
   e.last_used_ns = clock_.monotonic_ns();
   tracked_.set(table_.size());
   evict_if_needed();
+}
+
+std::shared_ptr<const RootDir> ProcessTable::open_root(uint32_t pid) {
+  auto root = RootDir::open(opts_.proc_root + "/" + std::to_string(pid) + "/root");
+  if (!root) return nullptr;
+  auto key = std::make_pair(root->dev(), root->ino());
+  auto it = roots_.find(key);
+  if (it != roots_.end()) {
+    if (auto held = it->second.lock()) return held;  // ours closes; the shared one stays
+  }
+  roots_[key] = root;
+  if (roots_.size() >= roots_sweep_at_) {
+    for (auto r = roots_.begin(); r != roots_.end();) {
+      if (r->second.expired()) r = roots_.erase(r);
+      else ++r;
+    }
+    roots_sweep_at_ = std::max<size_t>(64, roots_.size() * 2);
+  }
+  return root;
 }
 
 void ProcessTable::on_exit(const ExitEvent& ev) {

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,6 +87,9 @@ class ProcessTable {
     std::optional<ExecHint> hint;
     std::shared_ptr<PinnedFile> exe_fd;  // until the maps were read once
     std::string exec_filename;
+    // The process's root, opened at exec or at the first snapshot: a later
+    // snapshot of a process already gone still finds its files.
+    std::shared_ptr<const RootDir> root;
     uint64_t last_read_ns = 0;
     uint64_t last_used_ns = 0;
     uint64_t miss_backoff_ns = 0;  // 0: next miss may re-read at once
@@ -93,6 +97,9 @@ class ProcessTable {
   std::shared_ptr<const ProcessSnapshot> read(uint32_t pid, Entry& e);  // caller holds mu_
   void pin_unknown_files(ProcessSnapshot& s);
   void evict_if_needed();
+  // /proc/PID/root, opened and shared with every process of the same root
+  // (caller holds mu_). Null if the process is gone.
+  std::shared_ptr<const RootDir> open_root(uint32_t pid);
 
   Options opts_;
   const Clock& clock_;
@@ -106,6 +113,10 @@ class ProcessTable {
   Counter& tracked_;
   mutable std::mutex mu_;
   std::unordered_map<uint32_t, Entry> table_;
+  // Open roots by (device, inode): one descriptor per distinct root. Entries
+  // whose last holder is gone are swept when the map doubles.
+  std::map<std::pair<uint64_t, uint64_t>, std::weak_ptr<const RootDir>> roots_;
+  size_t roots_sweep_at_ = 64;
 };
 
 }  // namespace ember

@@ -139,7 +139,7 @@ void RangeAllocator::release_due(uint64_t now_ns) {
 }
 
 BpfUnwindTables::BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTableCache& cache,
-                                 const Clock& clock, Metrics& metrics)
+                                 const Clock& clock, Metrics& metrics, Options opts)
     : maps_(std::move(maps)),
       cache_(cache),
       clock_(clock),
@@ -148,6 +148,12 @@ BpfUnwindTables::BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTa
       mappings_(maps_->mapping_entries()),
       loads_(metrics.counter("ember_unwind_process_loads_total", "",
                              "Processes whose mappings were published to the BPF unwinder")),
+      binary_loads_(metrics.counter("ember_unwind_binary_loads_total", "",
+                                    "Binaries whose rows were written to the BPF maps")),
+      binaries_reused_(metrics.counter("ember_unwind_binaries_reused_total", "",
+                                       "Binaries found still loaded (retained) when a process mapped them again")),
+      retained_gauge_(metrics.gauge("ember_unwind_binaries_retained", "",
+                                    "Binaries kept in the BPF maps with no process mapping them")),
       binaries_gauge_(metrics.gauge("ember_unwind_binaries", "", "Binaries with tables in BPF maps")),
       processes_gauge_(metrics.gauge("ember_unwind_processes", "", "Processes published to BPF")),
       rows_gauge_(metrics.gauge("ember_unwind_rows", "", "Unwind table rows in BPF maps")),
@@ -160,6 +166,7 @@ BpfUnwindTables::BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTa
       too_many_mappings_(
           metrics.counter("ember_unwind_load_failures_total", "reason=\"too_many_mappings\"")) {
   stats_.rows_capacity = uint64_t(maps_->row_pages()) * EMBER_ROWS_PER_PAGE;
+  max_retained_rows_ = uint64_t(double(stats_.rows_capacity) * std::clamp(opts.retention, 0.0, 1.0));
 }
 
 BpfUnwindTables::~BpfUnwindTables() {
@@ -186,13 +193,17 @@ void BpfUnwindTables::process_seen(std::shared_ptr<const ProcessSnapshot> snap) 
     }
   }
   queue_.push_back(Work{uint32_t(snap->pid), std::move(snap)});
-  cv_.notify_all();
+  // Only an idle loader needs waking; a busy one takes the queue as it goes.
+  if (idle_) cv_.notify_all();
 }
 
 void BpfUnwindTables::process_exited(uint32_t pid) {
+  // Not urgent: BPF already dropped the process's entry at exit, and its
+  // rows are quarantined for a second anyway. The loader takes it on its
+  // next wakeup (at most a second away), not with a wakeup of its own: a
+  // storm of short-lived processes otherwise woke it twice per process.
   std::lock_guard<std::mutex> lock(mu_);
   queue_.push_back(Work{pid, nullptr});
-  cv_.notify_all();
 }
 
 void BpfUnwindTables::preload_all(const std::string& proc_root) {
@@ -210,6 +221,7 @@ void BpfUnwindTables::preload_all(const std::string& proc_root) {
 
 void BpfUnwindTables::flush() {
   std::unique_lock<std::mutex> lock(mu_);
+  cv_.notify_all();  // exits queue without waking the loader
   cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
 }
 
@@ -221,7 +233,11 @@ BpfUnwindTables::Stats BpfUnwindTables::stats() const {
 void BpfUnwindTables::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) {
+      idle_ = true;
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_ || !queue_.empty(); });
+      idle_ = false;
+    }
     if (stop_) return;
     uint64_t now = clock_.monotonic_ns();
     rows_.release_due(now);
@@ -244,6 +260,7 @@ void BpfUnwindTables::run() {
 void BpfUnwindTables::publish_stats() {
   Stats s;
   s.binaries = binaries_.size();
+  s.retained = retained_.size();
   s.processes = processes_.size();
   s.rows = rows_.used();
   s.rows_capacity = rows_.size();
@@ -251,6 +268,7 @@ void BpfUnwindTables::publish_stats() {
   s.rules = rules_used_;
   s.mapping_entries = mappings_.used();
   binaries_gauge_.set(s.binaries);
+  retained_gauge_.set(s.retained);
   processes_gauge_.set(s.processes);
   rows_gauge_.set(s.rows);
   table_bytes_gauge_.set(s.rows * sizeof(ember_unwind_row));
@@ -284,7 +302,15 @@ bool BpfUnwindTables::intern_rules(const UnwindTable& t, std::vector<uint16_t>* 
 
 BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCache::Ref& ref) {
   auto found = binaries_.find(ref.key);
-  if (found != binaries_.end()) return &found->second;
+  if (found != binaries_.end()) {
+    LoadedBinary& b = found->second;
+    if (b.refs == 0) {  // retained: in use again, rows untouched
+      retained_.erase(b.retained_at);
+      retained_rows_ -= b.row_count;
+      binaries_reused_.add();
+    }
+    return &b;
+  }
 
   const UnwindTable& t = *ref.table;
   const auto& rows = t.rows();
@@ -299,6 +325,18 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
   uint64_t page_count = page_last - page_first + 1;
   int64_t row_start = rows_.alloc(rows.size());
   int64_t index_base = index_.alloc(page_count);
+  // No room: the retained binaries go first (those released over a
+  // quarantine ago are free at once), then try again.
+  while ((row_start < 0 || index_base < 0) && !retained_.empty()) {
+    if (row_start >= 0) rows_.free_later(uint64_t(row_start), rows.size(), 0);
+    if (index_base >= 0) index_.free_later(uint64_t(index_base), page_count, 0);
+    while (evict_retained()) {
+    }
+    rows_.release_due(clock_.monotonic_ns());
+    index_.release_due(clock_.monotonic_ns());
+    row_start = rows_.alloc(rows.size());
+    index_base = index_.alloc(page_count);
+  }
   if (row_start < 0 || index_base < 0 || page_count > 0xffffffffu) {
     if (row_start >= 0) rows_.free_later(uint64_t(row_start), rows.size(), 0);
     if (index_base >= 0) index_.free_later(uint64_t(index_base), page_count, 0);
@@ -341,16 +379,36 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
   b.page_first = uint32_t(page_first);
   b.page_count = uint32_t(page_count);
   b.table = ref.table;
+  binary_loads_.add();
   return &binaries_.emplace(ref.key, std::move(b)).first->second;
+}
+
+bool BpfUnwindTables::evict_retained() {
+  if (retained_.empty()) return false;
+  auto it = binaries_.find(retained_.back());
+  retained_.pop_back();
+  if (it == binaries_.end()) return true;
+  LoadedBinary& b = it->second;
+  retained_rows_ -= b.row_count;
+  // A walk that read a mapping entry of its last process may still be using
+  // its rows until the quarantine after its release has passed.
+  uint64_t later = b.released_ns + kQuarantineNs;
+  rows_.free_later(b.row_start, b.row_count, later);
+  index_.free_later(b.index_base, b.page_count, later);
+  binaries_.erase(it);
+  return true;
 }
 
 void BpfUnwindTables::unref_binary(const std::string& key) {
   auto it = binaries_.find(key);
   if (it == binaries_.end() || --it->second.refs > 0) return;
-  uint64_t later = clock_.monotonic_ns() + kQuarantineNs;
-  rows_.free_later(it->second.row_start, it->second.row_count, later);
-  index_.free_later(it->second.index_base, it->second.page_count, later);
-  binaries_.erase(it);
+  LoadedBinary& b = it->second;
+  b.released_ns = clock_.monotonic_ns();
+  retained_.push_front(key);
+  b.retained_at = retained_.begin();
+  retained_rows_ += b.row_count;
+  while (retained_rows_ > max_retained_rows_ && evict_retained()) {
+  }
 }
 
 void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {

@@ -12,6 +12,13 @@
 // that read the old mapping entry just before it was replaced never reads
 // rows reused by another binary. Nothing is ever wiped globally.
 //
+// Retention: a binary no process maps any more stays loaded (its rows keep
+// their place) while retained binaries take at most `retention` of the row
+// memory; the least recently released go first beyond that, and all of them
+// go when a new binary does not fit. Short-lived processes (shells,
+// compilers, `sleep`) map the same few binaries again and again; without
+// retention every run rewrote their rows into the maps.
+//
 // Bound: the map sizes, fixed at load from config. A binary that does not fit
 // is counted and its mappings fall back to frame pointers.
 //
@@ -23,6 +30,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -94,12 +102,21 @@ class BpfUnwindTables {
  public:
   struct Stats {
     size_t binaries = 0, processes = 0;
+    size_t retained = 0;  // of `binaries`, those no process maps
     uint64_t rows = 0, rows_capacity = 0;
     uint64_t index_entries = 0, rules = 0, mapping_entries = 0;
   };
 
+  struct Options {
+    // Share of the row memory that binaries no process maps may keep.
+    double retention = 0.25;
+  };
+
   BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTableCache& cache,
-                  const Clock& clock, Metrics& metrics);
+                  const Clock& clock, Metrics& metrics, Options opts);
+  BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTableCache& cache,
+                  const Clock& clock, Metrics& metrics)
+      : BpfUnwindTables(std::move(maps), cache, clock, metrics, Options()) {}
   ~BpfUnwindTables();
 
   void start();
@@ -115,7 +132,9 @@ class BpfUnwindTables {
 
  private:
   struct LoadedBinary {
-    uint32_t refs = 0;
+    uint32_t refs = 0;  // processes whose mappings point at it; 0: retained
+    uint64_t released_ns = 0;                // when refs last dropped to 0
+    std::list<std::string>::iterator retained_at;  // valid while refs == 0
     uint32_t row_start = 0, row_count = 0;
     uint32_t index_base = 0, page_first = 0, page_count = 0;
     std::shared_ptr<const UnwindTable> table;  // for bias computations
@@ -134,6 +153,8 @@ class BpfUnwindTables {
   void unload_process(uint32_t pid, bool delete_entry);
   LoadedBinary* load_binary(const UnwindTableCache::Ref& ref);
   void unref_binary(const std::string& key);
+  // Frees the least recently released retained binary; false if none.
+  bool evict_retained();
   bool intern_rules(const UnwindTable& t, std::vector<uint16_t>* ids);
   void publish_stats();
 
@@ -146,11 +167,17 @@ class BpfUnwindTables {
   RangeAllocator index_;
   RangeAllocator mappings_;
   std::unordered_map<std::string, LoadedBinary> binaries_;
+  std::list<std::string> retained_;  // keys with refs == 0, most recently released first
+  uint64_t retained_rows_ = 0;
+  uint64_t max_retained_rows_ = 0;
   std::unordered_map<uint32_t, LoadedProcess> processes_;
   std::map<std::vector<uint8_t>, uint16_t> rule_ids_;  // rule bytes -> global id
   uint32_t rules_used_ = 0;
 
   Counter& loads_;
+  Counter& binary_loads_;
+  Counter& binaries_reused_;
+  Counter& retained_gauge_;
   Counter& binaries_gauge_;
   Counter& processes_gauge_;
   Counter& rows_gauge_;
@@ -164,6 +191,7 @@ class BpfUnwindTables {
   std::condition_variable cv_;
   std::deque<Work> queue_;
   bool busy_ = false;
+  bool idle_ = false;  // the loader waits for work (mu_): only then is it woken
   bool stop_ = false;
   Stats stats_;
   std::thread thread_;

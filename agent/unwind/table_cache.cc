@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "symbolizer/debug_file.h"
+
 namespace ember::unwind {
 
 std::shared_ptr<const UnwindTable> UnwindTableCache::lookup_locked(const std::string& key) {
@@ -13,6 +15,14 @@ std::shared_ptr<const UnwindTable> UnwindTableCache::lookup_locked(const std::st
   lru_.splice(lru_.begin(), lru_, it->second);
   ++stats_.hits;
   return it->second->table;
+}
+
+void UnwindTableCache::erase_locked(const std::string& key) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return;
+  stats_.bytes -= it->second->bytes;
+  lru_.erase(it->second);
+  index_.erase(it);
 }
 
 void UnwindTableCache::insert_locked(const std::string& key, std::shared_ptr<const UnwindTable> t) {
@@ -36,11 +46,13 @@ UnwindTableCache::Ref UnwindTableCache::get(UniqueFd fd, const std::string& path
   std::string identity = "f:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
                          std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
                          std::to_string(st.st_mtim.tv_nsec);
+  const bool root_live = root_reachable(debug_root);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto k = identity_to_key_.find(identity);
     if (k != identity_to_key_.end()) {
-      if (auto t = lookup_locked(k->second)) return Ref{t, k->second};
+      auto t = lookup_locked(k->second);
+      if (t && (!t->debug_deferred() || !root_live)) return Ref{t, k->second};
     }
   }
   auto elf = ElfFile::from_fd(std::move(fd), path);
@@ -54,19 +66,23 @@ UnwindTableCache::Ref UnwindTableCache::get(UniqueFd fd, const std::string& path
 
   std::unique_lock<std::mutex> lock(mu_);
   identity_to_key_[identity] = key;
+  bool retry = false;
   for (;;) {
-    if (auto t = lookup_locked(key)) return Ref{t, key};
+    auto t = lookup_locked(key);
+    if (t && (!t->debug_deferred() || !root_live)) return Ref{t, key};
+    retry = t != nullptr;  // deferred, and now the root is reachable
     if (!building_.count(key)) break;
     cv_.wait(lock);  // another thread is building this very table
   }
   building_.insert(key);
-  ++stats_.misses;
+  if (retry) ++stats_.debug_retries;
+  else ++stats_.misses;
   lock.unlock();
 
   auto start = std::chrono::steady_clock::now();
-  DebugFileOptions dbg;
+  DebugSearch dbg;
   dbg.root = debug_root;
-  dbg.debug_dir = opts_.debug_dir;
+  dbg.debug_dirs = opts_.debug_dirs;
   auto built = build_unwind_table(**elf, dbg);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -75,7 +91,11 @@ UnwindTableCache::Ref UnwindTableCache::get(UniqueFd fd, const std::string& path
   stats_.build_seconds += secs;
   std::shared_ptr<const UnwindTable> table = built ? *built : nullptr;
   if (!table) ++stats_.failures;
-  if (table) insert_locked(key, table);
+  if (table && table->debug_deferred()) ++stats_.debug_deferred;
+  if (table) {
+    if (retry) erase_locked(key);
+    insert_locked(key, table);
+  }
   cv_.notify_all();
   if (!table) return {};
   return Ref{table, key};
@@ -87,8 +107,7 @@ UnwindTableCache::Ref UnwindTableCache::for_mapping(const ProcessSnapshot& proc,
   if (!m.is_file()) return {};
   UniqueFd fd = open_mapped_file(proc, m);
   if (!fd.valid()) return {};
-  auto t = get(std::move(fd), std::string(m.clean_path()),
-               proc.proc_root + "/" + std::to_string(proc.pid) + "/root");
+  auto t = get(std::move(fd), std::string(m.clean_path()), proc.root_path());
   if (PinnedFile* pin = pin_of(proc, m)) pin->release(kPinUnwinder);
   return t;
 }

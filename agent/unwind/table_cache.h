@@ -6,6 +6,10 @@
 // BPF keep their own reference, so eviction here only costs a rebuild if
 // user space needs the table again.
 //
+// A table built while its process's root was gone may lack the debug file's
+// .debug_frame (debug_file.h): it is used, but the next get() through a
+// reachable root builds it again and replaces it.
+//
 // Thread-safe. A table being built by one thread is waited for, not built
 // twice.
 #pragma once
@@ -17,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "agent/unwind/unwind_table.h"
 #include "common/unique_fd.h"
@@ -28,10 +33,11 @@ class UnwindTableCache {
  public:
   struct Options {
     size_t max_bytes = size_t(256) << 20;
-    std::string debug_dir = "/usr/lib/debug";
+    std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
   };
   struct Stats {
     uint64_t hits = 0, misses = 0, evictions = 0, failures = 0;
+    uint64_t debug_deferred = 0, debug_retries = 0;  // see above
     size_t entries = 0, bytes = 0;
     double build_seconds = 0;  // total time spent building tables
   };
@@ -64,6 +70,7 @@ class UnwindTableCache {
   };
   std::shared_ptr<const UnwindTable> lookup_locked(const std::string& key);
   void insert_locked(const std::string& key, std::shared_ptr<const UnwindTable> t);
+  void erase_locked(const std::string& key);
 
   Options opts_;
   mutable std::mutex mu_;

@@ -380,6 +380,8 @@ class TableBuilder {
     intern(UnwindRule{});  // rules_[0]: kNone
   }
 
+  void set_debug_deferred(bool d) { table_->debug_deferred_ = d; }
+
   uint32_t intern(const UnwindRule& r) {
     auto [it, inserted] = ids_.try_emplace(r, uint32_t(table_->rules_.size()));
     if (inserted) table_->rules_.push_back(r);
@@ -571,7 +573,7 @@ class TableBuilder {
 };
 
 Result<std::shared_ptr<const UnwindTable>> build_unwind_table(const ElfFile& elf,
-                                                              const DebugFileOptions& debug) {
+                                                              const DebugSearch& debug) {
   TableBuilder b;
   {
     std::vector<LoadSegment> segs;
@@ -595,9 +597,10 @@ Result<std::shared_ptr<const UnwindTable>> build_unwind_table(const ElfFile& elf
   } else {
     // Code built without unwind tables keeps its CFI in .debug_frame, which
     // stripping moves to the separate debug file: fill the gaps from there.
-    std::string path = find_debug_file(elf, elf.name(), debug.root, debug.debug_dir);
-    if (!path.empty()) {
-      auto dbg = ElfFile::open(path);
+    DebugLookup found = find_debug_file(elf, elf.name(), debug);
+    b.set_debug_deferred(found.deferred);
+    if (!found.path.empty()) {
+      auto dbg = ElfFile::open(found.path);
       if (dbg) {
         Section ddf = find_section(**dbg, ".debug_frame");
         if (ddf.present) b.add_section(ddf, CfiSection::kDebugFrame, "debuglink:.debug_frame");

@@ -90,24 +90,23 @@ class UnwindTable {
   size_t memory_bytes() const {
     return sizeof(*this) + rows_.capacity() * sizeof(UnwindRow) + rules_.capacity() * sizeof(UnwindRule);
   }
+  // The lookup of the debug file (for its .debug_frame) could not finish:
+  // the process's root was gone (debug_file.h). Not a final table.
+  bool debug_deferred() const { return debug_deferred_; }
 
  private:
   friend class TableBuilder;
+  bool debug_deferred_ = false;
   std::vector<UnwindRow> rows_;
   std::vector<UnwindRule> rules_;  // rules_[0] is always the kNone rule
   std::vector<LoadSegment> segments_;
   UnwindTableStats stats_;
 };
 
-// Where to look for a binary's separate debug file (its .debug_frame is used
-// when the binary itself has no CFI). `root` prefixes every path, e.g.
-// "/proc/PID/root" for a binary in a container.
-struct DebugFileOptions {
-  std::string root;
-  std::string debug_dir = "/usr/lib/debug";
-};
-
+// Builds the table of `elf`. `debug`: where its separate debug file is looked
+// for (inside a container's root), for code whose CFI is only in .debug_frame,
+// which stripping moves there.
 Result<std::shared_ptr<const UnwindTable>> build_unwind_table(const ElfFile& elf,
-                                                              const DebugFileOptions& debug = {});
+                                                              const DebugSearch& debug = {});
 
 }  // namespace ember::unwind

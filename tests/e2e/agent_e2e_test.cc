@@ -49,6 +49,8 @@ TEST_F(AgentE2E, WritesOneProfilePerServicePerInterval) {
     }
   }
   // About four 1 s intervals passed while the workload ran.
+  report_figure("profile_files", ratio_files);
+  report_figure("leaf_samples", double(leaf_samples));
   EXPECT_GE(ratio_files, 3) << log;
   EXPECT_GE(leaf_samples, 250u) << log;
 }

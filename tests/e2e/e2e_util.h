@@ -3,12 +3,14 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -153,6 +155,84 @@ inline std::vector<FoldedStack> parse_folded(const std::string& text) {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+// Prints a figure a test asserts on, one line per figure, for
+// scripts/e2e_figures.sh (minimum and maximum over repeated runs):
+//   [ figure ] Suite.Test name=value
+inline void report_figure(const std::string& name, double value) {
+  const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::printf("[ figure ] %s.%s %s=%.6g\n", t ? t->test_suite_name() : "?", t ? t->name() : "?",
+              name.c_str(), value);
+  std::fflush(stdout);
+}
+
+// Checks part/whole against a bound and reports it as a figure, so repeated
+// runs show how close each test comes to its threshold.
+inline void expect_share_at_least(const std::string& name, double part, double whole, double bound) {
+  double share = whole > 0 ? part / whole : 0;
+  report_figure(name, share);
+  EXPECT_GE(share, bound) << name << ": " << part << " of " << whole;
+}
+inline void expect_share_at_most(const std::string& name, double part, double whole, double bound) {
+  double share = whole > 0 ? part / whole : 0;
+  report_figure(name, share);
+  EXPECT_LE(share, bound) << name << ": " << part << " of " << whole;
+}
+inline void expect_share_near(const std::string& name, double part, double whole, double truth,
+                              double tolerance) {
+  double share = whole > 0 ? part / whole : 0;
+  report_figure(name, share);
+  EXPECT_NEAR(share, truth, tolerance) << name << ": " << part << " of " << whole;
+}
+
+// What a profile of short-lived processes (comm `comm`) got right. User
+// samples are those whose innermost frame is in user space (taken after the
+// exec, in the program, its libraries or the dynamic loader); kernel-mode
+// samples of exec and exit are not counted. A stack is:
+//   - named: no frame is `module+0x...` or [unknown];
+//   - complete: the walk reached the program's start (_start under the
+//     thread name).
+struct ShortLivedFigures {
+  uint64_t user = 0, named = 0, complete = 0, named_and_complete = 0;
+  uint64_t loader = 0;          // in the dynamic loader (named from its debug file)
+  uint64_t loader_unnamed = 0;  // ... shown as ld-linux-x86-64.so.2+0x...
+  std::vector<std::string> bad;  // a few stacks that were not named and complete
+};
+
+inline bool is_kernel_frame(const std::string& f) {
+  return f.size() > 4 && f.compare(f.size() - 4, 4, "_[k]") == 0;
+}
+
+inline ShortLivedFigures judge_short_lived(const std::vector<FoldedStack>& stacks, const std::string& comm,
+                                           const std::vector<std::string>& loader_functions = {
+                                               "_dl_start", "_dl_start_final", "_dl_sysdep_start",
+                                               "dl_main", "_dl_relocate_object", "_dl_map_object"}) {
+  ShortLivedFigures f;
+  for (const auto& s : stacks) {
+    if (s.frames.size() < 2 || s.frames[0] != comm || is_kernel_frame(s.frames.back())) continue;
+    f.user += s.count;
+    bool named = true, loader_unnamed = false, loader = false;
+    for (size_t i = 1; i < s.frames.size(); ++i) {
+      const auto& x = s.frames[i];
+      if (x == "[unknown]" || x.find("+0x") != std::string::npos) named = false;
+      if (x.rfind("ld-linux", 0) == 0) loader_unnamed = true;
+      for (const auto& l : loader_functions) loader |= x == l;
+    }
+    bool complete = s.frames[1] == "_start";
+    if (named) f.named += s.count;
+    if (complete) f.complete += s.count;
+    if (named && complete) {
+      f.named_and_complete += s.count;
+    } else if (f.bad.size() < 8) {
+      std::string t;
+      for (const auto& x : s.frames) t += x + ";";
+      f.bad.push_back(t + " " + std::to_string(s.count));
+    }
+    if (loader || loader_unnamed) f.loader += s.count;
+    if (loader_unnamed) f.loader_unnamed += s.count;
+  }
+  return f;
 }
 
 inline bool have_program(const std::string& name) {

@@ -299,6 +299,7 @@ TEST_F(K8sE2E, TargetsAndProfilesCarryPodLabelsAndDropRuleRunsInKernel) {
                (unsigned long long)log_number(log, "drop entries: (\\d+) by cgroup"),
                (unsigned long long)log_number(log, "by cgroup, (\\d+) by pid"),
                (unsigned long long)log_number(log, "(\\d+) samples skipped in the kernel"));
+  report_figure("shop_labeled", double(shop_labeled));
   EXPECT_GE(shop_labeled, 250u) << log;  // ~5 s of about one busy CPU at 100 Hz
   EXPECT_EQ(batch_samples, 0u) << log;
   // The namespace rule reads only pod-level labels, so the verdict went to
@@ -351,6 +352,8 @@ TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
                (unsigned long long)labeled, (unsigned long long)first_interval, (unsigned long long)other);
   // The first interval began 1.8 s before the pod was known; its samples,
   // those from before included, carry the pod's labels.
+  report_figure("first_interval", double(first_interval));
+  report_figure("labeled", double(labeled));
   EXPECT_GE(first_interval, 200u) << log;
   EXPECT_GE(labeled, 400u) << log;
   EXPECT_GE(log_number(log, "(\\d+) late-pod samples labeled at aggregation"), 100u) << log;

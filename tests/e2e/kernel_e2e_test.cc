@@ -59,9 +59,9 @@ TEST_F(KernelE2E, OlderKernelFallbacksKeepFullChainsAndTrueShares) {
               (unsigned long long)full, (unsigned long long)chain[0], (unsigned long long)chain[1],
               (unsigned long long)chain[2]);
   ASSERT_GT(leaf, 500u);
-  EXPECT_GE(double(full), 0.99 * double(leaf));
+  expect_share_at_least("full_chain_of_leaf", double(full), double(leaf), 0.99);
   const double truth[3] = {0.6, 0.3, 0.1};
-  for (int i = 0; i < 3; ++i) EXPECT_NEAR(double(chain[i]) / double(full), truth[i], 0.05) << callers[i];
+  for (int i = 0; i < 3; ++i) expect_share_near(std::string("share_") + callers[i], double(chain[i]), double(full), truth[i], 0.05);
 }
 
 // Without bpf_task_pt_regs, samples taken in the kernel still carry the
@@ -91,7 +91,7 @@ TEST_F(KernelE2E, KernelModeSamplesKeepTheirUserStackWithoutTaskPtRegs) {
   std::printf("[ info ] %llu samples in the kernel, %llu with user frames\n",
               (unsigned long long)in_kernel, (unsigned long long)with_user);
   ASSERT_GT(in_kernel, 100u);
-  EXPECT_GE(double(with_user), 0.95 * double(in_kernel));
+  expect_share_at_least("kernel_samples_with_user_frames", double(with_user), double(in_kernel), 0.95);
 }
 
 TEST_F(KernelE2E, TablesOnRequestWithoutBpfLoopFailNamingIt) {

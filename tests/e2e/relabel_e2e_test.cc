@@ -56,6 +56,7 @@ TEST_F(RelabelE2E, DropRuleStopsProfilingOneWorkload) {
     if (name.rfind("burn_keep-", 0) == 0) kept += samples_in(ent.path().string());
     if (name.rfind("burn_drop-", 0) == 0) dropped += samples_in(ent.path().string());
   }
+  report_figure("kept", double(kept));
   EXPECT_GE(kept, 250u) << log;  // ~4 s of one busy CPU at 100 Hz
   EXPECT_EQ(dropped, 0u) << log;
 

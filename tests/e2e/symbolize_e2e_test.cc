@@ -45,7 +45,7 @@ TEST_F(SymbolizeE2E, InlinedTemplateIsItsOwnFrameWithFileAndLine) {
   std::printf("[ info ] inline_hot: %llu samples, %llu in the inlined Hasher::step under churn\n",
               (unsigned long long)total, (unsigned long long)inlined);
   ASSERT_GT(total, 1000u);
-  EXPECT_GE(double(inlined), 0.9 * double(total));
+  expect_share_at_least("inlined_frame", double(inlined), double(total), 0.9);
 
   // pprof: one Location with two Lines, innermost first, each with the line
   // the source marks (pprof -raw prints a location's inlined lines below it).
@@ -91,7 +91,7 @@ TEST_F(SymbolizeE2E, NamesOnlyAndSimplifiedNames) {
               "inlined frame\n",
               (unsigned long long)total, (unsigned long long)churn_leaf, (unsigned long long)with_inline);
   ASSERT_GT(total, 200u);
-  EXPECT_GE(double(churn_leaf), 0.9 * double(total));
+  expect_share_at_least("churn_leaf", double(churn_leaf), double(total), 0.9);
   EXPECT_EQ(with_inline, 0u);
 
   // Simplified names with inlined frames.
@@ -105,7 +105,7 @@ TEST_F(SymbolizeE2E, NamesOnlyAndSimplifiedNames) {
     total += s.count;
     if (s.has_chain({"main", "churn", "mix::Hasher::step"})) simplified += s.count;
   }
-  EXPECT_GE(double(simplified), 0.9 * double(total));
+  expect_share_at_least("simplified_names", double(simplified), double(total), 0.9);
 }
 
 // A stripped Go binary (-ldflags="-s -w": no .symtab, no DWARF): every name,
@@ -134,10 +134,10 @@ TEST_F(SymbolizeE2E, StrippedGoBinaryShowsGoFunctionNames) {
               (unsigned long long)total, (unsigned long long)go_named, (unsigned long long)inlined_chain,
               (unsigned long long)fib, (unsigned long long)unknown);
   ASSERT_GT(total, 1000u);
-  EXPECT_GE(double(go_named), 0.9 * double(total));
+  expect_share_at_least("go_named", double(go_named), double(total), 0.9);
   EXPECT_GT(inlined_chain, 0u);
   EXPECT_GT(fib, 0u);
-  EXPECT_LE(double(unknown), 0.02 * double(total));
+  expect_share_at_most("unknown", double(unknown), double(total), 0.02);
 }
 
 // V8 with --perf-basic-prof writes /tmp/perf-PID.map; Ember names the JIT
@@ -176,8 +176,8 @@ TEST_F(SymbolizeE2E, NodeJavaScriptFunctionsFromThePerfMap) {
               (unsigned long long)total, (unsigned long long)js, (unsigned long long)deep);
   ASSERT_GT(total, 1000u);
   // Start-up, compilation and GC run outside the loop; the loop is most of it.
-  EXPECT_GE(double(js), 0.7 * double(total));
-  EXPECT_GE(double(deep), 0.95 * double(js));
+  expect_share_at_least("js_named", double(js), double(total), 0.7);
+  expect_share_at_least("js_deep", double(deep), double(js), 0.95);
 }
 
 }  // namespace

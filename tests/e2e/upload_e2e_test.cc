@@ -246,6 +246,7 @@ TEST_F(UploadE2E, ServerDownAtStartThenUpGetsEveryProfile) {
   expect_every_interval(workload_spans(ingest_srv, "ingest"), agent, false);
   expect_nothing_lost(totals(log, push_url), push_srv, log);
   expect_nothing_lost(totals(log, ingest_url), ingest_srv, log);
+  report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
   EXPECT_LT(agent.max_rss(), kRssBoundBytes);
   // The catch-up after the outage went in a few push requests, not one per profile.
   EXPECT_LT(push_srv.requests().size(), push_srv.profiles().size());
@@ -283,6 +284,7 @@ TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
   size_t tail = spans.size() - 4;
   for (size_t i = tail + 1; i < spans.size(); ++i) EXPECT_EQ(spans[i].start, spans[i - 1].end);
   EXPECT_GE(spans.back().end, int64_t(agent.stop_ns()) - 1'000'000'000);
+  report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
   EXPECT_LT(agent.max_rss(), kRssBoundBytes);
 }
 
@@ -312,6 +314,7 @@ void fault_then_recover(const std::string& api, const std::vector<std::string>& 
   EXPECT_EQ(metric_value(during, "ember_samples_lost_total{reason=\"export_queue_full\"}"), 0);
   expect_every_interval(workload_spans(srv, api), agent, api == "push");
   expect_nothing_lost(totals(log, srv.url()), srv, log);
+  report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
   EXPECT_LT(agent.max_rss(), kRssBoundBytes);
 }
 

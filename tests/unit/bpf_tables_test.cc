@@ -17,12 +17,14 @@ class FakeMaps final : public UnwindMapWriter {
  public:
   FakeMaps(uint32_t pages, uint32_t index, uint32_t mappings)
       : rows(size_t(pages) * EMBER_ROWS_PER_PAGE), idx(index), rules(4096), maps(mappings) {}
+  uint64_t rows_written = 0;
   uint32_t row_pages() const override { return uint32_t(rows.size() / EMBER_ROWS_PER_PAGE); }
   uint32_t index_entries() const override { return uint32_t(idx.size()); }
   uint32_t rule_entries() const override { return uint32_t(rules.size()); }
   uint32_t mapping_entries() const override { return uint32_t(maps.size()); }
   bool write_rows(uint64_t first, const ember_unwind_row* r, size_t n) override {
     std::copy(r, r + n, rows.begin() + long(first));
+    rows_written += n;
     return true;
   }
   bool write_index(uint32_t first, const ember_text_page* e, size_t n) override {
@@ -103,10 +105,12 @@ std::shared_ptr<const ProcessSnapshot> self_snapshot(pid_t as_pid) {
 }
 
 struct Rig {
-  Rig() {
+  explicit Rig(double retention = 0) {
     auto m = std::make_unique<FakeMaps>(64, 4096, 4096);
     maps = m.get();
-    tables = std::make_unique<BpfUnwindTables>(std::move(m), cache, clock, metrics);
+    BpfUnwindTables::Options o;
+    o.retention = retention;
+    tables = std::make_unique<BpfUnwindTables>(std::move(m), cache, clock, metrics, o);
     tables->start();
   }
   UnwindTableCache cache{{}};
@@ -179,6 +183,61 @@ TEST(BpfUnwindTables, BinariesAreSharedAndFreedAfterTheLastProcessAndTheQuaranti
   auto again = rig.tables->stats();
   EXPECT_EQ(again.rows, one.rows);  // reused, not grown
   EXPECT_EQ(again.processes, 1u);
+}
+
+// Short-lived processes map the same binaries again and again: with
+// retention their rows stay in the maps after the last process exits, and
+// the next process reuses them without writing a row.
+TEST(BpfUnwindTables, RetainedBinariesAreReusedWithoutRewritingRows) {
+  Rig rig(0.5);
+  rig.tables->process_seen(self_snapshot(100));
+  rig.tables->flush();
+  auto one = rig.tables->stats();
+  const uint64_t loads = rig.metrics.total("ember_unwind_binary_loads_total");
+  const uint64_t written = rig.maps->rows_written;
+  EXPECT_EQ(loads, one.binaries);
+  rig.tables->process_exited(100);
+  rig.tables->flush();
+  auto after = rig.tables->stats();
+  EXPECT_EQ(after.processes, 0u);
+  EXPECT_EQ(after.binaries, one.binaries);  // all retained
+  EXPECT_EQ(after.retained, one.binaries);
+  rig.clock.advance(10'000'000'000);  // long after any quarantine
+  rig.tables->process_seen(self_snapshot(101));
+  rig.tables->flush();
+  EXPECT_EQ(rig.metrics.total("ember_unwind_binary_loads_total"), loads);  // nothing new
+  EXPECT_EQ(rig.metrics.total("ember_unwind_binaries_reused_total"), one.binaries);
+  EXPECT_EQ(rig.maps->rows_written, written);
+  EXPECT_EQ(rig.tables->stats().retained, 0u);
+  // And the walk through the maps still finds every row.
+  EXPECT_EQ(rig.tables->stats().rows, one.rows);
+}
+
+// Retention is bounded: beyond its share of the rows, the least recently
+// released binaries are freed (after the quarantine, as always).
+TEST(BpfUnwindTables, RetentionIsBoundedLeastRecentlyReleasedFirst) {
+  Rig probe(0);
+  probe.tables->process_seen(self_snapshot(1));
+  probe.tables->flush();
+  const auto full = probe.tables->stats();
+  ASSERT_GT(full.binaries, 2u);
+  // Room to retain only part of what one process maps.
+  Rig rig(double(full.rows) / 2 / double(full.rows_capacity));
+  rig.tables->process_seen(self_snapshot(100));
+  rig.tables->flush();
+  rig.tables->process_exited(100);
+  rig.tables->flush();
+  auto s = rig.tables->stats();
+  EXPECT_GT(s.retained, 0u);
+  EXPECT_LT(s.retained, full.binaries);
+  EXPECT_EQ(s.binaries, s.retained);
+  rig.clock.advance(2'000'000'000);
+  rig.tables->process_seen(self_snapshot(101));
+  rig.tables->flush();
+  // Those retained are reused; the evicted ones are loaded again.
+  EXPECT_EQ(rig.metrics.total("ember_unwind_binaries_reused_total"), s.retained);
+  EXPECT_EQ(rig.metrics.total("ember_unwind_binary_loads_total"),
+            full.binaries + (full.binaries - s.retained));
 }
 
 TEST(BpfUnwindTables, AReloadReplacesTheEntryWithoutLeaking) {

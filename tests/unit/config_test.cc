@@ -174,7 +174,8 @@ symbolizer:
   EXPECT_TRUE(c->symbolizer.demangle);
   EXPECT_TRUE(c->symbolizer.demangle_simplified);
   EXPECT_FALSE(c->symbolizer.lines);
-  EXPECT_EQ(c->symbolizer.debug_dir, "/opt/debug");
+  // Added to the default, not replacing it.
+  EXPECT_EQ(c->symbolizer.debug_dirs, (std::vector<std::string>{"/usr/lib/debug", "/opt/debug"}));
   EXPECT_FALSE(c->symbolizer.perf_maps);
   EXPECT_EQ(c->symbolizer.debuginfod.urls,
             (std::vector<std::string>{"https://debuginfod.debian.net", "http://10.0.0.1:8002"}));

@@ -20,10 +20,12 @@
 #include <fstream>
 #include <set>
 
+#include "common/unique_fd.h"
 #include "symbolizer/debug_file.h"
 #include "symbolizer/debuginfod.h"
 #include "symbolizer/dwarf_info.h"
 #include "symbolizer/elf_file.h"
+#include "symbolizer/process_maps.h"
 #include "symbolizer/symbolizer.h"
 
 namespace ember {
@@ -46,7 +48,7 @@ std::shared_ptr<Binary> load(const std::string& path, Binary::LoadOptions opts) 
 Binary::LoadOptions with_dwarf() {
   Binary::LoadOptions o;
   o.dwarf = true;
-  o.debug_dir = "/nonexistent-debug-dir";  // only what each test points at
+  o.debug.debug_dirs = {"/nonexistent-debug-dir"};  // only what each test points at
   return o;
 }
 
@@ -95,8 +97,8 @@ TEST(DebugFiles, StrippedCopyReallyHasNothing) {
 
 TEST(DebugFiles, ByBuildIdUnderTheRoot) {
   Binary::LoadOptions o = with_dwarf();
-  o.root = split("buildid/root");  // as /proc/PID/root for a container
-  o.debug_dir = "/usr/lib/debug";
+  o.debug.root = split("buildid/root");  // as /proc/PID/root for a container
+  o.debug.debug_dirs = {"/usr/lib/debug"};
   auto bin = load(split("buildid/bin"), o);
   ASSERT_TRUE(bin);
   EXPECT_EQ(bin->symbol_source(), "debugfile:.symtab");
@@ -116,7 +118,7 @@ TEST(DebugFiles, ByDebuglinkInDotDebug) {
 
 TEST(DebugFiles, ByDebuglinkUnderDebugDir) {
   Binary::LoadOptions o = with_dwarf();
-  o.debug_dir = split("linkdir/debug");
+  o.debug.debug_dirs = {"/nonexistent-debug-dir", split("linkdir/debug")};  // the second of two
   auto bin = load(split("linkdir/bin"), o);
   ASSERT_TRUE(bin);
   EXPECT_EQ(bin->symbol_source(), "debugfile:.symtab");
@@ -132,7 +134,9 @@ TEST(DebugFiles, DebuglinkWithWrongCrcIsRejected) {
   EXPECT_EQ(link->name, "bin.debug");
   ASSERT_TRUE(fs::exists(split("badcrc/bin.debug")));  // right name, wrong content
   EXPECT_NE(file_crc32(split("badcrc/bin.debug")), std::optional<uint32_t>(link->crc));
-  EXPECT_EQ(find_debug_file(**elf, split("badcrc/bin"), "", "/nonexistent-debug-dir"), "");
+  DebugSearch where;
+  where.debug_dirs = {"/nonexistent-debug-dir"};
+  EXPECT_EQ(find_debug_file(**elf, split("badcrc/bin"), where).path, "");
   auto bin = load(split("badcrc/bin"), with_dwarf());
   ASSERT_TRUE(bin);
   EXPECT_FALSE(bin->has_dwarf());
@@ -201,7 +205,7 @@ TEST(DebugFiles, ContainerProcessThroughProcRoot) {
 
   SymbolizerOptions so;
   so.proc_root = proc.string();
-  so.debug_dir = "/usr/lib/debug";
+  so.debug_dirs = {"/usr/lib/debug"};
   Symbolizer sym(so);
   auto original = load(fixture("inline_heavy_cxx"), with_dwarf());
   ASSERT_TRUE(original);
@@ -226,6 +230,128 @@ TEST(DebugFiles, ContainerProcessThroughProcRoot) {
   }
   EXPECT_EQ(checked, 1u);
   fs::remove_all(tmp);
+}
+
+// The fixture of a container process (as above), PID 4242 mapping
+// /usr/bin/app, with `pid` added for a second process of the same
+// container; returns the /proc tree.
+struct ContainerFixture {
+  fs::path tmp, container, proc;
+  uint64_t base = 0x555555554000ull;
+  uint64_t main_offset = 0;  // file offset of main in the app
+
+  ContainerFixture() {
+    tmp = fs::temp_directory_path() / ("ember-gone-" + std::to_string(getpid()));
+    fs::remove_all(tmp);
+    container = tmp / "container";
+    fs::create_directories(container / "usr/bin");
+    fs::copy(split("buildid/root/usr"), container / "usr", fs::copy_options::recursive);
+    fs::copy_file(split("buildid/bin"), container / "usr/bin/app");
+    proc = tmp / "proc";
+    auto original = load(fixture("inline_heavy_cxx"), with_dwarf());
+    for (const Symbol& s : original->symbols()) {
+      if (original->name_of(s) != "main") continue;
+      for (const auto& seg : original->segments())
+        if (s.start >= seg.vaddr && s.start < seg.vaddr + seg.memsz)
+          main_offset = s.start - seg.vaddr + seg.offset;
+    }
+  }
+  ~ContainerFixture() { fs::remove_all(tmp); }
+  void add_process(int pid) {
+    fs::create_directories(proc / std::to_string(pid));
+    fs::create_directory_symlink(container, proc / std::to_string(pid) / "root");
+    struct stat st{};
+    ::stat((container / "usr/bin/app").c_str(), &st);
+    std::ofstream maps(proc / std::to_string(pid) / "maps");
+    char line[256];
+    std::snprintf(line, sizeof(line), "%llx-%llx r-xp 00000000 %02x:%02x %llu %s\n",
+                  (unsigned long long)base, (unsigned long long)(base + 0x100000), major(st.st_dev),
+                  minor(st.st_dev), (unsigned long long)st.st_ino, "/usr/bin/app");
+    maps << line;
+  }
+  void remove_process(int pid) { fs::remove_all(proc / std::to_string(pid)); }
+};
+
+// A process that exits before its binaries are parsed: the root its
+// snapshot holds open still leads to its debug file.
+TEST(DebugFiles, HeldRootFindsTheDebugFileAfterTheProcessIsGone) {
+  ContainerFixture f;
+  ASSERT_NE(f.main_offset, 0u);
+  f.add_process(4242);
+  auto snap = read_process_snapshot(f.proc.string(), 4242);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  (*snap)->root = RootDir::open((f.proc / "4242/root").string());
+  ASSERT_TRUE((*snap)->root);
+  f.remove_process(4242);  // gone: /proc/4242/root no longer exists
+  ASSERT_FALSE(fs::exists(f.proc / "4242"));
+
+  SymbolizerOptions so;
+  so.proc_root = f.proc.string();
+  Symbolizer sym(so);
+  // The mapped file itself is opened by path through the held root too.
+  UserSymbol us = sym.resolve_user(**snap, f.base + f.main_offset + 4, false);
+  ASSERT_TRUE(us.binary);
+  EXPECT_EQ(us.function, "main");
+  EXPECT_FALSE(us.binary->debug_deferred());
+  EXPECT_NE(us.binary->debug_file().find("/usr/lib/debug/.build-id/"), std::string::npos);
+}
+
+// Without a held root, a gone process's lookup is deferred, never cached as
+// "no debug file": the next process to map the binary gets its symbols, and
+// the retry is counted.
+TEST(DebugFiles, LookupDeferredForAGoneProcessIsRetriedForTheNextOne) {
+  ContainerFixture f;
+  ASSERT_NE(f.main_offset, 0u);
+  f.add_process(4242);
+  auto first = read_process_snapshot(f.proc.string(), 4242);
+  ASSERT_TRUE(first.ok());
+  // Pin the mapped file (as the process table does) so it can still be read.
+  UniqueFd app(::open((f.container / "usr/bin/app").c_str(), O_RDONLY | O_CLOEXEC));
+  (*first)->pinned.push_back(std::make_shared<PinnedFile>(std::move(app), nullptr));
+  f.remove_process(4242);
+
+  SymbolizerOptions so;
+  so.proc_root = f.proc.string();
+  Symbolizer sym(so);
+  UserSymbol gone = sym.resolve_user(**first, f.base + f.main_offset + 4, false);
+  ASSERT_TRUE(gone.binary);
+  EXPECT_TRUE(gone.binary->debug_deferred());
+  EXPECT_NE(gone.function, "main");  // the stripped file alone cannot name it
+  EXPECT_EQ(sym.cache_stats().debug_deferred, 1u);
+
+  f.add_process(4243);
+  auto second = read_process_snapshot(f.proc.string(), 4243);
+  ASSERT_TRUE(second.ok());
+  UserSymbol live = sym.resolve_user(**second, f.base + f.main_offset + 4, false);
+  ASSERT_TRUE(live.binary);
+  EXPECT_EQ(live.function, "main");
+  EXPECT_FALSE(live.binary->debug_deferred());
+  auto st = sym.cache_stats();
+  EXPECT_EQ(st.debug_retries, 1u);
+  EXPECT_EQ(st.debug_retries_found, 1u);
+  // Final now: the next lookup is a plain hit.
+  UserSymbol again = sym.resolve_user(**second, f.base + f.main_offset + 4, false);
+  EXPECT_EQ(again.function, "main");
+  EXPECT_EQ(sym.cache_stats().debug_retries, 1u);
+}
+
+// A binary whose build-id debug file is in the agent's own filesystem is
+// named even when its process's root is gone: a build-id match is the right
+// file wherever it lives. A debuglink-only binary is deferred instead.
+TEST(DebugFiles, GoneRootStillFindsBuildIdDebugFilesInOurOwnFilesystem) {
+  Binary::LoadOptions o = with_dwarf();
+  o.debug.root = "/proc/999999999/root";  // no such process
+  o.debug.debug_dirs = {split("buildid/root") + "/usr/lib/debug"};
+  auto by_id = load(split("buildid/bin"), o);
+  ASSERT_TRUE(by_id);
+  EXPECT_FALSE(by_id->debug_deferred());
+  EXPECT_EQ(by_id->symbol_source(), "debugfile:.symtab");
+  // (Every split copy has the original's build-id: look elsewhere.)
+  o.debug.debug_dirs = {"/nonexistent-debug-dir"};
+  auto by_link = load(split("link/bin"), o);
+  ASSERT_TRUE(by_link);
+  EXPECT_TRUE(by_link->debug_deferred());
+  EXPECT_EQ(by_link->symbol_source(), ".dynsym");
 }
 
 // A real debuginfod server (elfutils' `debuginfod`, Debian package

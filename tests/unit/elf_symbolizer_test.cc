@@ -177,3 +177,67 @@ TEST(ElfSymbolizer, VdsoIsSymbolized) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// PLT stubs named `function@plt`, judged by objdump: every stub objdump names
+// (other than its `*ABS*+0x...` names for IFUNC slots and the resolver
+// entry) must get the same name, at every byte of the stub.
+size_t expect_plt_names_match_objdump(const std::string& path) {
+  auto elf = ElfFile::open(path);
+  EXPECT_TRUE(elf.ok()) << path;
+  if (!elf.ok()) return 0;
+  auto bin = Binary::load(**elf);
+  EXPECT_TRUE(bin.ok());
+  if (!bin.ok()) return 0;
+  FILE* p = popen(("objdump -d -j .plt -j .plt.sec -j .plt.got " + path + " 2>/dev/null").c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  if (!p) return 0;
+  char line[4096];
+  size_t checked = 0;
+  while (std::fgets(line, sizeof(line), p)) {
+    unsigned long long addr = 0;
+    char name[2048];
+    if (std::sscanf(line, "%llx <%2047[^>]>:", &addr, name) != 2) continue;
+    std::string n(name);
+    if (n.size() < 5 || n.compare(n.size() - 4, 4, "@plt") != 0 || n.rfind("*ABS*", 0) == 0) continue;
+    for (uint64_t off : {0ull, 4ull, 7ull}) {  // .plt.got entries are 8 bytes
+      const Symbol* s = (*bin)->lookup(addr + off);
+      EXPECT_NE(s, nullptr) << n << " +" << off;
+      if (s) EXPECT_EQ((*bin)->name_of(*s), n) << "at 0x" << std::hex << addr + off;
+    }
+    ++checked;
+  }
+  pclose(p);
+  return checked;
+}
+
+TEST(ElfSymbolizer, PltStubsAreNamedAsObjdumpNamesThem) {
+  EXPECT_GT(expect_plt_names_match_objdump(fixture("symbols_pie")), 2u);
+  EXPECT_GT(expect_plt_names_match_objdump("/lib/x86_64-linux-gnu/libc.so.6"), 10u);
+  EXPECT_GT(expect_plt_names_match_objdump("/lib/x86_64-linux-gnu/libstdc++.so.6"), 100u);
+}
+
+TEST(ElfSymbolizer, IfuncAndResolverPltEntriesAreNamedToo) {
+  auto elf = ElfFile::open("/lib/x86_64-linux-gnu/libc.so.6");
+  ASSERT_TRUE(elf.ok());
+  auto bin = Binary::load(**elf);
+  ASSERT_TRUE(bin.ok());
+  std::string_view plt;
+  ASSERT_TRUE((*elf)->section(".plt", &plt));
+  // libc's .plt: the resolver entry, then IFUNC slots (memcpy and friends).
+  uint64_t plt_addr = 0;
+  for (const Symbol& s : (*bin)->symbols())
+    if ((*bin)->name_of(s) == "_dl_runtime_resolve@plt") plt_addr = s.start;
+  ASSERT_NE(plt_addr, 0u);
+  size_t named = 0;
+  for (uint64_t a = plt_addr + 16; a < plt_addr + plt.size(); a += 16) {
+    const Symbol* s = (*bin)->lookup(a);
+    if (s && (*bin)->name_of(*s).find("@plt") != std::string_view::npos) ++named;
+  }
+  EXPECT_EQ(named, plt.size() / 16 - 1);
+}
+
+}  // namespace
+}  // namespace ember

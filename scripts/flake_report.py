@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Runs the test suite N times and reports how close each test comes to failing.
+
+  scripts/flake_report.py [-n N] [--build DIR] [--log-dir DIR] [-- CTEST_ARGS...]
+
+Each run is `ctest --test-dir build -V CTEST_ARGS` (default: the whole suite;
+e.g. `-- -L e2e` for the end-to-end tests only, `-- -LE kernels` for all but
+the kernel matrix). Tests print every figure they assert on as
+`[ figure ] Suite.Test name=value` (tests/e2e/e2e_util.h, report_figure); this
+prints, for each test and figure, its minimum and maximum over the runs, and
+for each test how many runs it failed. The exit code is 1 if any test failed
+in any run.
+
+Run as root (the end-to-end tests load BPF), after scripts/build.sh.
+"""
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import time
+
+FIGURE = re.compile(r"\[ figure \] (\S+) (\S+)=(\S+)")
+RESULT = re.compile(r"^\s*\d+/\d+ Test\s+#\d+: (\S+) \.+\s*(\*\*\*Failed|Failed|Passed|\*\*\*Timeout|Timeout|\*\*\*Exception.*|Not Run|\*\*\*Skipped|Skipped)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20, help="runs (default 20)")
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--log-dir", help="keep each run's output here")
+    ap.add_argument("ctest_args", nargs="*")
+    args = ap.parse_args()
+
+    figures = collections.defaultdict(list)  # (test, figure) -> values
+    failures = collections.Counter()
+    ran = collections.Counter()
+    durations = []
+    for i in range(1, args.n + 1):
+        start = time.time()
+        p = subprocess.run(["ctest", "--test-dir", args.build, "-V", "--timeout", "900"] + args.ctest_args,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        durations.append(time.time() - start)
+        if args.log_dir:
+            os.makedirs(args.log_dir, exist_ok=True)
+            with open(os.path.join(args.log_dir, f"run-{i:02d}.log"), "w") as f:
+                f.write(p.stdout)
+        failed_now = []
+        for line in p.stdout.splitlines():
+            m = FIGURE.search(line)
+            if m:
+                try:
+                    figures[(m.group(1), m.group(2))].append(float(m.group(3)))
+                except ValueError:
+                    pass
+                continue
+            m = RESULT.match(line)
+            if m:
+                ran[m.group(1)] += 1
+                if "Failed" in m.group(2) or "Timeout" in m.group(2) or "Exception" in m.group(2):
+                    failures[m.group(1)] += 1
+                    failed_now.append(m.group(1))
+        print(f"run {i}/{args.n}: {sum(1 for _ in ran)} tests, {len(failed_now)} failed"
+              f"{': ' + ', '.join(failed_now) if failed_now else ''} ({durations[-1]:.0f} s)", flush=True)
+
+    print(f"\n{args.n} runs of ctest {' '.join(args.ctest_args) or '(whole suite)'}, "
+          f"median {sorted(durations)[len(durations) // 2]:.0f} s each")
+    print(f"\n{'test':70} {'figure':34} {'min':>10} {'max':>10} {'runs':>5}")
+    for (test, name), values in sorted(figures.items()):
+        print(f"{test:70} {name:34} {min(values):10.4g} {max(values):10.4g} {len(values):5d}")
+    if failures:
+        print("\nfailures:")
+        for test, n in failures.most_common():
+            print(f"  {test}: failed {n} of {ran[test]} runs")
+        return 1
+    print(f"\nno test failed in {args.n} runs ({len(ran)} tests)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
