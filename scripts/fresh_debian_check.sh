@@ -44,10 +44,23 @@ deb $MIRROR bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# This machine's network trust, not a package: certificate authorities added
+# locally (a TLS-inspecting egress proxy's), picked up when the ca-certificates
+# package is installed in the root, and the variables that point TLS clients
+# (npm fetching Helm, among others) at the system bundle.
+mkdir -p "$ROOT/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
+TLS_ENV=()
+for v in NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE; do
+  [ -n "${!v:-}" ] && TLS_ENV+=("$v=${!v}")
+done
 
 # A clean clone of what is committed (not the working tree).
 git clone -q "$(pwd)" "$ROOT/root/ember"
 
+# The root must be a mount point of its own, as on a real machine: runc
+# makes "/" private (mount --make-rprivate /) before it builds a container.
+mount --bind "$ROOT" "$ROOT"
 mount --bind /proc "$ROOT/proc"
 mount --rbind /sys "$ROOT/sys"
 mount --make-rslave "$ROOT/sys"
@@ -56,7 +69,7 @@ mount --make-rslave "$ROOT/dev"
 mount -t tmpfs tmpfs "$ROOT/tmp"
 
 in_root() {
-  chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+  chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${TLS_ENV[@]}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash -c "$1"
 }
 

@@ -39,8 +39,9 @@ packages=(
   # from its debug file (and libc's from theirs)
   libc6-dbg
   # tests: the Helm chart's rendered YAML is checked with Python; the .deb
-  # needs dpkg-shlibdeps (dpkg-dev) for its Depends
-  python3-yaml dpkg-dev
+  # needs dpkg-shlibdeps (dpkg-dev) for its Depends and CPack's DEB generator
+  # the `file` utility; systemd-analyze (systemd) verifies the unit
+  python3-yaml dpkg-dev file systemd
   # tests: the kernel matrix boots distribution kernels under qemu with an
   # initramfs of busybox and the build; their images are xz (Debian), zstd
   # (Ubuntu) or lz4 (Debian cloud) compressed
