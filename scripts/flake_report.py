@@ -2,6 +2,7 @@
 """Runs the test suite N times and reports how close each test comes to failing.
 
   scripts/flake_report.py [-n N] [--build DIR] [--log-dir DIR] [-- CTEST_ARGS...]
+  scripts/flake_report.py --parse LOG_DIR     (summarize the logs of an earlier run)
 
 Each run is `ctest --test-dir build -V CTEST_ARGS` (default: the whole suite;
 e.g. `-- -L e2e` for the end-to-end tests only, `-- -LE kernels` for all but
@@ -23,7 +24,10 @@ import sys
 import time
 
 FIGURE = re.compile(r"\[ figure \] (\S+) (\S+)=(\S+)")
-RESULT = re.compile(r"^\s*\d+/\d+ Test\s+#\d+: (\S+) \.+\s*(\*\*\*Failed|Failed|Passed|\*\*\*Timeout|Timeout|\*\*\*Exception.*|Not Run|\*\*\*Skipped|Skipped)")
+# "12/457 Test #12: Suite.Name ......   Passed    0.01 sec"; parameterized
+# names carry spaces ("Suite/Test.Case/Name  # GetParam() = ...").
+RESULT = re.compile(r"^\s*\d+/\d+ Test\s+#\d+: (.+?)\s+\.{3,}\s*"
+                    r"(\*\*\*Failed|Failed|Passed|\*\*\*Timeout|Timeout|\*\*\*Exception.*|Not Run|\*\*\*Skipped|Skipped)")
 
 
 def main():
@@ -31,6 +35,7 @@ def main():
     ap.add_argument("-n", type=int, default=20, help="runs (default 20)")
     ap.add_argument("--build", default="build")
     ap.add_argument("--log-dir", help="keep each run's output here")
+    ap.add_argument("--parse", metavar="LOG_DIR", help="summarize the run-*.log files of an earlier --log-dir")
     ap.add_argument("ctest_args", nargs="*")
     args = ap.parse_args()
 
@@ -38,17 +43,27 @@ def main():
     failures = collections.Counter()
     ran = collections.Counter()
     durations = []
-    for i in range(1, args.n + 1):
+    logs = sorted(os.path.join(args.parse, f) for f in os.listdir(args.parse)
+                  if f.startswith("run-")) if args.parse else []
+    runs = len(logs) if args.parse else args.n
+    for i in range(1, runs + 1):
         start = time.time()
-        p = subprocess.run(["ctest", "--test-dir", args.build, "-V", "--timeout", "900"] + args.ctest_args,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-        durations.append(time.time() - start)
-        if args.log_dir:
-            os.makedirs(args.log_dir, exist_ok=True)
-            with open(os.path.join(args.log_dir, f"run-{i:02d}.log"), "w") as f:
-                f.write(p.stdout)
+        if args.parse:
+            with open(logs[i - 1], errors="replace") as f:
+                output = f.read()
+        else:
+            p = subprocess.run(["ctest", "--test-dir", args.build, "-V", "--timeout", "900"] + args.ctest_args,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            output = p.stdout
+            if args.log_dir:
+                os.makedirs(args.log_dir, exist_ok=True)
+                with open(os.path.join(args.log_dir, f"run-{i:02d}.log"), "w") as f:
+                    f.write(output)
+        m = re.search(r"Total Test time \(real\) = +([\d.]+) sec", output)
+        durations.append(float(m.group(1)) if m else time.time() - start)
+        seen_now = set()
         failed_now = []
-        for line in p.stdout.splitlines():
+        for line in output.splitlines():
             m = FIGURE.search(line)
             if m:
                 try:
@@ -58,14 +73,15 @@ def main():
                 continue
             m = RESULT.match(line)
             if m:
+                seen_now.add(m.group(1))
                 ran[m.group(1)] += 1
                 if "Failed" in m.group(2) or "Timeout" in m.group(2) or "Exception" in m.group(2):
                     failures[m.group(1)] += 1
                     failed_now.append(m.group(1))
-        print(f"run {i}/{args.n}: {sum(1 for _ in ran)} tests, {len(failed_now)} failed"
+        print(f"run {i}/{runs}: {len(seen_now)} tests, {len(failed_now)} failed"
               f"{': ' + ', '.join(failed_now) if failed_now else ''} ({durations[-1]:.0f} s)", flush=True)
 
-    print(f"\n{args.n} runs of ctest {' '.join(args.ctest_args) or '(whole suite)'}, "
+    print(f"\n{runs} runs of ctest {' '.join(args.ctest_args) or '(whole suite)'}, "
           f"median {sorted(durations)[len(durations) // 2]:.0f} s each")
     print(f"\n{'test':70} {'figure':34} {'min':>10} {'max':>10} {'runs':>5}")
     for (test, name), values in sorted(figures.items()):
@@ -75,7 +91,7 @@ def main():
         for test, n in failures.most_common():
             print(f"  {test}: failed {n} of {ran[test]} runs")
         return 1
-    print(f"\nno test failed in {args.n} runs ({len(ran)} tests)")
+    print(f"\nno test failed in {runs} runs ({len(ran)} tests)")
     return 0
 
 

@@ -22,7 +22,9 @@ ProcessTable::ProcessTable(Options opts, const Clock& clock, Metrics& metrics)
                                     "Re-reads of /proc/PID/maps because a sample's address was not mapped")),
       evicted_(metrics.counter("ember_processes_evicted_total", "",
                                "Process entries dropped to stay within max_processes")),
-      tracked_(metrics.gauge("ember_processes_tracked", "", "Processes in the process table")) {}
+      tracked_(metrics.gauge("ember_processes_tracked", "", "Processes in the process table")),
+      roots_not_held_(metrics.counter("ember_process_roots_not_held_total", "",
+                                      "Process roots not held open because max_roots distinct ones were")) {}
 
 std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e) {
   uint64_t now = clock_.monotonic_ns();
@@ -173,7 +175,6 @@ std::shared_ptr<const RootDir> ProcessTable::open_root(uint32_t pid) {
   if (it != roots_.end()) {
     if (auto held = it->second.lock()) return held;  // ours closes; the shared one stays
   }
-  roots_[key] = root;
   if (roots_.size() >= roots_sweep_at_) {
     for (auto r = roots_.begin(); r != roots_.end();) {
       if (r->second.expired()) r = roots_.erase(r);
@@ -181,6 +182,14 @@ std::shared_ptr<const RootDir> ProcessTable::open_root(uint32_t pid) {
     }
     roots_sweep_at_ = std::max<size_t>(64, roots_.size() * 2);
   }
+  // Every chroot is a root of its own: a workload could make a descriptor
+  // per process. Beyond the bound a process's root is not held (its debug
+  // lookups are deferred instead if it exits first).
+  if (roots_.size() >= opts_.max_roots) {
+    roots_not_held_.add();
+    return nullptr;
+  }
+  roots_[key] = root;
   return root;
 }
 

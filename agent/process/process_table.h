@@ -50,6 +50,8 @@ class ProcessTable {
     // Pinned fds alive at once, across all snapshots (they live as long as a
     // sample or interval cache holds the snapshot).
     size_t max_pinned_total = 4096;
+    // Distinct process roots (containers, chroots) held open at once.
+    size_t max_roots = 1024;
     // Which readers must release a pin before it closes (PinConsumer bits).
     uint8_t pin_consumers = kPinSymbolizer;
     // Told of every snapshot read successfully and of every exit, in order
@@ -111,6 +113,7 @@ class ProcessTable {
   Counter& miss_rereads_;
   Counter& evicted_;
   Counter& tracked_;
+  Counter& roots_not_held_;
   mutable std::mutex mu_;
   std::unordered_map<uint32_t, Entry> table_;
   // Open roots by (device, inode): one descriptor per distinct root. Entries

@@ -61,7 +61,8 @@ TEST_F(KernelE2E, OlderKernelFallbacksKeepFullChainsAndTrueShares) {
   ASSERT_GT(leaf, 500u);
   expect_share_at_least("full_chain_of_leaf", double(full), double(leaf), 0.99);
   const double truth[3] = {0.6, 0.3, 0.1};
-  for (int i = 0; i < 3; ++i) expect_share_near(std::string("share_") + callers[i], double(chain[i]), double(full), truth[i], 0.05);
+  for (int i = 0; i < 3; ++i)
+    expect_share_binomial(std::string("share_") + callers[i], double(chain[i]), double(full), truth[i]);
 }
 
 // Without bpf_task_pt_regs, samples taken in the kernel still carry the

@@ -180,8 +180,9 @@ TEST_F(SymbolizeE2E, NodeJavaScriptFunctionsFromThePerfMap) {
               "%llu of those unwound to _start\n",
               (unsigned long long)total, (unsigned long long)js, (unsigned long long)deep);
   ASSERT_GT(total, 1000u);
-  // Start-up, compilation and GC run outside the loop; the loop is most of it.
-  expect_share_at_least("js_named", double(js), double(total), 0.7);
+  // Start-up, compilation and GC run outside the loop; the loop is most of it
+  // (95.2% to 96.7% over 8 runs; NodeSource's node 20 and Debian's 18).
+  expect_share_at_least("js_named", double(js), double(total), 0.9);
   expect_share_at_least("js_deep", double(deep), double(js), 0.95);
 }
 

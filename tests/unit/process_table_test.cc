@@ -238,3 +238,63 @@ TEST_F(ProcessTableTest, BoundedByMaxProcesses) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// Process roots: held from the first snapshot, shared by processes of the
+// same root, still usable after the process is gone, and bounded.
+class ProcessRootsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = fs::temp_directory_path() / ("ember-roots-" + std::to_string(getpid()));
+    fs::remove_all(base_);
+    fs::create_directories(base_ / "proc");
+  }
+  void TearDown() override { fs::remove_all(base_); }
+  // PID with /proc/PID/root -> base/<root>, where root/marker names it.
+  void add(uint32_t pid, const std::string& root) {
+    fs::create_directories(base_ / root);
+    std::ofstream(base_ / root / "marker") << root;
+    fs::path dir = base_ / "proc" / std::to_string(pid);
+    fs::create_directories(dir);
+    std::ofstream(dir / "maps") << "00400000-00401000 r-xp 00000000 08:01 11 /usr/bin/app\n";
+    fs::create_directory_symlink(base_ / root, dir / "root");
+  }
+  fs::path base_;
+  ManualClock clock_;
+  Metrics metrics_;
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST_F(ProcessRootsTest, SharedAcrossProcessesKeptAfterExitAndBounded) {
+  add(10, "host");
+  add(11, "host");
+  add(12, "container");
+  add(13, "other");
+  ProcessTable::Options o;
+  o.proc_root = (base_ / "proc").string();
+  o.max_roots = 2;
+  ProcessTable t(o, clock_, metrics_);
+  auto a = t.snapshot_for(10), b = t.snapshot_for(11), c = t.snapshot_for(12);
+  ASSERT_TRUE(a && b && c);
+  ASSERT_TRUE(a->root && c->root);
+  EXPECT_EQ(a->root.get(), b->root.get());  // one descriptor for one root
+  EXPECT_NE(a->root.get(), c->root.get());
+  // The process is gone; its root is still reachable through the snapshot.
+  fs::remove_all(base_ / "proc" / "12");
+  EXPECT_EQ(read_all(c->root_path() + "/marker"), "container");
+  EXPECT_NE(c->root_path().find("/proc/self/fd/"), std::string::npos);
+  // A third distinct root is over the bound: not held, and counted.
+  auto d = t.snapshot_for(13);
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->root);
+  EXPECT_EQ(metrics_.total("ember_process_roots_not_held_total"), 1u);
+}
+
+}  // namespace
+}  // namespace ember
