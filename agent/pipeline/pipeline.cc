@@ -1,5 +1,7 @@
 #include "agent/pipeline/pipeline.h"
 
+#include <algorithm>
+
 #include "agent/sampler/record_decoder.h"
 #include "common/log.h"
 #include "ember_abi.h"
@@ -89,10 +91,10 @@ void Pipeline::process(RawSample&& raw) {
   processed_.add();
 }
 
-void Pipeline::flush_interval() {
-  uint64_t now = clock_.realtime_ns();
-  ProfileBatch batch = stages_.aggregator.take(interval_start_ns_, now);
-  interval_start_ns_ = now;
+void Pipeline::flush_interval_at(uint64_t end_ns) {
+  end_ns = std::max(end_ns, interval_start_ns_);
+  ProfileBatch batch = stages_.aggregator.take(interval_start_ns_, end_ns);
+  interval_start_ns_ = end_ns;
   stages_.unwinder.end_interval();
   stages_.symbolizer.end_interval();
   stages_.labeler.end_interval();
@@ -151,10 +153,23 @@ void Pipeline::run() {
                    [this] { return stopping_ || queue_.size() >= kBatchWake; });
     }
     if (periodic && clock_.monotonic_ns() >= next_flush) {
-      flush_interval();
+      // The interval ends when it was due, not when this thread got to it:
+      // a flush late by the time one batch took (the first symbolization of
+      // a binary can take 100s of ms) would otherwise end one interval late
+      // and make the next one short by as much. Its samples were queued
+      // before the due time; those that came during the delay are still in
+      // the queue and belong to the next interval. Intervals of the full
+      // length also keep Pyroscope's ingest ranges (whole seconds) back to
+      // back: a short one, rounded up to one second, overlapped the next
+      // (a CI failure in UploadE2E).
+      uint64_t late = clock_.monotonic_ns() - next_flush;
+      uint64_t now = clock_.realtime_ns();
+      flush_interval_at(now > late ? now - late : now);
       next_flush += uint64_t(opts_.interval.count());
-      // After a long stall, realign instead of flushing back-to-back.
-      if (next_flush < clock_.monotonic_ns())
+      // More than a whole interval behind (a stall): realign instead of
+      // flushing back-to-back; the next interval then spans the stall.
+      // Less behind, the next flush comes early and catches up.
+      if (next_flush + uint64_t(opts_.interval.count()) < clock_.monotonic_ns())
         next_flush = clock_.monotonic_ns() + uint64_t(opts_.interval.count());
     }
     if (stopping) {

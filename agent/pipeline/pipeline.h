@@ -68,7 +68,7 @@ class Pipeline {
   // Synchronous path for tests: runs one sample through every stage.
   void process(RawSample&& sample);
   // Ends the current interval now: aggregate -> exporter.
-  void flush_interval();
+  void flush_interval() { flush_interval_at(clock_.realtime_ns()); }
 
   uint64_t samples_processed() const { return processed_.value(); }
 
@@ -99,6 +99,9 @@ class Pipeline {
   std::deque<Item> queue_;
   bool idle_ = false;  // the thread waits for an empty queue to fill (mu_)
   bool stopping_ = false;
+  // Ends the current interval at `end_ns` (wall clock).
+  void flush_interval_at(uint64_t end_ns);
+
   uint64_t interval_start_ns_ = 0;  // wall clock
   std::thread thread_;
 };

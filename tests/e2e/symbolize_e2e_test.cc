@@ -148,8 +148,10 @@ TEST_F(SymbolizeE2E, NodeJavaScriptFunctionsFromThePerfMap) {
   TempDir tmp;
   const std::string script = std::string(FIXTURE_SRC_DIR) + "/jit_workload.js";
   auto r = run({ember_bin(), "record", "-F", "499", "-o", tmp / "out.folded", "--", "node",
-                "--perf-basic-prof", script, "3"});
-  // node leaves its map behind: remove the ones this test made.
+                "--perf-basic-prof", "--no-logfile-per-isolate",
+                "--logfile=" + (tmp / "v8.log"), script, "3"});
+  // V8's own log goes to tmp (by default node writes it into the working
+  // directory); node leaves its map behind: remove the ones this test made.
   for (const auto& e : std::filesystem::directory_iterator("/tmp")) {
     std::string name = e.path().filename();
     if (name.rfind("perf-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".map" &&

@@ -31,6 +31,22 @@ class CapturingExporter : public Exporter {
   std::vector<ProfileBatch> batches;
 };
 
+// Takes `first_delay` over its first batch, as a first symbolization can.
+class SlowFirstExporter : public CapturingExporter {
+ public:
+  explicit SlowFirstExporter(std::chrono::milliseconds first_delay) : delay(first_delay) {}
+  void export_batch(ProfileBatch&& b) override {
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      first = batches.empty();
+    }
+    if (first) std::this_thread::sleep_for(delay);
+    CapturingExporter::export_batch(std::move(b));
+  }
+  std::chrono::milliseconds delay;
+};
+
 struct Rig {
   explicit Rig(bool single, Duration interval = Duration(0))
       : symbolizer(SymbolizerOptions{}),
@@ -171,6 +187,44 @@ TEST(Pipeline, IntervalsProduceOneBatchEach) {
     for (const auto& p : b.profiles) total += p.total_count();
   EXPECT_EQ(total, 3u);  // nothing lost across interval boundaries
   EXPECT_GE(rig.exporter.batches.size(), 2u);
+}
+
+// A flush that runs late still ends its interval when it was due, so the next
+// interval is not short by the delay (Pyroscope's ingest API rounds to whole
+// seconds, and a short interval overlapped the next one).
+TEST(Pipeline, ALateFlushEndsTheIntervalWhenItWasDue) {
+  using std::chrono::milliseconds;
+  const uint64_t interval_ns = 200'000'000;
+  Metrics metrics;
+  Symbolizer symbolizer{SymbolizerOptions{}};
+  ProcessTable table(Rig::table_options(symbolizer), SystemClock::instance(), metrics);
+  StackUnwinder unwinder(metrics, nullptr);
+  DefaultSymbolizeStage symbolize(symbolizer, &table, SystemClock::instance(), metrics);
+  ProcessLabeler labeler(ProcessLabeler::Options{true, {{"env", "test"}}});
+  StackAggregator aggregator({100, 100000}, metrics);
+  SlowFirstExporter exporter(milliseconds(300));  // 1.5 intervals late
+  Pipeline pipeline({std::chrono::nanoseconds(interval_ns), 1024},
+                    Pipeline::Stages{unwinder, symbolize, labeler, aggregator, exporter}, &table,
+                    SystemClock::instance(), metrics);
+  pipeline.start();
+  for (int i = 0; i < 24; ++i) {  // a few samples in every interval
+    pipeline.on_sample(user_sample(getpid(), {0x10}));
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  pipeline.stop();
+  std::lock_guard<std::mutex> lock(exporter.mu);
+  ASSERT_GE(exporter.batches.size(), 4u);
+  for (size_t i = 0; i < exporter.batches.size(); ++i) {
+    const Profile& p = exporter.batches[i].profiles.at(0);
+    if (i > 0) {
+      EXPECT_EQ(p.start_time_ns, exporter.batches[i - 1].profiles.at(0).end_time_ns) << i;
+    }
+    if (i + 1 == exporter.batches.size()) break;  // the last one ends at stop()
+    // Each interval is the configured length (the realtime clock may be
+    // slewed by NTP, hence the small tolerance), the one after the slow
+    // export included: it is neither 300 ms long nor 100 ms short.
+    EXPECT_NEAR(double(p.end_time_ns - p.start_time_ns), double(interval_ns), 5e6) << i;
+  }
 }
 
 TEST(Pipeline, QueueOverflowIsCounted) {
