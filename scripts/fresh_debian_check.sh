@@ -32,7 +32,12 @@ unmount_all() {
 }
 trap unmount_all EXIT
 unmount_all
-rm -rf "$ROOT"
+# Never into a bind mount (the host's /dev, /sys) that failed to unmount.
+if awk -v r="$ROOT" 'index($2, r "/") == 1 {f=1} END {exit !f}' /proc/self/mounts; then
+  echo "fresh_debian_check: $ROOT still has mounts; not removing it" >&2
+  exit 1
+fi
+rm -rf --one-file-system "$ROOT"
 
 echo "fresh_debian_check: debootstrap --variant=minbase bookworm $ROOT"
 debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" > "$ROOT.debootstrap.log" 2>&1 ||

@@ -74,7 +74,12 @@ Result<std::shared_ptr<const Binary>> BinaryCache::get(UniqueFd fd, const std::s
   // Miss: open the ELF outside the lock (I/O), then check the build-id index
   // before paying for the symbol table.
   auto elf = ElfFile::from_fd(std::move(fd), name);
-  if (deferred && elf) return retry_deferred(std::move(*elf), id, deferred, opts);
+  if (deferred) {
+    // The file no longer parses under the identity it was cached with (a
+    // workload can rewrite it and restore its mtime): keep what we have.
+    if (!elf) return deferred;
+    return retry_deferred(std::move(*elf), id, deferred, opts);
+  }
   std::string build_id = elf ? (*elf)->build_id() : "";
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -1,9 +1,11 @@
 #include "symbolizer/debug_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/unique_fd.h"
@@ -28,6 +30,10 @@ std::optional<DebugLink> read_debuglink(const ElfFile& elf) {
     if (n == 0 || crc_off + 4 > data->d_size) return std::nullopt;
     DebugLink link;
     link.name.assign(p, n);
+    // A file name, never a path: the workload wrote it, and "../" would walk
+    // out of the directories the lookup joins it to.
+    if (link.name.find('/') != std::string::npos || link.name == "." || link.name == "..")
+      return std::nullopt;
     std::memcpy(&link.crc, p + crc_off, 4);
     return link;
   }
@@ -35,15 +41,21 @@ std::optional<DebugLink> read_debuglink(const ElfFile& elf) {
 }
 
 std::optional<uint32_t> file_crc32(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // A regular file only, opened without blocking: a FIFO or a device at a
+  // workload's debug path would otherwise hang or never end the read.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return std::nullopt;
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   uLong crc = crc32(0L, Z_NULL, 0);
   unsigned char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+  uint64_t left = uint64_t(st.st_size);  // a file still growing is not read past it
+  while (left > 0) {
+    ssize_t n = ::read(fd.get(), buf, size_t(std::min<uint64_t>(left, sizeof(buf))));
     if (n < 0) return std::nullopt;
     if (n == 0) break;
     crc = crc32(crc, buf, uInt(n));
+    left -= uint64_t(n);
   }
   return uint32_t(crc);
 }

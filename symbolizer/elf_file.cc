@@ -3,12 +3,14 @@
 #include <lzma.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "symbolizer/debug_file.h"
 #include "symbolizer/debuginfod.h"
@@ -75,8 +77,13 @@ Result<std::unique_ptr<ElfFile>> ElfFile::from_fd(UniqueFd fd, std::string name)
 }
 
 Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // Paths come from workloads (debug files in a container's root): a FIFO or
+  // a device there must not block or feed us forever.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) return Errorf("open %s: %s", path.c_str(), std::strerror(errno));
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return Errorf("%s: not a regular file", path.c_str());
   return from_fd(std::move(fd), path);
 }
 
@@ -229,6 +236,9 @@ class SymbolCollector {
     if (!gelf_getehdr(elf, &eh) || eh.e_machine != EM_X86_64) return;
     std::unordered_map<uint64_t, std::string> slots;  // GOT slot -> function
     std::unordered_map<uint64_t, uint64_t> ifunc_slots;  // GOT slot -> IFUNC resolver address
+    // A crafted file can point many section headers at the same bytes: the
+    // work is bounded by relocations read and stubs named, not per section.
+    size_t relocs_left = 4 * kMaxPltSlots;
     Elf_Scn* scn = nullptr;
     while ((scn = elf_nextscn(elf, scn)) != nullptr) {
       GElf_Shdr rel;
@@ -240,12 +250,12 @@ class SymbolCollector {
       Elf_Data* sdata = elf_getdata(symscn, nullptr);
       if (!rdata || !sdata) continue;
       size_t n = rdata->d_size / sizeof(Elf64_Rela);
-      for (size_t i = 0; i < n && slots.size() < kMaxPltSlots; ++i) {
+      for (size_t i = 0; i < n && relocs_left > 0 && slots.size() < kMaxPltSlots; ++i, --relocs_left) {
         GElf_Rela r;
         if (!gelf_getrela(rdata, int(i), &r)) break;
         auto type = GELF_R_TYPE(r.r_info);
         if (type == R_X86_64_IRELATIVE) {  // a call to a local IFUNC (libc's memcpy)
-          ifunc_slots.emplace(r.r_offset, uint64_t(r.r_addend));
+          if (ifunc_slots.size() < kMaxPltSlots) ifunc_slots.emplace(r.r_offset, uint64_t(r.r_addend));
           continue;
         }
         if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
@@ -267,19 +277,22 @@ class SymbolCollector {
     if (slots.empty()) return;
     size_t shstrndx = 0;
     if (elf_getshdrstrndx(elf, &shstrndx) != 0) return;
+    size_t stubs_left = kMaxPltSlots;
+    std::unordered_set<std::string> seen;  // each PLT section once (the first, like a linker's)
     scn = nullptr;
-    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    while ((scn = elf_nextscn(elf, scn)) != nullptr && stubs_left > 0) {
       GElf_Shdr sh;
       if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_EXECINSTR)) continue;
       const char* sname = elf_strptr(elf, shstrndx, sh.sh_name);
       if (!sname || (std::strcmp(sname, ".plt") != 0 && std::strcmp(sname, ".plt.sec") != 0 &&
                      std::strcmp(sname, ".plt.got") != 0))
         continue;
+      if (!seen.insert(sname).second) continue;
       Elf_Data* d = elf_getdata(scn, nullptr);
       if (!d || !d->d_buf) continue;
       const auto* bytes = static_cast<const uint8_t*>(d->d_buf);
       uint64_t entsize = sh.sh_entsize >= 8 && sh.sh_entsize <= 32 ? sh.sh_entsize : 16;
-      for (uint64_t off = 0; off + entsize <= d->d_size; off += entsize) {
+      for (uint64_t off = 0; off + entsize <= d->d_size && stubs_left > 0; off += entsize) {
         // The lazy-binding entry (.plt's first: push GOT[1]; jmp *GOT[2])
         // jumps to the dynamic linker's resolver.
         if (off == 0 && std::strcmp(sname, ".plt") == 0 && entsize >= 12 && bytes[0] == 0xff &&
@@ -287,6 +300,7 @@ class SymbolCollector {
           pending_.push_back(Pending{Symbol{sh.sh_addr, entsize, intern("_dl_runtime_resolve@plt"),
                                             uint8_t(STB_LOCAL)},
                                      sh.sh_addr + sh.sh_size, false});
+          --stubs_left;
           continue;
         }
         for (uint64_t i = off; i + 6 <= off + entsize; ++i) {
@@ -295,10 +309,12 @@ class SymbolCollector {
           std::memcpy(&disp, bytes + i + 2, sizeof(disp));
           uint64_t slot = sh.sh_addr + i + 6 + uint64_t(int64_t(disp));
           auto it = slots.find(slot);
-          if (it != slots.end())
+          if (it != slots.end()) {
             pending_.push_back(Pending{Symbol{sh.sh_addr + off, entsize, intern(it->second + "@plt"),
                                               uint8_t(STB_LOCAL)},
                                        sh.sh_addr + sh.sh_size, false});
+            --stubs_left;
+          }
           break;
         }
       }

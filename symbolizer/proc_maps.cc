@@ -135,13 +135,20 @@ UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m) {
     fd.reset(::fcntl(pin->fd(), F_DUPFD_CLOEXEC, 0));
   if (!fd.valid()) fd.reset(::open(proc.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) fd.reset(::open(proc.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid() && !m.deleted())
+  bool in_our_root = false;
+  if (!fd.valid() && !m.deleted()) {
     fd.reset(::open(std::string(m.clean_path()).c_str(), O_RDONLY | O_CLOEXEC));
+    in_our_root = true;
+  }
   if (fd.valid()) {
     // A file replaced since it was mapped has a new inode: never read the
-    // wrong binary.
+    // wrong binary. A path from a process's maps opened in our own root must
+    // be the very file (device and inode): a workload names the path, and
+    // an inode number alone is easy to meet on another filesystem.
     struct stat st{};
-    if (::fstat(fd.get(), &st) != 0 || (m.inode != 0 && st.st_ino != m.inode)) fd.reset();
+    if (::fstat(fd.get(), &st) != 0 || (m.inode != 0 && st.st_ino != m.inode) ||
+        (in_our_root && st.st_dev != m.dev()))
+      fd.reset();
   }
   return fd;
 }

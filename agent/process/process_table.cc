@@ -175,7 +175,9 @@ std::shared_ptr<const RootDir> ProcessTable::open_root(uint32_t pid) {
   if (it != roots_.end()) {
     if (auto held = it->second.lock()) return held;  // ours closes; the shared one stays
   }
-  if (roots_.size() >= roots_sweep_at_) {
+  // Sweep at the bound too: otherwise a map filled once with roots that have
+  // since closed would refuse every new one for good.
+  if (roots_.size() >= std::min(roots_sweep_at_, opts_.max_roots)) {
     for (auto r = roots_.begin(); r != roots_.end();) {
       if (r->second.expired()) r = roots_.erase(r);
       else ++r;

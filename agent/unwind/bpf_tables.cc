@@ -280,8 +280,7 @@ bool BpfUnwindTables::intern_rules(const UnwindTable& t, std::vector<uint16_t>* 
   ids->resize(t.rules().size());
   for (size_t i = 0; i < t.rules().size(); ++i) {
     const UnwindRule& r = t.rules()[i];
-    std::vector<uint8_t> bytes(sizeof(r));
-    std::memcpy(bytes.data(), &r, sizeof(r));
+    std::string bytes(reinterpret_cast<const char*>(&r), sizeof(r));
     auto it = rule_ids_.find(bytes);
     if (it == rule_ids_.end()) {
       if (rules_used_ >= maps_->rule_entries() || rules_used_ > 0xffff) return false;
@@ -300,8 +299,16 @@ bool BpfUnwindTables::intern_rules(const UnwindTable& t, std::vector<uint16_t>* 
   return true;
 }
 
-BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCache::Ref& ref) {
+BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCache::Ref& ref,
+                                                            std::vector<std::string>* loading) {
   auto found = binaries_.find(ref.key);
+  if (found != binaries_.end() && found->second.table != ref.table &&
+      found->second.table->debug_deferred()) {
+    // The cache rebuilt this binary's table once its debug file could be
+    // looked up (see UnwindTableCache): its rows replace the degraded ones.
+    supersede(found, loading);
+    found = binaries_.end();
+  }
   if (found != binaries_.end()) {
     LoadedBinary& b = found->second;
     if (b.refs == 0) {  // retained: in use again, rows untouched
@@ -399,6 +406,27 @@ bool BpfUnwindTables::evict_retained() {
   return true;
 }
 
+void BpfUnwindTables::supersede(std::unordered_map<std::string, LoadedBinary>::iterator it,
+                                std::vector<std::string>* loading) {
+  if (it->second.refs == 0) {  // retained: free it now (after the quarantine)
+    retained_.erase(it->second.retained_at);
+    retained_.push_back(it->first);
+    evict_retained();
+    return;
+  }
+  // Still mapped by live processes: keep its rows under a name of its own
+  // until the last of them lets go, so the key is free for the new table.
+  std::string old_key = it->first + "\n" + std::to_string(++superseded_);
+  for (auto& [pid, lp] : processes_)
+    for (auto& k : lp.binaries)
+      if (k == it->first) k = old_key;
+  for (auto& k : *loading)  // the process being loaded may hold it already
+    if (k == it->first) k = old_key;
+  auto node = binaries_.extract(it);
+  node.key() = old_key;
+  binaries_.insert(std::move(node));
+}
+
 void BpfUnwindTables::unref_binary(const std::string& key) {
   auto it = binaries_.find(key);
   if (it == binaries_.end() || --it->second.refs > 0) return;
@@ -427,7 +455,7 @@ void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
       UnwindTableCache::Ref ref = cache_.for_mapping(snap, m);
       uint64_t bias = 0;
       LoadedBinary* b = nullptr;
-      if (ref && ref.table->bias_for(m.start, m.offset, &bias)) b = load_binary(ref);
+      if (ref && ref.table->bias_for(m.start, m.offset, &bias)) b = load_binary(ref, &keys);
       if (b) {
         b->refs++;
         keys.push_back(ref.key);

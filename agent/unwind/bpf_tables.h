@@ -151,10 +151,15 @@ class BpfUnwindTables {
   void run();
   void load_process(const ProcessSnapshot& snap);
   void unload_process(uint32_t pid, bool delete_entry);
-  LoadedBinary* load_binary(const UnwindTableCache::Ref& ref);
+  // `loading`: keys the process being loaded holds so far.
+  LoadedBinary* load_binary(const UnwindTableCache::Ref& ref, std::vector<std::string>* loading);
   void unref_binary(const std::string& key);
   // Frees the least recently released retained binary; false if none.
   bool evict_retained();
+  // Retires a binary whose table the cache has since rebuilt (a debug lookup
+  // deferred, then found): freed if retained, else renamed until released.
+  void supersede(std::unordered_map<std::string, LoadedBinary>::iterator it,
+                 std::vector<std::string>* loading);
   bool intern_rules(const UnwindTable& t, std::vector<uint16_t>* ids);
   void publish_stats();
 
@@ -167,11 +172,13 @@ class BpfUnwindTables {
   RangeAllocator index_;
   RangeAllocator mappings_;
   std::unordered_map<std::string, LoadedBinary> binaries_;
+  uint64_t superseded_ = 0;  // renames made by supersede()
   std::list<std::string> retained_;  // keys with refs == 0, most recently released first
   uint64_t retained_rows_ = 0;
   uint64_t max_retained_rows_ = 0;
   std::unordered_map<uint32_t, LoadedProcess> processes_;
-  std::map<std::vector<uint8_t>, uint16_t> rule_ids_;  // rule bytes -> global id
+  // Rule bytes (as a string: GCC 12 warns falsely on vector<uint8_t> keys) -> global id.
+  std::map<std::string, uint16_t> rule_ids_;
   uint32_t rules_used_ = 0;
 
   Counter& loads_;

@@ -160,13 +160,28 @@ inline std::vector<FoldedStack> parse_folded(const std::string& text) {
 }
 
 // Prints a figure a test asserts on, one line per figure, for
-// scripts/e2e_figures.sh (minimum and maximum over repeated runs):
+// scripts/flake_report.py (minimum and maximum over repeated runs):
 //   [ figure ] Suite.Test name=value
 inline void report_figure(const std::string& name, double value) {
   const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
   std::printf("[ figure ] %s.%s %s=%.6g\n", t ? t->test_suite_name() : "?", t ? t->name() : "?",
               name.c_str(), value);
   std::fflush(stdout);
+}
+
+// CPU time (user + system) a process has used so far, in seconds; -1 if it
+// is gone. What a sampler at F Hz should see of it is this times F, however
+// busy the machine is.
+inline double process_cpu_seconds(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 > stat.size()) return -1;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i < 14; ++i) in >> field;  // state .. cmajflt; then utime, stime
+  unsigned long long utime = 0, stime = 0;
+  if (!(in >> utime >> stime)) return -1;
+  return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
 // Checks part/whole against a bound and reports it as a figure, so repeated

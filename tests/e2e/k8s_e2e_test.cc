@@ -267,10 +267,12 @@ TEST_F(K8sE2E, TargetsAndProfilesCarryPodLabelsAndDropRuleRunsInKernel) {
   EXPECT_EQ(batch_t["status"], "dropped") << batch_t.dump();
 
   // --- ember agent -----------------------------------------------------------
+  const double shop_cpu_before = process_cpu_seconds(shop.pid());
   Proc agent({ember_bin(), "agent", "--config", config}, tmp_ / "out", tmp_ / "err");
   std::this_thread::sleep_for(std::chrono::milliseconds(5000));
   agent.signal(SIGTERM);
   ASSERT_EQ(agent.wait(std::chrono::seconds(60)), 0) << read_file(tmp_ / "err");
+  const double shop_cpu = process_cpu_seconds(shop.pid()) - shop_cpu_before;
   std::string log = read_file(tmp_ / "err");
 
   std::string want_series =
@@ -299,8 +301,13 @@ TEST_F(K8sE2E, TargetsAndProfilesCarryPodLabelsAndDropRuleRunsInKernel) {
                (unsigned long long)log_number(log, "drop entries: (\\d+) by cgroup"),
                (unsigned long long)log_number(log, "by cgroup, (\\d+) by pid"),
                (unsigned long long)log_number(log, "(\\d+) samples skipped in the kernel"));
-  report_figure("shop_labeled", double(shop_labeled));
-  EXPECT_GE(shop_labeled, 250u) << log;  // ~5 s of about one busy CPU at 100 Hz
+  // Judged against the CPU time the container really got (100 Hz), not
+  // against wall time: on a busy machine it gets less (a build next to the
+  // suite halved it, and a fixed count failed). The agent's start-up, before
+  // the sampler attaches, is the part not seen: about 0.9 of it is.
+  ASSERT_GT(shop_cpu, 0.5) << "the shop container's workload hardly ran";
+  report_figure("shop_cpu_seconds", shop_cpu);
+  expect_share_at_least("shop_labeled_of_cpu_time", double(shop_labeled), shop_cpu * 100, 0.75);
   EXPECT_EQ(batch_samples, 0u) << log;
   // The namespace rule reads only pod-level labels, so the verdict went to
   // the kernel by cgroup id, and the batch container's samples stopped there.

@@ -7,6 +7,8 @@ an end-to-end subset of Ember against workloads with a known shape.
   matrix.py btf                       the BTF file of every fetched kernel
   matrix.py run --build DIR [NAME...] [--report FILE]
                                       boot each and judge its results
+  matrix.py summary REPORT...         one line per kernel from run reports
+                                      (scripts/test.sh prints it after ctest)
 
 Kernels come from the distributions' own archives (the newest package of a
 series in a suite, so security updates are picked up as they appear), are
@@ -611,13 +613,20 @@ def summarize(e):
         if name in f:
             s = f[name]
             sh = s["shares"]
+            if name == "auto" and not e.get("features", {}).get("bpf_loop", True):
+                # Expected: no bpf_loop, so frame pointers, and the workload has none.
+                parts.append(f"auto: frame pointers (no bpf_loop), leaf in {s['leaf']}/{s['samples']}")
+                continue
             parts.append(f"{name}: {s['complete_to_main']}/{s['samples']} to main, a/b/c "
                          f"{sh['caller_a']:.0%}/{sh['caller_b']:.0%}/{sh['caller_c']:.0%}")
     if "short" in f:
         parts.append(f"short-lived: {f['short']['named']}/{f['short']['in_own_code']} named")
     for name in ("cost-tables_ns", "cost-fp_ns"):
         if name in f:
-            parts.append(f"{name[:-3]} {f[name]} ns/sample")
+            label = name[:-3]
+            if name == "cost-tables_ns" and not e.get("features", {}).get("bpf_loop", True):
+                label = "cost-auto (frame pointers)"
+            parts.append(f"{label} {f[name]} ns/sample")
     return "; ".join(parts)
 
 
@@ -629,6 +638,8 @@ def main():
     p = sub.add_parser("fetch")
     p.add_argument("names", nargs="*")
     sub.add_parser("btf")
+    p = sub.add_parser("summary")
+    p.add_argument("reports", nargs="*")
     p = sub.add_parser("run")
     p.add_argument("--build", required=True)
     p.add_argument("--report")
@@ -654,7 +665,28 @@ def main():
             if os.path.exists(path):
                 print(path)
         return 0
+    if args.cmd == "summary":
+        return cmd_summary(args.reports)
     return cmd_run(args)
+
+
+def cmd_summary(paths):
+    """Each kernel's result and figures, from the reports `run` wrote."""
+    entries = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                entries.extend(json.load(f))
+        except (OSError, ValueError) as e:
+            print(f"matrix: {path}: {e}", file=sys.stderr)
+    order = {k.name: i for i, k in enumerate(KERNELS)}
+    entries.sort(key=lambda e: order.get(e["kernel"], len(order)))
+    if entries:
+        print("kernel matrix (tests/kernels/matrix.py):")
+    for e in entries:
+        status = "PASS" if not e["failures"] else f"FAIL ({len(e['failures'])})"
+        print(f"  {status} {e['kernel']} (Linux {e['release']}): {summarize(e)}")
+    return 0
 
 
 if __name__ == "__main__":

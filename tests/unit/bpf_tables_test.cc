@@ -240,6 +240,50 @@ TEST(BpfUnwindTables, RetentionIsBoundedLeastRecentlyReleasedFirst) {
             full.binaries + (full.binaries - s.retained));
 }
 
+// A table built while its process's root was gone lacks what the debug file
+// adds (deferred); once a live process maps the binary, the cache rebuilds it
+// and the new rows replace the degraded ones in the maps: at once when
+// the old ones are only retained, and after the last process still using
+// them exits otherwise.
+TEST(BpfUnwindTables, ATableRebuiltAfterADeferredLookupReplacesTheOldRows) {
+  for (double retention : {0.0, 0.5}) {
+    SCOPED_TRACE(retention);
+    Rig rig(retention);
+    const pid_t gone = 999999999;  // no such process: its root is unreachable
+    rig.tables->process_seen(self_snapshot(gone));
+    rig.tables->flush();
+    const auto one = rig.tables->stats();
+    ASSERT_GT(rig.cache.stats().debug_deferred, 0u) << "no binary here needed a debug lookup";
+    if (retention > 0) {  // the first process exits: its binaries are retained
+      rig.tables->process_exited(uint32_t(gone));
+      rig.tables->flush();
+      ASSERT_EQ(rig.tables->stats().retained, one.binaries);
+    }
+    rig.tables->process_seen(self_snapshot(getpid()));
+    rig.tables->flush();
+    const uint64_t rebuilt = rig.cache.stats().debug_retries;
+    ASSERT_GT(rebuilt, 0u);
+    EXPECT_EQ(rig.metrics.total("ember_unwind_binary_loads_total"), one.binaries + rebuilt);
+    if (retention > 0) {
+      EXPECT_EQ(rig.metrics.total("ember_unwind_binaries_reused_total"), one.binaries - rebuilt);
+      EXPECT_EQ(rig.tables->stats().binaries, one.binaries);  // the degraded ones are gone
+    } else {
+      // Both generations are loaded while the first process lives.
+      EXPECT_EQ(rig.tables->stats().binaries, one.binaries + rebuilt);
+      rig.tables->process_exited(uint32_t(gone));
+      rig.tables->flush();
+      EXPECT_EQ(rig.tables->stats().binaries, one.binaries);
+    }
+    rig.tables->process_exited(uint32_t(getpid()));
+    rig.tables->flush();
+    EXPECT_EQ(rig.tables->stats().processes, 0u);
+    EXPECT_EQ(rig.tables->stats().binaries, rig.tables->stats().retained);
+    if (retention == 0) {
+      EXPECT_EQ(rig.tables->stats().binaries, 0u);  // nothing leaked under either name
+    }
+  }
+}
+
 TEST(BpfUnwindTables, AReloadReplacesTheEntryWithoutLeaking) {
   Rig rig;
   for (int i = 0; i < 5; ++i) {

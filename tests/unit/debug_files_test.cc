@@ -16,11 +16,13 @@
 #include <sys/sysmacros.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "common/unique_fd.h"
+#include "symbolizer/binary_cache.h"
 #include "symbolizer/debug_file.h"
 #include "symbolizer/debuginfod.h"
 #include "symbolizer/dwarf_info.h"
@@ -124,6 +126,48 @@ TEST(DebugFiles, ByDebuglinkUnderDebugDir) {
   EXPECT_EQ(bin->symbol_source(), "debugfile:.symtab");
   EXPECT_NE(bin->dwarf_source().find("/linkdir/debug/"), std::string::npos) << bin->dwarf_source();
   EXPECT_GT(expect_same_as_original(*bin), 1000u);
+}
+
+// .gnu_debuglink holds a file name; one that is a path ("../bin.debug", from
+// a workload) is not followed, even to a debug file whose CRC matches.
+TEST(DebugFiles, DebuglinkThatIsAPathIsNotFollowed) {
+  auto elf = ElfFile::open(split("escape/sub/bin"));
+  ASSERT_TRUE(elf.ok());
+  std::string_view raw;
+  ASSERT_TRUE((*elf)->section(".gnu_debuglink", &raw));
+  ASSERT_EQ(raw.size(), 20u);
+  EXPECT_EQ(std::string(raw.substr(0, 12)), "../bin.debug");
+  uint32_t crc = 0;
+  std::memcpy(&crc, raw.data() + 16, 4);
+  ASSERT_EQ(file_crc32(split("escape/bin.debug")), std::optional<uint32_t>(crc))
+      << "the fixture's target must be otherwise acceptable";
+  EXPECT_FALSE(read_debuglink(**elf).has_value());
+  DebugSearch where;
+  where.debug_dirs = {"/nonexistent-debug-dir"};
+  EXPECT_EQ(find_debug_file(**elf, split("escape/sub/bin"), where).path, "");
+}
+
+// A FIFO where a debug file should be (a container controls its own
+// /usr/lib/debug) is skipped at once: opening it for reading would block the
+// symbolizer for good.
+TEST(DebugFiles, AFifoAtTheDebugPathDoesNotBlock) {
+  const fs::path root = fs::temp_directory_path() / ("ember-fifo-root-" + std::to_string(getpid()));
+  fs::remove_all(root);
+  auto elf = ElfFile::open(split("buildid/bin"));
+  ASSERT_TRUE(elf.ok());
+  const std::string id = (*elf)->build_id();
+  ASSERT_GT(id.size(), 2u);
+  const fs::path dir = root / "usr/lib/debug/.build-id" / id.substr(0, 2);
+  fs::create_directories(dir);
+  const fs::path fifo = dir / (id.substr(2) + ".debug");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_FALSE(ElfFile::open(fifo.string()).ok());
+  EXPECT_FALSE(file_crc32(fifo.string()).has_value());
+  DebugSearch where;
+  where.root = root.string();
+  where.debug_dirs = {"/usr/lib/debug"};
+  EXPECT_EQ(find_debug_file(**elf, split("buildid/bin"), where).path, "");
+  fs::remove_all(root);
 }
 
 TEST(DebugFiles, DebuglinkWithWrongCrcIsRejected) {
@@ -352,6 +396,39 @@ TEST(DebugFiles, GoneRootStillFindsBuildIdDebugFilesInOurOwnFilesystem) {
   ASSERT_TRUE(by_link);
   EXPECT_TRUE(by_link->debug_deferred());
   EXPECT_EQ(by_link->symbol_source(), ".dynsym");
+}
+
+// A deferred binary is parsed again when its root is back. If the file under
+// the same identity (dev, inode, size, mtime) no longer parses, because a
+// workload rewrote it and put its mtime back, the cached binary is kept: no
+// crash on the failed parse.
+TEST(DebugFiles, ADeferredBinaryThatNoLongerParsesKeepsItsCachedSymbols) {
+  namespace fs = std::filesystem;
+  const std::string path = "/tmp/ember-deferred-" + std::to_string(getpid());
+  fs::copy_file(split("link/bin"), path, fs::copy_options::overwrite_existing);
+  BinaryCache cache({});
+  Binary::LoadOptions gone = with_dwarf();
+  gone.debug.root = "/proc/999999999/root";  // no such process
+  auto first = cache.get(UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), path, gone);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_TRUE((*first)->debug_deferred());
+
+  struct stat before{};
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(0);
+    out.write("NOTANELF", 8);  // same size, no ELF magic
+  }
+  timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+
+  Binary::LoadOptions live = with_dwarf();
+  live.debug.root = "/";
+  auto again = cache.get(UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), path, live);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->get(), first->get());
+  fs::remove(path);
 }
 
 // A real debuginfod server (elfutils' `debuginfod`, Debian package

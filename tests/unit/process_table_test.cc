@@ -296,5 +296,30 @@ TEST_F(ProcessRootsTest, SharedAcrossProcessesKeptAfterExitAndBounded) {
   EXPECT_EQ(metrics_.total("ember_process_roots_not_held_total"), 1u);
 }
 
+// A full set of roots whose processes have all gone makes room again: the
+// bound counts roots held now, not roots ever held.
+TEST_F(ProcessRootsTest, RootsFreedAtTheBoundAreHeldAgain) {
+  add(10, "one");
+  add(11, "two");
+  add(12, "three");
+  ProcessTable::Options o;
+  o.proc_root = (base_ / "proc").string();
+  o.max_roots = 2;
+  ProcessTable t(o, clock_, metrics_);
+  {
+    auto a = t.snapshot_for(10), b = t.snapshot_for(11);
+    ASSERT_TRUE(a && b && a->root && b->root);
+  }
+  for (uint32_t pid : {10u, 11u}) {
+    ExitEvent ev;
+    ev.pid = pid;
+    t.on_exit(ev);
+  }
+  auto c = t.snapshot_for(12);
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->root);
+  EXPECT_EQ(metrics_.total("ember_process_roots_not_held_total"), 0u);
+}
+
 }  // namespace
 }  // namespace ember
