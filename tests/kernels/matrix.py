@@ -596,6 +596,7 @@ def cmd_run(args):
             failed.append(k.name)
             print(f"  console: {console}", file=sys.stderr)
     if args.report:
+        os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
         with open(args.report, "w") as f:
             json.dump(report, f, indent=1)
     if failed:
