@@ -261,6 +261,13 @@ class ProcessRootsTest : public ::testing::Test {
     std::ofstream(dir / "maps") << "00400000-00401000 r-xp 00000000 08:01 11 /usr/bin/app\n";
     fs::create_directory_symlink(base_ / root, dir / "root");
   }
+  // A table over this fixture's /proc holding at most `max_roots` roots.
+  ProcessTable::Options options(size_t max_roots) const {
+    ProcessTable::Options o;
+    o.proc_root = (base_ / "proc").string();
+    o.max_roots = max_roots;
+    return o;
+  }
   fs::path base_;
   ManualClock clock_;
   Metrics metrics_;
@@ -276,10 +283,7 @@ TEST_F(ProcessRootsTest, SharedAcrossProcessesKeptAfterExitAndBounded) {
   add(11, "host");
   add(12, "container");
   add(13, "other");
-  ProcessTable::Options o;
-  o.proc_root = (base_ / "proc").string();
-  o.max_roots = 2;
-  ProcessTable t(o, clock_, metrics_);
+  ProcessTable t(options(2), clock_, metrics_);
   auto a = t.snapshot_for(10), b = t.snapshot_for(11), c = t.snapshot_for(12);
   ASSERT_TRUE(a && b && c);
   ASSERT_TRUE(a->root && c->root);
@@ -302,10 +306,7 @@ TEST_F(ProcessRootsTest, RootsFreedAtTheBoundAreHeldAgain) {
   add(10, "one");
   add(11, "two");
   add(12, "three");
-  ProcessTable::Options o;
-  o.proc_root = (base_ / "proc").string();
-  o.max_roots = 2;
-  ProcessTable t(o, clock_, metrics_);
+  ProcessTable t(options(2), clock_, metrics_);
   {
     auto a = t.snapshot_for(10), b = t.snapshot_for(11);
     ASSERT_TRUE(a && b && a->root && b->root);
