@@ -257,10 +257,18 @@ TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   Agent agent(server_yaml(url, "push", "    queue_max_bytes: 16KiB\n"));
   ASSERT_TRUE(agent.started()) << agent.log();
-  std::this_thread::sleep_for(8s);
-  std::string during = agent.scrape();
+  // The queue overflows once the outage has produced 16 KiB of profiles.
+  // How long that takes depends on how many series the machine has (about
+  // 8 s on a quiet one, where a fixed 8 s wait once fell 12 bytes short), so
+  // wait for the first drop, up to 40 s.
+  std::string during;
   std::string lbl = "{server=\"" + url + "\"";
-  int64_t dropped = metric_value(during, "ember_upload_profiles_dropped_total" + lbl + ",reason=\"queue_full\"}");
+  int64_t dropped = 0;
+  for (int i = 0; i < 80 && dropped <= 0; ++i) {
+    std::this_thread::sleep_for(500ms);
+    during = agent.scrape();
+    dropped = metric_value(during, "ember_upload_profiles_dropped_total" + lbl + ",reason=\"queue_full\"}");
+  }
   EXPECT_GT(dropped, 0) << during;
   EXPECT_GT(metric_value(during, "ember_upload_samples_dropped_total" + lbl + ",reason=\"queue_full\"}"), 0);
   EXPECT_LE(metric_value(during, "ember_upload_queue_bytes" + lbl + "}"), 16 << 10);
