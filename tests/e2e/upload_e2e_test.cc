@@ -19,6 +19,7 @@
 namespace ember::e2e {
 namespace {
 
+using ember::testing::eventually;
 using ember::testing::metric_value;
 using ember::testing::PyroServer;
 using ember::testing::Record;
@@ -264,11 +265,11 @@ TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
   std::string during;
   std::string lbl = "{server=\"" + url + "\"";
   int64_t dropped = 0;
-  for (int i = 0; i < 80 && dropped <= 0; ++i) {
-    std::this_thread::sleep_for(500ms);
+  eventually([&] {
     during = agent.scrape();
     dropped = metric_value(during, "ember_upload_profiles_dropped_total" + lbl + ",reason=\"queue_full\"}");
-  }
+    return dropped > 0;
+  }, 40s, 500ms);
   EXPECT_GT(dropped, 0) << during;
   EXPECT_GT(metric_value(during, "ember_upload_samples_dropped_total" + lbl + ",reason=\"queue_full\"}"), 0);
   EXPECT_LE(metric_value(during, "ember_upload_queue_bytes" + lbl + "}"), 16 << 10);

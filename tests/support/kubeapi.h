@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "agent/export/http_client.h"
+#include "support/eventually.h"
 
 namespace ember::testing {
 
@@ -44,17 +45,6 @@ inline void write_file_atomically(const std::string& path, const std::string& co
     f << content;
   }
   std::filesystem::rename(tmp, path);
-}
-
-// Polls `cond` until it holds or `timeout` passes.
-inline bool eventually(const std::function<bool()>& cond,
-                       std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
 }
 
 class ScratchDir {

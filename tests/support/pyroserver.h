@@ -22,6 +22,7 @@
 
 #include "agent/export/http_client.h"
 #include "e2e/e2e_util.h"
+#include "support/eventually.h"
 
 namespace ember::testing {
 
@@ -124,8 +125,7 @@ class PyroServer {
       if (!opts_.client_ca.empty()) argv.insert(argv.end(), {"-client-ca", opts_.client_ca});
     }
     proc_ = std::make_unique<e2e::Proc>(argv, "/dev/null", dir_ / "server.log");
-    for (int i = 0; i < 500 && !std::filesystem::exists(dir_ / "addr"); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    eventually([&] { return std::filesystem::exists(dir_ / "addr"); }, std::chrono::seconds(5));
     address_ = e2e::read_file(dir_ / "addr");
   }
   PyroServer() : PyroServer(Options{}) {}
