@@ -25,6 +25,15 @@ enum ember_record_kind {
   EMBER_REC_EXIT = 3,
 };
 
+/* What a sample measured (ember_sample.event); agent/pipeline/event.h names
+ * each kind for the encoders. */
+enum ember_event {
+  EMBER_EVENT_CPU = 0,     /* on-CPU, timer-sampled: value is the period in ns */
+  EMBER_EVENT_OFF_CPU = 1, /* switched out: value is the time off CPU in ns */
+  EMBER_EVENT_WALL = 2,    /* on-CPU and off-CPU time of a thread, in ns */
+  EMBER_EVENT_MAX,
+};
+
 /* Why the user stack walk stopped (ember_sample.unwind_stop). */
 enum ember_unwind_stop {
   EMBER_STOP_END = 0,         /* reached the outermost frame: complete */
@@ -74,7 +83,7 @@ struct ember_stack_copy {
   __u8 data[EMBER_STACK_COPY_MAX + 4096]; /* the page holding sp, then above it */
 };
 
-/* One CPU-clock sample. Followed on the ring by kstack_len kernel addresses,
+/* One sample of one event. Followed on the ring by kstack_len kernel addresses,
  * then ustack_len user addresses (innermost first), as __u64 each; with
  * EMBER_SAMPLE_F_STACK_COPY, by all EMBER_STACK_SLOTS stack slots and then
  * the stack copy header and its `len` bytes. */
@@ -91,8 +100,9 @@ struct ember_sample {
   __u16 ustack_len;
   __u16 flags;      /* EMBER_SAMPLE_F_* */
   __u8 unwind_stop; /* enum ember_unwind_stop */
-  __u8 pad;
+  __u8 event;       /* enum ember_event */
   char comm[EMBER_COMM_LEN];
+  __u64 value;      /* what was measured, in the event's unit */
   __u64 stack[EMBER_STACK_SLOTS];
   struct ember_stack_copy copy;
 };
@@ -105,8 +115,25 @@ struct ember_sample {
  * interrupted) carry this bit; user addresses never reach it. */
 #define EMBER_FRAME_NOT_RETURN (1ull << 62)
 
+/* Where a user-stack slot's frame came from: bits 56-61 of the slot
+ * (agent/frames/origin.h). 0 is native code, so a plain address is a native
+ * frame. A runtime's BPF part tags its frames with its own id; its decoder in
+ * user space says how many slots one of its frames takes. Kernel frames have
+ * their own array; Go and JIT are told apart from native code only when
+ * symbolizing. */
+#define EMBER_ORIGIN_SHIFT 56
+#define EMBER_ORIGIN_MASK 0x3full
+enum ember_origin {
+  EMBER_ORIGIN_NATIVE = 0,
+  EMBER_ORIGIN_KERNEL = 1,
+  EMBER_ORIGIN_GO = 2,
+  EMBER_ORIGIN_JIT = 3, /* named by a perf map */
+  EMBER_ORIGIN_FIRST_RUNTIME = 8, /* interpreters and managed runtimes from here */
+  EMBER_ORIGIN_MAX = 64,
+};
+
 /* Bytes of an ember_sample before the stack array. */
-#define EMBER_SAMPLE_HDR_SIZE 64
+#define EMBER_SAMPLE_HDR_SIZE 72
 /* Bytes of ember_stack_copy before its data. */
 #define EMBER_STACK_COPY_HDR_SIZE 168
 

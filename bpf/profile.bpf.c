@@ -25,6 +25,8 @@ const volatile bool filter_targets = false; /* only sample tgids in `targets` */
 const volatile bool include_idle = false;   /* sample the idle task (pid 0) */
 const volatile bool include_kernel = true;  /* capture kernel stacks */
 const volatile bool include_user = true;    /* capture user stacks */
+/* Nanoseconds of CPU time one sample stands for: 1e9 / frequency. */
+const volatile __u64 sample_period_ns = 10000000;
 /* After an exec, samples wake user space for this long: the dynamic loader
  * is still mapping libraries, and a short-lived process may exit before a
  * batched drain would see it. */
@@ -587,6 +589,8 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
   s->cgroup_id = bpf_get_current_cgroup_id();
   s->flags = 0;
   s->unwind_stop = use_tables ? EMBER_STOP_END : EMBER_STOP_FP_ONLY;
+  s->event = EMBER_EVENT_CPU;
+  s->value = sample_period_ns;
   if (!mm) s->flags |= EMBER_SAMPLE_F_KERNEL_THREAD;
   /* The sampled registers are the user ones unless the CPU was in the kernel. */
   bool in_user = sampled_in_user_mode(ctx);

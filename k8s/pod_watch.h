@@ -28,7 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "k8s/kube_api.h"

@@ -8,6 +8,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/utf8.h"
+
 namespace ember {
 namespace {
 
@@ -31,23 +33,6 @@ bool all_ascii(std::string_view s) {
   return true;
 }
 
-void append_utf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 bool is_scalar_value(uint64_t cp) { return cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF); }
 
@@ -174,7 +159,7 @@ void append_legacy_element(std::string_view rest, std::string* out) {
         cp = cp * 16 + static_cast<uint32_t>(is_digit(c) ? c - '0' : c - 'a' + 10);
       }
       if (!ok || !is_scalar_value(cp) || is_control(cp)) break;
-      append_utf8(out, cp);
+      utf8_append(out, cp);
       rest.remove_prefix(end + 1);
     } else {
       size_t i = rest.find_first_of("$.");
@@ -448,7 +433,7 @@ class V0Printer {
     std::vector<uint32_t> chars;
     if (punycode_decode(id, &chars)) {
       std::string s;
-      for (uint32_t c : chars) append_utf8(&s, c);
+      for (uint32_t c : chars) utf8_append(&s, c);
       return print(s);
     }
     if (!print("punycode{")) return false;
@@ -475,7 +460,7 @@ class V0Printer {
       for (uint32_t v = c; v; v >>= 4) h.insert(h.begin(), kHex[v & 15]);
       s = "\\u{" + h + "}";
     } else {
-      append_utf8(&s, c);
+      utf8_append(&s, c);
     }
     return print(s);
   }

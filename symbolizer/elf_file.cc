@@ -450,7 +450,7 @@ namespace {
 // Go marks its binaries: the pclntab section (".data.rel.ro.gopclntab" in
 // PIE) or the build-id note and build info, which stripping keeps. Only
 // those are worth a pclntab parse.
-bool is_go(const ElfFile& f) {
+bool looks_like_go(const ElfFile& f) {
   std::string_view v;
   return f.section(".gopclntab", &v) || f.section(".data.rel.ro.gopclntab", &v) ||
          f.section(".note.go.buildid", &v) || f.section(".go.buildinfo", &v);
@@ -462,6 +462,7 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
   if (!loaded) return loaded.error();
   std::shared_ptr<Binary> bin = std::move(*loaded);
   bin->frame_cache_max_ = opts.frame_cache_addresses;
+  bin->go_binary_ = looks_like_go(*file);
   bool own_symtab = has_section_type(*file, SHT_SYMTAB);
   std::string_view dbg_info;
   bool own_dwarf = file->section(".debug_info", &dbg_info);
@@ -507,7 +508,7 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
   }
   std::string_view unused;
   bool dwarf_elsewhere = debug && debug->section(".debug_info", &unused);
-  if (!own_dwarf && !dwarf_elsewhere && is_go(*file)) {
+  if (!own_dwarf && !dwarf_elsewhere && bin->go_binary_) {
     // A stripped Go binary: the runtime's own table names every function.
     auto go = GoPclntab::open(*file);
     if (go) {

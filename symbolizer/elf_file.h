@@ -133,6 +133,8 @@ class Binary {
   // A Go binary without DWARF: names, lines and inlined frames come from the
   // runtime's .gopclntab, which survives stripping.
   bool has_go_pclntab() const { return go_ != nullptr; }
+  // Built by the Go toolchain (its sections or build-id note), stripped or not.
+  bool go_binary() const { return go_binary_; }
   // Everything known about `vaddr`: DWARF frames (inlined calls expanded)
   // when `lines` and DWARF cover it, else one frame named from the symbol
   // table (no file). Empty when neither knows the address.
@@ -165,6 +167,7 @@ class Binary {
   std::string dwarf_source_;
   std::unique_ptr<DwarfInfo> dwarf_;
   std::unique_ptr<GoPclntab> go_;  // only when dwarf_ is null
+  bool go_binary_ = false;
   // describe()'s answers by address. Binary is shared and const, so the
   // cache is mutable behind its own lock. cache_mode_: the (lines, demangle)
   // combination cached, -1 before the first call.

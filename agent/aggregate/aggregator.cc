@@ -5,22 +5,28 @@
 namespace ember {
 
 size_t StackAggregator::KeyHash::operator()(const Key& k) const {
-  size_t h = std::hash<uint32_t>()(k.pid) ^ (std::hash<std::string>()(k.comm) << 1);
+  size_t h = std::hash<uint32_t>()(k.pid) ^ (std::hash<std::string>()(k.comm) << 1) ^
+             (size_t(k.event) << 7);
   for (const Location* l : k.frames) h = h * 1000003 ^ std::hash<const void*>()(l);
   return h;
 }
 
 StackAggregator::StackAggregator(Options opts, Metrics& metrics)
     : opts_(opts),
-      aggregated_(metrics.counter("ember_samples_aggregated_total", "",
-                                  "Samples counted into profiles")),
       dropped_(metrics.counter("ember_samples_lost_total", "reason=\"too_many_stacks\"",
                                "Samples lost, by reason")),
       late_labeled_(metrics.counter("ember_label_late_pod_samples_total", "result=\"labeled\"",
                                     "Samples of processes whose pod was unknown when sampled, by "
                                     "what the end of the interval decided")),
       late_unmatched_(metrics.counter("ember_label_late_pod_samples_total", "result=\"unmatched\"")),
-      late_dropped_(metrics.counter("ember_label_late_pod_samples_total", "result=\"dropped\"")) {}
+      late_dropped_(metrics.counter("ember_label_late_pod_samples_total", "result=\"dropped\"")) {
+  for (size_t i = 0; i < kEventKinds; ++i) {
+    const EventType& t = event_type(EventKind(i));
+    aggregated_[i] = &metrics.counter("ember_samples_aggregated_total",
+                                      "event=\"" + std::string(t.name) + "\"",
+                                      "Samples counted into profiles, by event");
+  }
+}
 
 void StackAggregator::add(LabeledSample&& ls) {
   if (ls.pending) {
@@ -40,6 +46,7 @@ void StackAggregator::count_into(std::unordered_map<Key, Entry, KeyHash>& stacks
                                  LabeledSample& ls) {
   Key key;
   key.pid = ls.sample.meta.pid;
+  key.event = ls.sample.meta.event;
   key.comm = ls.sample.meta.comm;
   key.frames.reserve(ls.sample.stack.size());
   for (const auto& loc : ls.sample.stack) key.frames.push_back(loc.get());
@@ -56,8 +63,9 @@ void StackAggregator::count_into(std::unordered_map<Key, Entry, KeyHash>& stacks
     ++stacks_;
   }
   it->second.count++;
+  it->second.value += ls.sample.meta.value;
   ++pending_;
-  aggregated_.add();
+  aggregated_[size_t(key.event) < kEventKinds ? size_t(key.event) : 0]->add();
 }
 
 ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns) {
@@ -79,26 +87,39 @@ ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns)
       auto [eit, fresh] = sit->second.stacks.try_emplace(key);
       if (fresh) eit->second.stack = std::move(e.stack);
       eit->second.count += e.count;
+      eit->second.value += e.value;
     }
   }
   pending_groups_.clear();
 
   ProfileBatch batch;
   for (auto& [_, series] : series_) {
-    Profile p;
-    p.labels = series.labels;
-    p.start_time_ns = start_time_ns;
-    p.end_time_ns = end_time_ns;
-    p.frequency_hz = opts_.frequency_hz;
-    p.period_ns = opts_.frequency_hz > 0 ? 1'000'000'000ull / uint64_t(opts_.frequency_hz) : 0;
-    p.samples.reserve(series.stacks.size());
-    for (auto& [key, e] : series.stacks)
-      p.samples.push_back(ProfileSample{std::move(e.stack), e.count, key.pid, key.comm});
-    batch.profiles.push_back(std::move(p));
+    // One profile per event kind the series saw, made on first use.
+    std::array<int, kEventKinds> index;
+    index.fill(-1);
+    for (auto& [key, e] : series.stacks) {
+      size_t k = size_t(key.event) < kEventKinds ? size_t(key.event) : 0;
+      if (index[k] < 0) {
+        index[k] = int(batch.profiles.size());
+        Profile p;
+        p.labels = series.labels;
+        p.event = EventKind(k);
+        p.start_time_ns = start_time_ns;
+        p.end_time_ns = end_time_ns;
+        if (event_type(p.event).periodic && opts_.frequency_hz > 0) {
+          p.frequency_hz = opts_.frequency_hz;
+          p.period_ns = 1'000'000'000ull / uint64_t(opts_.frequency_hz);
+        }
+        batch.profiles.push_back(std::move(p));
+      }
+      batch.profiles[size_t(index[k])].samples.push_back(
+          ProfileSample{std::move(e.stack), e.count, key.pid, key.comm, e.value});
+    }
   }
-  // Deterministic order for files and tests: by labels.
+  // Deterministic order for files and tests: by labels, then event.
   std::sort(batch.profiles.begin(), batch.profiles.end(), [](const Profile& a, const Profile& b) {
-    return a.labels->labels() < b.labels->labels();
+    if (a.labels->labels() != b.labels->labels()) return a.labels->labels() < b.labels->labels();
+    return a.event < b.event;
   });
   series_.clear();
   stacks_ = 0;

@@ -1,4 +1,5 @@
-// StackAggregator: counts identical stacks per series over an interval.
+// StackAggregator: counts identical stacks per series and event kind over
+// an interval, and sums their values.
 //
 // A stack is identified by its Location pointers: the symbolize stage interns
 // Locations, so equal pointers mean equal frames within an interval (and the
@@ -11,15 +12,19 @@
 // given their final labels in take() by `resolve_pending` (the label stage),
 // so a pod that shows up before the interval ends labels all of them.
 //
+// Each series yields one Profile per event kind it saw (CPU samples and
+// off-CPU intervals of one process are different profiles: different units).
+//
 // Runs on the pipeline thread. Bounded by `max_stacks` distinct stacks per
 // interval; samples past that are counted as dropped, not silently merged.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <unordered_map>
 #include <vector>
 
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/stages.h"
 
 namespace ember {
@@ -44,10 +49,11 @@ class StackAggregator final : public Aggregator {
  private:
   struct Key {
     uint32_t pid;
+    EventKind event;
     std::string comm;
     std::vector<const Location*> frames;
     bool operator==(const Key& o) const {
-      return pid == o.pid && frames == o.frames && comm == o.comm;
+      return pid == o.pid && event == o.event && frames == o.frames && comm == o.comm;
     }
   };
   struct KeyHash {
@@ -56,6 +62,7 @@ class StackAggregator final : public Aggregator {
   struct Entry {
     std::vector<LocationRef> stack;
     uint64_t count = 0;
+    uint64_t value = 0;
   };
   struct Series {
     LabelSetRef labels;
@@ -79,7 +86,7 @@ class StackAggregator final : public Aggregator {
   std::unordered_map<const PendingLabels*, PendingGroup> pending_groups_;
   size_t stacks_ = 0;
   uint64_t pending_ = 0;
-  Counter& aggregated_;
+  std::array<Counter*, kEventKinds> aggregated_{};
   Counter& dropped_;
   Counter& late_labeled_;
   Counter& late_unmatched_;

@@ -32,14 +32,18 @@ class CollectingExporter final : public Exporter {
   void export_batch(ProfileBatch&& batch) override {
     for (auto& p : batch.profiles) profiles_.push_back(std::move(p));
   }
-  // One profile covering everything recorded.
-  Profile merged(int frequency_hz, uint64_t start_ns, uint64_t end_ns) {
+  // One profile of `event` covering everything recorded.
+  Profile merged(EventKind event, int frequency_hz, uint64_t start_ns, uint64_t end_ns) {
     Profile out;
-    out.frequency_hz = frequency_hz;
-    out.period_ns = 1'000'000'000ull / uint64_t(frequency_hz);
+    out.event = event;
+    if (event_type(event).periodic) {
+      out.frequency_hz = frequency_hz;
+      out.period_ns = 1'000'000'000ull / uint64_t(frequency_hz);
+    }
     out.start_time_ns = start_ns;
     out.end_time_ns = end_ns;
     for (auto& p : profiles_) {
+      if (p.event != event) continue;
       if (!out.labels) out.labels = p.labels;
       for (auto& s : p.samples) out.samples.push_back(std::move(s));
     }
@@ -343,7 +347,7 @@ int run_record(int argc, char** argv) {
   stop_profiling();
   const uint64_t end_mono = SystemClock::instance().monotonic_ns();
 
-  Profile profile = collector.merged(config.frequency_hz, start_real,
+  Profile profile = collector.merged(EventKind::kCpu, config.frequency_hz, start_real,
                                      start_real + (end_mono - start_mono));
   WriteOptions wo;
   std::string what = child ? join_args(command)

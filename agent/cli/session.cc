@@ -1,6 +1,7 @@
 #include "agent/cli/session.h"
 
 #include "agent/label/labeler.h"
+#include "agent/runtimes/register.h"
 
 namespace ember {
 
@@ -55,8 +56,10 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   };
   s->processes_ = std::make_unique<ProcessTable>(pt, clock, s->metrics_);
 
-  s->unwinder_ = std::make_unique<StackUnwinder>(s->metrics_, s->unwind_cache_.get());
-  s->symbolize_ = std::make_unique<DefaultSymbolizeStage>(*s->symbolizer_, s->processes_.get(),
+  s->origins_ = std::make_unique<FrameOrigins>(
+      make_origins(OriginDeps{s->metrics_, s->symbolizer_.get()}));
+  s->unwinder_ = std::make_unique<StackUnwinder>(s->metrics_, s->unwind_cache_.get(), *s->origins_);
+  s->symbolize_ = std::make_unique<DefaultSymbolizeStage>(*s->origins_, s->processes_.get(),
                                                           clock, s->metrics_);
   ProcessLabeler::Options lo;
   lo.single_series = opts.single_series;

@@ -10,7 +10,7 @@
 
 #include "agent/aggregate/aggregator.h"
 #include "agent/config/config.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/process/process_table.h"
 #include "agent/sampler/bpf_sampler.h"
@@ -76,6 +76,8 @@ class Session {
   // start().
   unwind::BpfUnwindTables* tables_hook_ = nullptr;
   std::unique_ptr<ProcessTable> processes_;  // asks symbolizer_ which files it knows
+  // Handlers of every frame origin; the unwind and symbolize stages use them.
+  std::unique_ptr<FrameOrigins> origins_;
   std::unique_ptr<StackUnwinder> unwinder_;
   std::unique_ptr<DefaultSymbolizeStage> symbolize_;
   std::unique_ptr<ProcessLabeler> labeler_;

@@ -705,7 +705,7 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
              r.error(it->second, k + "." + name, "expected a string value");
              continue;
            }
-           c.labels.emplace_back(name, it->second.Scalar());
+           c.labels[name] = it->second.Scalar();
          }
        }},
       {"output", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, output); }},

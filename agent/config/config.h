@@ -13,6 +13,7 @@
 
 #include "agent/label/relabel_rule.h"
 #include "common/duration.h"
+#include "common/labels.h"
 #include "common/result.h"
 
 namespace ember {
@@ -86,7 +87,7 @@ struct Config {
   Duration interval = std::chrono::seconds(10);
   std::string log_level = "info";
   // Static labels added to every profile.
-  std::vector<std::pair<std::string, std::string>> labels;
+  Labels labels;
 
   struct Output {
     std::string directory = "/var/lib/ember/profiles";

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 
 namespace ember {
 

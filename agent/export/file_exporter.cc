@@ -67,16 +67,24 @@ Status write_file_atomic(const std::string& path, const std::string& data) {
 Status write_profile_file(const Profile& profile, const std::string& path, OutputFormat format,
                           const WriteOptions& opts) {
   switch (format) {
-    case OutputFormat::kPprof:
-      return write_file_atomic(path, encode_pprof_gz(profile, opts.pprof));
+    case OutputFormat::kPprof: {
+      auto data = encode_pprof_gz(profile, opts.pprof);
+      if (!data.ok()) return data.error();
+      return write_file_atomic(path, *data);
+    }
     case OutputFormat::kFolded:
       return write_file_atomic(path, render_folded(fold_profile(profile)));
     case OutputFormat::kSvg:
     case OutputFormat::kHtml: {
       FlamegraphOptions fo;
-      fo.title = opts.title;
       fo.subtitle = opts.subtitle;
-      fo.ns_per_count = profile.period_ns;
+      fo.title = opts.title.empty() ? std::string(event_type(profile.event).title) : opts.title;
+      if (event_type(profile.event).periodic) {
+        fo.ns_per_count = profile.period_ns;
+      } else {
+        fo.count_name = "us";  // fold_profile's unit for measured events
+        fo.ns_per_count = 1000;
+      }
       auto stacks = fold_profile(profile);
       return write_file_atomic(path, format == OutputFormat::kSvg
                                          ? render_flamegraph_svg(stacks, fo)
@@ -167,7 +175,7 @@ std::string DirectoryExporter::file_name_for(const Profile& p) {
   gmtime_r(&secs, &t);
   char when[32];
   std::strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &t);
-  return service + "-" + when + ".pb.gz";
+  return service + "-" + std::string(event_type(p.event).name) + "-" + when + ".pb.gz";
 }
 
 void DirectoryExporter::write_batch(const ProfileBatch& batch) {
@@ -183,15 +191,15 @@ void DirectoryExporter::write_batch(const ProfileBatch& batch) {
     // `go tool pprof -raw` and `-comments` show.
     PprofOptions po;
     if (p.labels) po.comments.push_back("labels: " + p.labels->to_string());
-    std::string data = encode_pprof_gz(p, po);
-    auto st = write_file_atomic(path, data);
+    auto data = encode_pprof_gz(p, po);
+    Status st = data.ok() ? write_file_atomic(path, *data) : Status(data.error());
     if (!st) {
       failures_.add();
       EMBER_WARN_LIMITED("%s", st.error().message.c_str());
       continue;
     }
     written_.add();
-    bytes_.add(data.size());
+    bytes_.add(data->size());
   }
   enforce_retention();
 }

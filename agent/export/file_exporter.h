@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "agent/export/pprof.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/stages.h"
 #include "common/clock.h"
 #include "common/result.h"
@@ -29,7 +29,7 @@ Result<OutputFormat> output_format_for(const std::string& path);
 
 struct WriteOptions {
   PprofOptions pprof;
-  std::string title = "Ember CPU profile";
+  std::string title;  // empty: the event's ("Ember CPU profile")
   std::string subtitle;
 };
 
@@ -51,7 +51,7 @@ class DirectoryExporter final : public Exporter {
   void export_batch(ProfileBatch&& batch) override;
   void flush() override;  // blocks until every queued batch is written
 
-  // File name for one profile: <service>-<UTC time>.pb.gz, sanitized.
+  // File name for one profile: <service>-<event>-<UTC time>.pb.gz, sanitized.
   static std::string file_name_for(const Profile& p);
 
  private:

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/utf8.h"
+
 namespace ember {
 namespace {
 
@@ -92,11 +94,12 @@ void append_escaped(std::string& out, std::string_view s) {
   out.append(s.data() + start, s.size() - start);
 }
 
-size_t utf8_seq_len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) return 2;
-  if ((c & 0xF0) == 0xE0) return 3;
-  return 4;
+// Bytes of the character at s[i]; an invalid byte counts as one character
+// (it is drawn as U+FFFD).
+size_t utf8_seq_len(std::string_view s, size_t i) {
+  uint32_t cp;
+  size_t n = utf8_decode(s, i, &cp);
+  return n ? n : 1;
 }
 
 // Labels are measured in UTF-16 code units because that is what the
@@ -105,7 +108,7 @@ size_t utf8_seq_len(unsigned char c) {
 size_t utf16_units(std::string_view s) {
   size_t units = 0;
   for (size_t i = 0; i < s.size();) {
-    const size_t len = utf8_seq_len(static_cast<unsigned char>(s[i]));
+    const size_t len = utf8_seq_len(s, i);
     units += len == 4 ? 2 : 1;
     i += len;
   }
@@ -123,7 +126,7 @@ std::string fit_label(std::string_view name, double box_w) {
   const size_t budget = fit - 2;
   size_t used = 0, i = 0;
   while (i < name.size()) {
-    const size_t len = utf8_seq_len(static_cast<unsigned char>(name[i]));
+    const size_t len = utf8_seq_len(name, i);
     const size_t u = len == 4 ? 2 : 1;
     if (used + u > budget) break;
     used += u;

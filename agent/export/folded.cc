@@ -10,11 +10,15 @@ std::string folded_frame_name(const Location& loc, const Line& line) {
   // ';' separates frames in this format; a name must never contain one.
   std::replace(name.begin(), name.end(), ';', ':');
   std::replace(name.begin(), name.end(), '\n', ' ');
-  if (loc.kind == FrameKind::kKernel) name += "_[k]";
+  if (loc.kernel()) name += "_[k]";
   return name;
 }
 
 std::vector<FlameStack> fold_profile(const Profile& profile, const FoldedOptions& opts) {
+  // Sampled events count samples, as perf's folded output does; measured
+  // ones (off-CPU) sum their nanoseconds and print microseconds, as
+  // offcputime's folded output does.
+  const bool periodic = event_type(profile.event).periodic;
   std::map<std::vector<std::string>, uint64_t> merged;
   std::vector<std::string> frames;
   for (const auto& s : profile.samples) {
@@ -26,11 +30,12 @@ std::vector<FlameStack> fold_profile(const Profile& profile, const FoldedOptions
       for (auto lit = loc.lines.rbegin(); lit != loc.lines.rend(); ++lit)
         frames.push_back(folded_frame_name(loc, *lit));
     }
-    merged[frames] += s.count;
+    merged[frames] += periodic ? s.count : s.value;
   }
   std::vector<FlameStack> out;
   out.reserve(merged.size());
-  for (auto& [f, count] : merged) out.push_back(FlameStack{f, count});
+  for (auto& [f, amount] : merged)
+    out.push_back(FlameStack{f, periodic ? amount : (amount + 500) / 1000});
   return out;
 }
 

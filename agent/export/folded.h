@@ -1,5 +1,6 @@
 // Folded stacks: one line per distinct stack, frames root-first joined by
-// ';', a space, then the sample count; kernel frames carry the "_[k]" suffix.
+// ';', a space, then the sample count (sampled events such as CPU) or the
+// microseconds measured (off-CPU, wall); kernel frames carry the "_[k]" suffix.
 // The format of Brendan Gregg's FlameGraph tools, and what the flamegraph
 // renderer consumes.
 #pragma once

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "agent/config/config.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 

@@ -35,18 +35,24 @@ class StringTable {
 
 void build_pprof(const Profile& profile, const PprofOptions& opts, pb::Profile* out) {
   StringTable strings(out);
+  // Sample types follow the event: [samples/count, <event>/<unit>]. The
+  // count is how many samples (CPU) or intervals (off-CPU) made up a stack;
+  // the value is what they measured, and the default.
+  const EventType& ev = event_type(profile.event);
+  const std::string ev_name(ev.name), ev_unit(ev.unit);
   auto* st0 = out->add_sample_type();
   st0->set_type(strings.index("samples"));
   st0->set_unit(strings.index("count"));
   auto* st1 = out->add_sample_type();
-  st1->set_type(strings.index("cpu"));
-  st1->set_unit(strings.index("nanoseconds"));
-  out->mutable_period_type()->set_type(strings.index("cpu"));
-  out->mutable_period_type()->set_unit(strings.index("nanoseconds"));
-  out->set_period(int64_t(profile.period_ns));
+  st1->set_type(strings.index(ev_name));
+  st1->set_unit(strings.index(ev_unit));
+  out->mutable_period_type()->set_type(strings.index(ev_name));
+  out->mutable_period_type()->set_unit(strings.index(ev_unit));
+  // Measured events have no sampling period.
+  out->set_period(ev.periodic ? int64_t(profile.period_ns) : 0);
   out->set_time_nanos(int64_t(profile.start_time_ns));
   out->set_duration_nanos(int64_t(profile.end_time_ns - profile.start_time_ns));
-  out->set_default_sample_type(strings.index("cpu"));
+  out->set_default_sample_type(strings.index(ev_name));
   for (const auto& c : opts.comments) out->add_comment(strings.index(c));
 
   std::unordered_map<const Mapping*, uint64_t> mapping_ids;
@@ -114,7 +120,7 @@ void build_pprof(const Profile& profile, const PprofOptions& opts, pb::Profile* 
     auto* ps = out->add_sample();
     for (const auto& loc : s.stack) ps->add_location_id(location_id(loc.get()));
     ps->add_value(int64_t(s.count));
-    ps->add_value(int64_t(s.count * profile.period_ns));
+    ps->add_value(int64_t(s.value));
     if (opts.sample_labels) {
       auto* lp = ps->add_label();
       lp->set_key(pid_key);
@@ -128,27 +134,31 @@ void build_pprof(const Profile& profile, const PprofOptions& opts, pb::Profile* 
   }
 }
 
-std::string encode_pprof_gz(const Profile& profile, const PprofOptions& opts) {
+Result<std::string> encode_pprof_gz(const Profile& profile, const PprofOptions& opts) {
   pb::Profile p;
   build_pprof(profile, opts, &p);
   std::string raw;
-  p.SerializeToString(&raw);
+  if (!p.SerializeToString(&raw)) return Errorf("cannot serialize the pprof profile");
   return gzip_compress(raw);
 }
 
-std::string gzip_compress(const std::string& data) {
+Result<std::string> gzip_compress(const std::string& data) {
   z_stream zs{};
   // windowBits 15 + 16 selects the gzip wrapper.
-  deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  int rc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  if (rc != Z_OK) return Errorf("zlib deflateInit2 failed (%d)", rc);
   std::string out;
   out.resize(deflateBound(&zs, uLong(data.size())) + 32);
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = uInt(data.size());
   zs.next_out = reinterpret_cast<Bytef*>(out.data());
   zs.avail_out = uInt(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
+  // The output holds deflateBound bytes, so one Z_FINISH call must end the
+  // stream; anything else is zlib failing, not a short buffer.
+  rc = deflate(&zs, Z_FINISH);
   deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return Errorf("zlib deflate failed (%d)", rc);
+  out.resize(zs.total_out);
   return out;
 }
 

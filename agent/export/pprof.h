@@ -1,6 +1,7 @@
 // pprof encoding of a Profile: the format every profiling server and
-// `go tool pprof` read. Sample types are samples/count and cpu/nanoseconds;
-// the period is 1e9/frequency nanoseconds of CPU time per sample.
+// `go tool pprof` read. Sample types follow the profile's event: samples/count
+// and <event>/<unit> (cpu/nanoseconds, off_cpu/nanoseconds, ...), the latter
+// the default; for a sampled event the period is 1e9/frequency of its unit.
 #pragma once
 
 #include <string>
@@ -25,9 +26,10 @@ struct PprofOptions {
 void build_pprof(const Profile& profile, const PprofOptions& opts,
                  perftools::profiles::Profile* out);
 // Serialized and gzip-compressed, as pprof files and servers expect.
-std::string encode_pprof_gz(const Profile& profile, const PprofOptions& opts = {});
+// Fails only when protobuf or zlib does (out of memory).
+Result<std::string> encode_pprof_gz(const Profile& profile, const PprofOptions& opts = {});
 
-std::string gzip_compress(const std::string& data);
+Result<std::string> gzip_compress(const std::string& data);
 Result<std::string> gzip_decompress(const std::string& data);
 
 }  // namespace ember

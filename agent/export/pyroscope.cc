@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/export/pprof.h"
 #include "push.pb.h"
 
@@ -44,74 +46,6 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
-// Reads a JSON string starting at s[i] == '"'; returns false if malformed.
-bool json_string(const std::string& s, size_t& i, std::string* out) {
-  if (i >= s.size() || s[i] != '"') return false;
-  ++i;
-  while (i < s.size()) {
-    char c = s[i++];
-    if (c == '"') return true;
-    if (c != '\\') {
-      *out += c;
-      continue;
-    }
-    if (i >= s.size()) return false;
-    char e = s[i++];
-    switch (e) {
-      case 'n': *out += '\n'; break;
-      case 't': *out += '\t'; break;
-      case 'r': *out += '\r'; break;
-      case 'b': *out += '\b'; break;
-      case 'f': *out += '\f'; break;
-      case 'u': {
-        if (i + 4 > s.size()) return false;
-        uint32_t cp = uint32_t(std::strtoul(s.substr(i, 4).c_str(), nullptr, 16));
-        i += 4;
-        append_utf8(*out, cp);
-        break;
-      }
-      default: *out += e;
-    }
-  }
-  return false;
-}
-
-// The value of a top-level string field of a small JSON object.
-bool json_field(const std::string& body, const std::string& key, std::string* out) {
-  std::string quoted = "\"" + key + "\"";
-  size_t pos = 0;
-  while ((pos = body.find(quoted, pos)) != std::string::npos) {
-    size_t i = pos + quoted.size();
-    while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\t')) ++i;
-    if (i < body.size() && body[i] == ':') {
-      ++i;
-      while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\t')) ++i;
-      out->clear();
-      return json_string(body, i, out);
-    }
-    pos += quoted.size();
-  }
-  return false;
-}
-
 }  // namespace
 
 size_t EncodedProfile::bytes() const {
@@ -120,31 +54,24 @@ size_t EncodedProfile::bytes() const {
   return n;
 }
 
-Labels upload_labels(const LabelSet* labels) {
+Labels upload_labels(const LabelSet* labels, EventKind event) {
   Labels out;
-  out.emplace_back("__name__", kPyroscopeProfileName);
-  bool have_service = false;
+  out.emplace("__name__", std::string(event_type(event).profile_name));
   if (labels) {
+    // In name order; the first of two names that sanitize alike wins.
     for (const auto& [k, v] : labels->labels()) {
       if (k.rfind("__", 0) == 0) continue;  // internal (target discovery) labels
-      std::string name = push_label_name(k);
-      if (name == "service_name") have_service = true;
-      out.emplace_back(std::move(name), valid_utf8(v));
+      out.emplace(push_label_name(k), valid_utf8(v));
     }
   }
-  if (!have_service) out.emplace_back("service_name", "unspecified");
-  // Sorted by name; the first of two names that sanitize alike wins.
-  std::stable_sort(out.begin(), out.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const auto& a, const auto& b) { return a.first == b.first; }),
-            out.end());
+  out.emplace("service_name", "unspecified");  // only if no label gave one
   return out;
 }
 
-EncodedProfileRef encode_for_upload(const Profile& profile) {
+Result<EncodedProfileRef> encode_for_upload(const Profile& profile) {
   auto e = std::make_shared<EncodedProfile>();
-  e->labels = upload_labels(profile.labels.get());
+  e->event = profile.event;
+  e->labels = upload_labels(profile.labels.get(), profile.event);
   for (const auto& [k, v] : e->labels)
     if (k == "service_name") e->service_name = v;
   e->start_time_ns = profile.start_time_ns;
@@ -155,9 +82,11 @@ EncodedProfileRef encode_for_upload(const Profile& profile) {
   // into series labels, and a series per thread would explode cardinality.
   PprofOptions opts;
   opts.sample_labels = false;
-  e->pprof_gz = encode_pprof_gz(profile, opts);
+  auto gz = encode_pprof_gz(profile, opts);
+  if (!gz.ok()) return gz.error();
+  e->pprof_gz = std::move(*gz);
   e->id = uuid_v4();
-  return e;
+  return EncodedProfileRef(std::move(e));
 }
 
 std::string push_request_body(const std::vector<EncodedProfileRef>& profiles) {
@@ -181,9 +110,9 @@ std::string push_request_body(const std::vector<EncodedProfileRef>& profiles) {
 std::string ingest_name(const EncodedProfile& p) {
   std::string app = replace_not_allowed(p.service_name.empty() ? "unspecified" : p.service_name,
                                         app_name_char);
-  std::string out = app + ".cpu{";
+  std::string out = app + "." + std::string(event_type(p.event).ingest_suffix) + "{";
   bool first = true;
-  Labels inner;
+  std::vector<std::pair<std::string, std::string>> inner;
   for (const auto& [k, v] : p.labels) {
     if (k == "__name__" || k == "service_name") continue;
     std::string value = trim(v);
@@ -210,10 +139,11 @@ std::pair<int64_t, int64_t> ingest_time_range(const EncodedProfile& p) {
 
 std::string ingest_query(const EncodedProfile& p) {
   auto [from, until] = ingest_time_range(p);
+  // A measured event (off-CPU) has no sampling rate to state.
+  std::string rate = p.frequency_hz > 0 ? "&sampleRate=" + std::to_string(p.frequency_hz) : "";
   return "name=" + percent_encode(ingest_name(p)) + "&from=" + std::to_string(from) +
-         "&until=" + std::to_string(until) + "&format=pprof" +
-         "&sampleRate=" + std::to_string(p.frequency_hz) + "&spyName=ember" +
-         "&units=samples&aggregationType=sum";
+         "&until=" + std::to_string(until) + "&format=pprof" + rate + "&spyName=ember" +
+         "&units=" + std::string(event_type(p.event).ingest_units) + "&aggregationType=sum";
 }
 
 std::string percent_encode(std::string_view s) {
@@ -227,35 +157,6 @@ std::string percent_encode(std::string_view s) {
       out += '%';
       out += hex[c >> 4];
       out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string valid_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (size_t j = 1; ok && j < len; ++j) {
-      unsigned char cc = static_cast<unsigned char>(s[i + j]);
-      if ((cc >> 6) != 2) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, surrogates and out-of-range code points are invalid.
-    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-               (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF))
-      ok = false;
-    if (ok) {
-      out.append(s.data() + i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
     }
   }
   return out;
@@ -292,10 +193,19 @@ UploadOutcome classify_status(int status) {
 }
 
 std::string server_message(const std::string& body) {
-  std::string msg;
-  std::string code;
-  if (!json_field(body, "message", &msg)) msg = body;
-  if (json_field(body, "code", &code) && !code.empty()) msg = code + ": " + msg;
+  // A Connect error is {"code": "...", "message": "..."}; anything else
+  // (a proxy's HTML page, plain text) is shown as it came.
+  std::string msg = body;
+  auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (json.is_object()) {
+    auto field = [&](const char* key) -> std::string {
+      auto it = json.find(key);
+      return it != json.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    std::string message = field("message");
+    std::string code = field("code");
+    if (!message.empty() || !code.empty()) msg = code.empty() ? message : code + ": " + message;
+  }
   std::string out;
   for (char c : msg) {
     if (out.size() >= 300) {

@@ -5,9 +5,9 @@
 //    unary protocol, binary protobuf PushRequest: one series per profile,
 //    each with its labels and one RawSample (gzip pprof + UUID).
 //  - ingest (legacy, accepted by Pyroscope OSS, Cloud and Grafana
-//    Pyroscope): POST /ingest?name=<app>.cpu{k=v,...}&from&until&format=pprof
-//    &sampleRate&spyName=ember&units=samples&aggregationType=sum, gzip pprof
-//    as the body.
+//    Pyroscope): POST /ingest?name=<app>.<event>{k=v,...}&from&until
+//    &format=pprof&sampleRate&spyName=ember&units=<event's>&aggregationType=sum,
+//    gzip pprof as the body.
 //
 // A profile is encoded once (EncodedProfile, immutable, shared) and the same
 // bytes go to every server and every retry.
@@ -22,15 +22,15 @@
 
 #include "agent/pipeline/types.h"
 #include "common/duration.h"
+#include "common/labels.h"
+#include "common/utf8.h"
+#include "common/result.h"
 
 namespace ember {
 
-// The profile type name Pyroscope files CPU profiles under (__name__).
-inline constexpr const char* kPyroscopeProfileName = "process_cpu";
-
-using Labels = std::vector<std::pair<std::string, std::string>>;
 
 struct EncodedProfile {
+  EventKind event = EventKind::kCpu;
   Labels labels;  // as pushed: __name__, service_name and the rest, sorted by name
   std::string service_name;
   uint64_t start_time_ns = 0;  // wall clock
@@ -46,13 +46,14 @@ struct EncodedProfile {
 using EncodedProfileRef = std::shared_ptr<const EncodedProfile>;
 
 // Encodes one interval's profile of one series for upload.
-EncodedProfileRef encode_for_upload(const Profile& profile);
+Result<EncodedProfileRef> encode_for_upload(const Profile& profile);
 
 // The labels a series is pushed with: every label of the set except names
 // starting with "__", names made valid ([a-zA-Z_][a-zA-Z0-9_]*), values made
-// valid UTF-8, plus __name__=process_cpu; service_name defaults to
-// "unspecified" (as Pyroscope does). Sorted by name, names unique.
-Labels upload_labels(const LabelSet* labels);
+// valid UTF-8, plus __name__ from the event (process_cpu for CPU);
+// service_name defaults to "unspecified" (as Pyroscope does). Sorted by name,
+// names unique.
+Labels upload_labels(const LabelSet* labels, EventKind event = EventKind::kCpu);
 
 // --- push ---------------------------------------------------------------------
 inline constexpr const char* kPushPath = "/push.v1.PusherService/Push";
@@ -61,7 +62,8 @@ std::string push_request_body(const std::vector<EncodedProfileRef>& profiles);
 
 // --- ingest -------------------------------------------------------------------
 inline constexpr const char* kIngestPath = "/ingest";
-// The name= value before URL encoding: "<service>.cpu{k=v,...}". The
+// The name= value before URL encoding: "<service>.<event>{k=v,...}" (".cpu"
+// for CPU). The
 // legacy parser has no escape sequences: it splits label pairs at ',' and
 // '}' and trims spaces, and allows only [a-zA-Z0-9_./-] in the application
 // name and [a-zA-Z0-9_.] in label names. So those characters are replaced
@@ -76,7 +78,6 @@ std::pair<int64_t, int64_t> ingest_time_range(const EncodedProfile& p);
 
 // --- helpers ------------------------------------------------------------------
 std::string percent_encode(std::string_view s);  // RFC 3986 unreserved kept
-std::string valid_utf8(std::string_view s);      // invalid bytes -> U+FFFD
 std::string uuid_v4();
 
 // What to do after an HTTP answer: 2xx sent; 408, 429 and 5xx retried;

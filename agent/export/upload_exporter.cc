@@ -421,7 +421,8 @@ UploadExporter::UploadExporter(Options opts, Metrics& metrics)
     : opts_(std::move(opts)),
       intervals_(metrics.counter("ember_upload_intervals_total", "",
                                  "Intervals (batches of profiles) handed to the uploaders")),
-      batch_dropped_(metrics.counter("ember_samples_lost_total", "reason=\"export_queue_full\"")) {}
+      batch_dropped_(metrics.counter("ember_samples_lost_total", "reason=\"export_queue_full\"")),
+      encode_failed_(metrics.counter("ember_samples_lost_total", "reason=\"encode_failed\"")) {}
 
 Result<std::unique_ptr<UploadExporter>> UploadExporter::create(Options opts, Metrics& metrics,
                                                                TransportFactory transports) {
@@ -476,8 +477,16 @@ void UploadExporter::run() {
     lock.unlock();
     std::vector<EncodedProfileRef> encoded;
     encoded.reserve(batch.profiles.size());
-    for (const auto& p : batch.profiles)
-      if (!p.samples.empty()) encoded.push_back(encode_for_upload(p));
+    for (const auto& p : batch.profiles) {
+      if (p.samples.empty()) continue;
+      auto e = encode_for_upload(p);
+      if (e.ok()) {
+        encoded.push_back(std::move(*e));
+      } else {
+        encode_failed_.add(p.total_count());
+        EMBER_WARN_LIMITED("cannot encode a profile for upload: %s", e.error().message.c_str());
+      }
+    }
     batch = ProfileBatch{};  // the encoded copies are all that is kept
     for (auto& s : servers_) s->enqueue(encoded);
     lock.lock();

@@ -39,7 +39,7 @@
 #include "agent/export/http_client.h"
 #include "agent/export/pyroscope.h"
 #include "agent/export/secret_file.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/stages.h"
 
 namespace ember {
@@ -175,6 +175,7 @@ class UploadExporter final : public Exporter {
   Options opts_;
   Counter& intervals_;      // batches handed over by the pipeline
   Counter& batch_dropped_;  // samples of batches dropped before encoding
+  Counter& encode_failed_;  // samples of profiles protobuf or zlib could not encode
   std::vector<std::unique_ptr<ServerUploader>> servers_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -44,8 +44,7 @@ void ProcessLabeler::set_verdict_sink(VerdictSink* sink) {
   if (sink_ && !single_ && !kernel_) sink_->drop_kernel_threads(true);
 }
 
-LabelSetRef ProcessLabeler::intern(std::vector<std::pair<std::string, std::string>> labels) const {
-  std::sort(labels.begin(), labels.end());
+LabelSetRef ProcessLabeler::intern(Labels labels) const {
   auto it = interned_.find(labels);
   if (it != interned_.end()) return it->second;
   // Bounded: the aggregator compares label sets by value, so forgetting an
@@ -70,9 +69,9 @@ LabelSetRef ProcessLabeler::finish(Labels labels, const std::string& default_ser
   *dropped = !relabel(opts_.relabel_configs, labels);
   if (*dropped) return nullptr;
   if (labels.find("service_name") == labels.end()) labels["service_name"] = default_service;
-  std::vector<std::pair<std::string, std::string>> out;
+  Labels out;
   for (auto& [k, v] : labels)
-    if (k.rfind("__", 0) != 0 && !v.empty()) out.emplace_back(k, v);
+    if (k.rfind("__", 0) != 0 && !v.empty()) out.emplace(k, v);
   return intern(std::move(out));
 }
 

@@ -53,7 +53,7 @@
 #include "agent/label/discovery.h"
 #include "agent/label/relabel.h"
 #include "agent/label/verdict.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/stages.h"
 #include "k8s/pod_index.h"
 
@@ -63,12 +63,12 @@ class ProcessLabeler final : public Labeler {
  public:
   struct Options {
     Options() = default;
-    Options(bool single, std::vector<std::pair<std::string, std::string>> labels)
+    Options(bool single, Labels labels)
         : single_series(single), static_labels(std::move(labels)) {}
     // When set, every sample goes to one series with these labels.
     bool single_series = false;
     // Added to every series (the YAML `labels:` map).
-    std::vector<std::pair<std::string, std::string>> static_labels;
+    Labels static_labels;
     // Where /proc is (Config.paths.proc). Empty: read nothing, label from the
     // sample's process snapshot alone (executable and comm).
     std::string proc_root;
@@ -135,7 +135,7 @@ class ProcessLabeler final : public Labeler {
     uint64_t last_used = 0;
   };
 
-  LabelSetRef intern(std::vector<std::pair<std::string, std::string>> labels) const;
+  LabelSetRef intern(Labels labels) const;
   LabelSetRef finish(Labels labels, const std::string& default_service, bool* dropped) const;
   Entry& entry_for(const SymbolizedSample& s);
   void reevaluate(Entry& e);
@@ -156,7 +156,7 @@ class ProcessLabeler final : public Labeler {
   std::list<uint64_t> kernel_cgroups_;         // cgroup verdicts, oldest first
   std::unordered_map<uint64_t, std::list<uint64_t>::iterator> kernel_cgroup_pos_;
   // Interned final label sets: processes of one service share one.
-  mutable std::map<std::vector<std::pair<std::string, std::string>>, LabelSetRef> interned_;
+  mutable std::map<Labels, LabelSetRef> interned_;
 
   std::unique_ptr<Metrics> own_metrics_;
   Counter* labeled_;

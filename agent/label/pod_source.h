@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "agent/config/config.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "common/duration.h"
 #include "common/result.h"
 #include "k8s/pod_watch.h"

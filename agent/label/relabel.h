@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/label/relabel_rule.h"
+#include "common/labels.h"
 #include "common/result.h"
 
 namespace YAML {
@@ -34,7 +35,7 @@ namespace ember {
 
 // A mutable label map used during relabeling (names unique). As in
 // Prometheus, a missing label reads as "" and setting a label to "" removes it.
-using Labels = std::map<std::string, std::string>;
+
 
 // Applies the rules in order. Returns false if a keep/drop/keepequal/dropequal
 // rule dropped the target; `labels` is then left as it was at that point and

@@ -21,7 +21,7 @@
 #include <mutex>
 #include <thread>
 
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/stages.h"
 #include "agent/process/process_table.h"
 #include "common/clock.h"

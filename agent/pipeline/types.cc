@@ -5,17 +5,7 @@
 
 namespace ember {
 
-LabelSet::LabelSet(std::vector<std::pair<std::string, std::string>> labels)
-    : labels_(std::move(labels)) {
-  std::stable_sort(labels_.begin(), labels_.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  // Last writer wins for duplicate names, as in Prometheus relabeling.
-  std::vector<std::pair<std::string, std::string>> unique;
-  for (auto& kv : labels_) {
-    if (!unique.empty() && unique.back().first == kv.first) unique.back() = std::move(kv);
-    else unique.push_back(std::move(kv));
-  }
-  labels_ = std::move(unique);
+LabelSet::LabelSet(const Labels& labels) : labels_(labels.begin(), labels.end()) {
   size_t h = 0;
   for (const auto& [k, v] : labels_) {
     h = h * 31 + std::hash<std::string>()(k);

@@ -20,12 +20,18 @@
 #include <utility>
 #include <vector>
 
+#include "agent/pipeline/event.h"
+#include "common/labels.h"
 #include "symbolizer/process_maps.h"
 
 namespace ember {
 
 // What every stage knows about a sample besides its stack.
 struct SampleMeta {
+  // What was measured, and how much of it, in event_type(event).unit: for a
+  // CPU sample the sampling period, for an off-CPU one the time switched out.
+  EventKind event = EventKind::kCpu;
+  uint64_t value = 0;
   uint32_t pid = 0;  // tgid
   uint32_t tid = 0;
   uint32_t cpu = 0;
@@ -76,14 +82,30 @@ struct ExitEvent {
 };
 
 // --- unwind stage ------------------------------------------------------------
-enum class FrameKind : uint8_t { kKernel, kUser };
+// Where a frame came from: kernel, native code, Go, JIT, or a runtime's
+// interpreter. agent/frames/origin.h explains origins and how to add one.
+using OriginId = uint8_t;
+namespace origin {  // equal to enum ember_origin (bpf/ember_abi.h)
+inline constexpr OriginId kNative = 0;
+inline constexpr OriginId kKernel = 1;
+inline constexpr OriginId kGo = 2;
+inline constexpr OriginId kJit = 3;
+inline constexpr OriginId kFirstRuntime = 8;
+inline constexpr size_t kMax = 64;  // a user-stack slot's 6-bit tag
+}  // namespace origin
 
 struct StackFrame {
+  // Native and kernel frames: the instruction address. Other origins: what
+  // their decoder made of their slots (a code object's address, say).
   uint64_t address = 0;
-  FrameKind kind = FrameKind::kUser;
+  OriginId origin = origin::kNative;
   // True for every frame but the one the CPU was executing: the address is a
   // return address, and the call that produced it ends one byte earlier.
   bool return_address = false;
+  // A second word for origins that need one (an instruction offset in an
+  // interpreted code object); 0 for native and kernel frames.
+  uint64_t aux = 0;
+  bool kernel() const { return origin == origin::kKernel; }
 };
 
 // Why the user stack ended. kComplete: the walk reached the outermost frame
@@ -137,7 +159,10 @@ struct Line {
 // not be resolved gets one Line named "module+0xoffset" or "[unknown]".
 struct Location {
   uint64_t address = 0;
-  FrameKind kind = FrameKind::kUser;
+  // The frame's origin, refined by naming: native code a Go pclntab or a
+  // perf map named says kGo or kJit.
+  OriginId origin = origin::kNative;
+  bool kernel() const { return origin == origin::kKernel; }
   bool resolved = false;  // false when the name is a placeholder
   std::shared_ptr<const Mapping> mapping;  // null when the address is in no known mapping
   std::vector<Line> lines;
@@ -156,7 +181,7 @@ struct SymbolizedSample {
 class LabelSet {
  public:
   LabelSet() = default;
-  explicit LabelSet(std::vector<std::pair<std::string, std::string>> labels);
+  explicit LabelSet(const Labels& labels);
   const std::vector<std::pair<std::string, std::string>>& labels() const { return labels_; }
   const std::string& get(const std::string& name) const;  // "" if absent
   bool operator==(const LabelSet& o) const { return labels_ == o.labels_; }
@@ -195,22 +220,31 @@ struct LabeledSample {
 // --- aggregate stage ---------------------------------------------------------
 struct ProfileSample {
   std::vector<LocationRef> stack;  // innermost first
-  uint64_t count = 0;
+  uint64_t count = 0;              // samples
   uint32_t pid = 0;
   std::string comm;
+  uint64_t value = 0;  // sum of their values, in the event's unit
 };
 
-// One series' samples over one interval.
+// One series' samples of one event kind over one interval.
 struct Profile {
   LabelSetRef labels;
+  EventKind event = EventKind::kCpu;
   uint64_t start_time_ns = 0;  // wall clock
   uint64_t end_time_ns = 0;
+  // The sampling timer, for periodic events (event_type(event).periodic);
+  // zero for measured ones.
   int frequency_hz = 0;
   uint64_t period_ns = 0;  // 1e9 / frequency
   std::vector<ProfileSample> samples;
   uint64_t total_count() const {
     uint64_t n = 0;
     for (const auto& s : samples) n += s.count;
+    return n;
+  }
+  uint64_t total_value() const {
+    uint64_t n = 0;
+    for (const auto& s : samples) n += s.value;
     return n;
   }
 };

@@ -26,7 +26,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/pipeline/types.h"
 #include "common/clock.h"
 

@@ -240,6 +240,7 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   skel->rodata->include_idle = opts.include_idle;
   skel->rodata->include_kernel = opts.kernel_stacks;
   skel->rodata->include_user = opts.user_stacks;
+  skel->rodata->sample_period_ns = 1'000'000'000ull / uint64_t(std::max(opts.frequency_hz, 1));
   skel->rodata->check_verdicts = opts.check_verdicts || plan.check_only;
   skel->rodata->have_task_pt_regs = plan.features.task_pt_regs;
   auto size = [&](uint32_t want, uint32_t smallest) { return plan.check_only ? smallest : std::max(want, smallest); };

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "agent/label/verdict.h"
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/sampler/kernel_features.h"
 #include "agent/unwind/bpf_tables.h"
 #include "common/result.h"

@@ -13,6 +13,11 @@ namespace ember {
 static_assert(offsetof(ember_sample, stack) == EMBER_SAMPLE_HDR_SIZE);
 static_assert(offsetof(ember_sample, comm) == 48);
 static_assert(offsetof(ember_sample, unwind_stop) == 46);
+static_assert(offsetof(ember_sample, event) == 47);
+static_assert(offsetof(ember_sample, value) == 64);
+static_assert(EMBER_EVENT_CPU == int(EventKind::kCpu) && EMBER_EVENT_OFF_CPU == int(EventKind::kOffCpu) &&
+              EMBER_EVENT_WALL == int(EventKind::kWall) && EMBER_EVENT_MAX == kEventKinds,
+              "enum ember_event and EventKind must agree");
 static_assert(offsetof(ember_sample, copy) == EMBER_SAMPLE_HDR_SIZE + EMBER_STACK_SLOTS * 8);
 static_assert(offsetof(ember_stack_copy, data) == EMBER_STACK_COPY_HDR_SIZE);
 static_assert(EMBER_MAX_STACK_DEPTH + EMBER_MAX_USER_DEPTH <= EMBER_STACK_SLOTS);
@@ -46,7 +51,11 @@ DecodedRecord decode_record(const void* data, size_t size) {
       if (hdr.kstack_len > EMBER_MAX_STACK_DEPTH || hdr.ustack_len > EMBER_MAX_USER_DEPTH ||
           size < EMBER_SAMPLE_HDR_SIZE + stack_bytes)
         return DecodeError{"sample stack lengths exceed the record"};
+      auto event = event_kind_from_u8(hdr.event);
+      if (!event) return DecodeError{"unknown event kind " + std::to_string(hdr.event)};
       RawSample s;
+      s.meta.event = *event;
+      s.meta.value = hdr.value;
       s.meta.pid = hdr.pid;
       s.meta.tid = hdr.tid;
       s.meta.cpu = hdr.cpu;

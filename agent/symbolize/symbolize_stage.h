@@ -1,63 +1,80 @@
-// DefaultSymbolizeStage: turns addresses into shared, immutable Locations.
+// DefaultSymbolizeStage: turns frames into shared, immutable Locations.
 //
-// It interns one Location per (process snapshot, address) and one Mapping
-// per snapshot mapping, so a hot stack costs hash lookups, not ELF work.
-// Those interning tables are this stage's only cache; the rule that bounds
-// them is "one aggregation interval": end_interval() drops them (profiles
-// already built keep their Locations alive by shared_ptr). Parsed binaries
-// live in the Symbolizer's own bounded cache across intervals.
+// Each frame goes to the FrameSymbolizer of its origin (agent/frames/
+// origin.h): native code, the kernel, and any runtime registered there. This
+// stage interns what they return, one Location per (process snapshot, frame)
+// (per frame alone for origins whose names do not depend on the process), so
+// a hot stack costs hash lookups, not ELF work. The interning table is this
+// stage's only cache; the rule that bounds it is "one aggregation interval":
+// end_interval() drops it (profiles already built keep their Locations alive
+// by shared_ptr). Parsed binaries live in the Symbolizer's own bounded cache
+// across intervals.
+//
+// When a frame's handler finds no mapping for it, the stage re-reads the
+// process's maps once per sample (a library loaded after the snapshot) and
+// asks again.
 //
 // Runs on the pipeline thread only.
 #pragma once
 
 #include <memory>
 #include <unordered_map>
-#include <vector>
 
-#include "agent/pipeline/metrics.h"
+#include "agent/frames/origin.h"
 #include "agent/pipeline/stages.h"
 #include "agent/process/process_table.h"
 #include "common/clock.h"
-#include "symbolizer/symbolizer.h"
+#include "common/metrics.h"
 
 namespace ember {
 
 class DefaultSymbolizeStage final : public SymbolizeStage {
  public:
   // `processes` may be null (tests); then misses are never refreshed.
-  DefaultSymbolizeStage(Symbolizer& symbolizer, ProcessTable* processes, const Clock& clock,
+  // `origins` must outlive the stage.
+  DefaultSymbolizeStage(FrameOrigins& origins, ProcessTable* processes, const Clock& clock,
                         Metrics& metrics);
 
   SymbolizedSample symbolize(UnwoundSample&& sample) override;
   void end_interval() override;
 
  private:
+  struct FrameKey {
+    uint64_t address;
+    uint64_t aux;
+    OriginId origin;
+    bool return_address;
+    bool operator==(const FrameKey& o) const {
+      return address == o.address && aux == o.aux && origin == o.origin &&
+             return_address == o.return_address;
+    }
+  };
+  struct FrameKeyHash {
+    size_t operator()(const FrameKey& k) const;
+  };
+  using LocationTable = std::unordered_map<FrameKey, LocationRef, FrameKeyHash>;
   struct SnapshotState {
-    std::shared_ptr<const ProcessSnapshot> snap;
-    std::vector<std::shared_ptr<const Mapping>> mappings;  // by index in snap->mappings
-    std::shared_ptr<const Mapping> hint_mapping;           // exe placed by exec hint
-    std::unordered_map<uint64_t, LocationRef> locations;   // key: addr << 1 | return_address
+    std::shared_ptr<const ProcessSnapshot> snap;  // keeps the key's address unique
+    LocationTable locations;
   };
 
   SnapshotState& state_for(const std::shared_ptr<const ProcessSnapshot>& snap);
-  LocationRef user_location(SnapshotState& st, const StackFrame& f, bool* missed);
-  LocationRef kernel_location(const StackFrame& f, uint64_t now_ns);
-  std::shared_ptr<const Mapping> mapping_for(SnapshotState& st, const MapEntry& m,
-                                             const Binary* bin);
+  // The Location of `f` in `snap`; `missed` (may be null) is set when its
+  // handler found no mapping for it.
+  // `st` caches snap's state across one sample's frames (null: not yet).
+  LocationRef location(const std::shared_ptr<const ProcessSnapshot>& snap, SnapshotState*& st,
+                       const StackFrame& f, uint64_t now_ns, bool* missed);
+  LocationRef unknown_origin(const StackFrame& f);
 
-  Symbolizer& symbolizer_;
+  FrameOrigins& origins_;
   ProcessTable* processes_;
   const Clock& clock_;
   std::unordered_map<const ProcessSnapshot*, SnapshotState> snapshots_;
-  std::unordered_map<uint64_t, LocationRef> kernel_locations_;
-  std::shared_ptr<const Mapping> kernel_mapping_;
+  LocationTable shared_locations_;  // origins whose names are per system (kernel)
   std::shared_ptr<const ProcessSnapshot> no_process_;
 
   Counter& frames_;
-  Counter& unresolved_no_mapping_;
-  Counter& unresolved_unreadable_;
-  Counter& unresolved_no_symbol_;
-  Counter& unresolved_kernel_;
+  Counter& unresolved_no_handler_;
   Counter& refreshes_;
 };
 

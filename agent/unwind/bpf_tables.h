@@ -39,7 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 #include "agent/unwind/table_cache.h"
 #include "common/clock.h"
 

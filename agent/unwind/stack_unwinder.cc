@@ -1,16 +1,14 @@
 #include "agent/unwind/stack_unwinder.h"
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 
 #include "agent/unwind/unwinder.h"
 #include "ember_abi.h"
 
 namespace ember {
 namespace {
-
-// x86-64 and arm64 user space ends well below this; anything above is a
-// kernel address that leaked into a user stack read, or garbage.
-constexpr uint64_t kUserSpaceEnd = 0x0000800000000000ull;
 
 UnwindStop from_bpf(uint8_t stop) {
   switch (stop) {
@@ -72,8 +70,10 @@ const char* unwind_stop_name(UnwindStop stop) {
   return "unknown";
 }
 
-StackUnwinder::StackUnwinder(Metrics& metrics, unwind::UnwindTableCache* tables)
+StackUnwinder::StackUnwinder(Metrics& metrics, unwind::UnwindTableCache* tables,
+                             const FrameOrigins& origins)
     : tables_(tables),
+      origins_(origins),
       finished_(metrics.counter("ember_unwind_user_space_total", "",
                                 "Samples whose walk user space finished from a stack copy")),
       finished_frames_(metrics.counter("ember_unwind_user_space_frames_total", "",
@@ -92,29 +92,38 @@ UnwoundSample StackUnwinder::unwind(RawSample&& raw) {
   bool first = true;
   for (uint64_t addr : raw.kernel_stack) {
     if (addr == 0) break;
-    out.frames.push_back(StackFrame{addr, FrameKind::kKernel, !first});
+    out.frames.push_back(StackFrame{addr, origin::kKernel, !first, 0});
     first = false;
   }
-  // The first user frame is where user code was interrupted (or entered the
-  // kernel), so it is an instruction address, not a return address; so is a
-  // frame BPF flagged as interrupted by a signal.
-  first = true;
+  // User slots: each goes to the decoder of the origin it is tagged with. A
+  // slot no decoder takes (an unknown tag, a kernel address that leaked into
+  // a user stack read, garbage) ends the walk there.
   size_t user_frames = 0;
-  for (uint64_t raw_addr : raw.user_stack) {
-    bool not_return = raw_addr & EMBER_FRAME_NOT_RETURN;
-    uint64_t addr = raw_addr & ~EMBER_FRAME_NOT_RETURN;
-    if (addr == 0 || addr >= kUserSpaceEnd) break;
-    out.frames.push_back(StackFrame{addr, FrameKind::kUser, !first && !not_return});
-    first = false;
-    ++user_frames;
+  bool undecodable = false;
+  const std::span<const uint64_t> slots(raw.user_stack);
+  for (size_t i = 0; i < slots.size();) {
+    if (slots[i] == 0) break;  // the end, as the kernel's own walker marks it
+    FrameDecoder* d = origins_.decoder(slot_origin(slots[i]));
+    size_t before = out.frames.size();
+    size_t used = d ? d->decode(slots.subspan(i), user_frames == 0, out.frames) : 0;
+    if (used == 0) {
+      out.frames.resize(before);
+      undecodable = true;
+      break;
+    }
+    i += std::min(used, slots.size() - i);
+    user_frames += out.frames.size() - before;
   }
 
   if (raw.flags & EMBER_SAMPLE_F_KERNEL_THREAD) out.stop = UnwindStop::kNoUserStack;
   else if (raw.ustack_err != 0) out.stop = UnwindStop::kReadError;
-  else if (user_frames == 0) out.stop = UnwindStop::kEmpty;
+  else if (user_frames == 0 && !undecodable) out.stop = UnwindStop::kEmpty;
+  else if (undecodable) out.stop = UnwindStop::kBadFrame;
   else out.stop = from_bpf(raw.unwind_stop);
 
-  if (raw.stack_copy && tables_ && out.meta.process && user_frames > 0)
+  // The copy resumes from the last slot BPF wrote, so only a walk that
+  // decoded every slot can go on from it.
+  if (raw.stack_copy && tables_ && out.meta.process && user_frames > 0 && !undecodable)
     finish_from_copy(raw, out);
   stops_[size_t(out.stop)]->add();
   return out;
@@ -148,13 +157,13 @@ void StackUnwinder::finish_from_copy(const RawSample& raw, UnwoundSample& out) {
     return;
   }
   size_t user_frames = 0;
-  for (const auto& f : out.frames) user_frames += f.kind == FrameKind::kUser;
+  for (const auto& f : out.frames) user_frames += !f.kernel();
   unwind::UnwindResult rest;
   unwind::unwind_from(st, regs0, mem, *it->second.rules,
                       EMBER_MAX_USER_DEPTH > user_frames ? EMBER_MAX_USER_DEPTH - user_frames : 0,
                       &rest);
   for (size_t i = 0; i < rest.pcs.size(); ++i)
-    out.frames.push_back(StackFrame{rest.pcs[i], FrameKind::kUser, rest.is_return[i]});
+    out.frames.push_back(StackFrame{rest.pcs[i], origin::kNative, rest.is_return[i], 0});
   finished_frames_.add(rest.pcs.size());
   out.stop = from_reference(rest.stop);
 }

@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 
 constexpr uint64_t kStart = 1'700'000'000'250'000'000ull;  // a wall-clock time, ns
 
-Profile make_profile(std::vector<std::pair<std::string, std::string>> labels, uint64_t start_ns,
+Profile make_profile(Labels labels, uint64_t start_ns,
                      uint64_t leaf_count, uint64_t main_count = 5) {
   auto m = ember::testing::make_mapping("/usr/bin/app", 0x400000, 0x500000, "abcdef");
   auto leaf = ember::testing::make_location(0x401000, m, {"leaf_function"});
@@ -34,8 +34,8 @@ Profile make_profile(std::vector<std::pair<std::string, std::string>> labels, ui
   p.end_time_ns = start_ns + 10'000'000'000ull;
   p.frequency_hz = 100;
   p.period_ns = 10'000'000;
-  p.samples.push_back(ProfileSample{{leaf, caller}, leaf_count, 42, "app"});
-  p.samples.push_back(ProfileSample{{caller}, main_count, 42, "app"});
+  p.samples.push_back(ProfileSample{{leaf, caller}, leaf_count, 42, "app", leaf_count * p.period_ns});
+  p.samples.push_back(ProfileSample{{caller}, main_count, 42, "app", main_count * p.period_ns});
   return p;
 }
 

@@ -49,6 +49,43 @@ TEST(Aggregator, CountsIdenticalStacksPerSeries) {
   EXPECT_TRUE(agg.take(2000, 3000).profiles.empty());
 }
 
+TEST(Aggregator, OneProfilePerEventKindWithSummedValues) {
+  Metrics m;
+  StackAggregator agg({100, 1000}, m);
+  auto map = make_mapping("/a", 0, 100);
+  auto a = make_location(1, map, {"a"});
+  auto web = labels({{"service_name", "web"}});
+  for (int i = 0; i < 3; ++i) {
+    LabeledSample s = sample(web, {a});
+    s.sample.meta.value = 10'000'000;  // one CPU period
+    agg.add(std::move(s));
+  }
+  for (uint64_t waited : {5'000u, 7'000'000u}) {
+    LabeledSample s = sample(web, {a});  // same stack, pid and thread
+    s.sample.meta.event = EventKind::kOffCpu;
+    s.sample.meta.value = waited;
+    agg.add(std::move(s));
+  }
+  ProfileBatch batch = agg.take(1000, 2000);
+  ASSERT_EQ(batch.profiles.size(), 2u);
+  const Profile& cpu = batch.profiles[0];
+  const Profile& off = batch.profiles[1];
+  EXPECT_EQ(cpu.event, EventKind::kCpu);
+  EXPECT_EQ(cpu.total_count(), 3u);
+  EXPECT_EQ(cpu.total_value(), 30'000'000u);
+  EXPECT_EQ(cpu.period_ns, 10'000'000u);
+  EXPECT_EQ(off.event, EventKind::kOffCpu);
+  EXPECT_EQ(off.labels->get("service_name"), "web");
+  ASSERT_EQ(off.samples.size(), 1u);
+  EXPECT_EQ(off.samples[0].count, 2u);
+  EXPECT_EQ(off.samples[0].value, 7'005'000u);
+  // A measured event has no sampling period.
+  EXPECT_EQ(off.frequency_hz, 0);
+  EXPECT_EQ(off.period_ns, 0u);
+  EXPECT_EQ(m.counter("ember_samples_aggregated_total", "event=\"cpu\"").value(), 3u);
+  EXPECT_EQ(m.counter("ember_samples_aggregated_total", "event=\"off_cpu\"").value(), 2u);
+}
+
 TEST(Aggregator, PidAndThreadNameSplitStacks) {
   Metrics m;
   StackAggregator agg({100, 1000}, m);

@@ -15,7 +15,7 @@ TEST(Folded, RootFirstWithKernelSuffixAndInlinesExpanded) {
   auto leaf = make_location(0x10, exe, {"leaf"});
   auto mid = make_location(0x20, exe, {"inlined_helper", "caller"});
   auto main_ = make_location(0x30, exe, {"main"});
-  auto kfn = make_location(0xffff0000, k, {"clear_page_erms"}, FrameKind::kKernel);
+  auto kfn = make_location(0xffff0000, k, {"clear_page_erms"}, origin::kKernel);
   Profile p;
   p.samples.push_back(ProfileSample{{leaf, mid, main_}, 6, 1, "app"});
   p.samples.push_back(ProfileSample{{kfn, leaf, mid, main_}, 2, 1, "app"});
@@ -24,6 +24,16 @@ TEST(Folded, RootFirstWithKernelSuffixAndInlinesExpanded) {
   EXPECT_EQ(text,
             "app;main;caller;inlined_helper;leaf 7\n"
             "app;main;caller;inlined_helper;leaf;clear_page_erms_[k] 2\n");
+}
+
+TEST(Folded, MeasuredEventsPrintMicroseconds) {
+  auto exe = make_mapping("/app", 0, 1 << 20);
+  auto wait = make_location(0x10, exe, {"wait"});
+  Profile p;
+  p.event = EventKind::kOffCpu;
+  p.samples.push_back(ProfileSample{{wait}, 2, 1, "app", 1'499'700});
+  p.samples.push_back(ProfileSample{{wait}, 1, 2, "app", 300});  // merged before rounding
+  EXPECT_EQ(render_folded(fold_profile(p)), "app;wait 1500\n");
 }
 
 TEST(Folded, WithoutProcessRootAndWithUnsafeNames) {
@@ -42,7 +52,7 @@ TEST(Folded, UnresolvedFramesKeepTheirPlaceholder) {
   auto l = std::make_shared<Location>();
   l->lines.push_back(Line{"libc.so.6+0x2724a", "", "", 0, 0});
   auto u = std::make_shared<Location>();
-  u->kind = FrameKind::kKernel;
+  u->origin = origin::kKernel;
   u->lines.push_back(Line{"[unknown]", "", "", 0, 0});
   Profile p;
   p.samples.push_back(ProfileSample{{u, l}, 1, 1, "t"});

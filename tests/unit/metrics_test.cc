@@ -1,4 +1,4 @@
-#include "agent/pipeline/metrics.h"
+#include "common/metrics.h"
 
 #include <gtest/gtest.h>
 

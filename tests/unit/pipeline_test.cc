@@ -11,6 +11,7 @@
 #include "agent/aggregate/aggregator.h"
 #include "agent/export/folded.h"
 #include "agent/label/labeler.h"
+#include "agent/runtimes/register.h"
 #include "agent/symbolize/symbolize_stage.h"
 #include "agent/unwind/stack_unwinder.h"
 #include "ember_abi.h"
@@ -51,8 +52,9 @@ struct Rig {
   explicit Rig(bool single, Duration interval = Duration(0))
       : symbolizer(SymbolizerOptions{}),
         table(table_options(symbolizer), SystemClock::instance(), metrics),
-        unwinder(metrics, nullptr),
-        symbolize(symbolizer, &table, SystemClock::instance(), metrics),
+        origins(make_origins(OriginDeps{metrics, &symbolizer})),
+        unwinder(metrics, nullptr, origins),
+        symbolize(origins, &table, SystemClock::instance(), metrics),
         labeler(ProcessLabeler::Options{single, {{"env", "test"}}}),
         aggregator({100, 100000}, metrics),
         pipeline({interval, 1024},
@@ -66,6 +68,7 @@ struct Rig {
   Metrics metrics;
   Symbolizer symbolizer;
   ProcessTable table;
+  FrameOrigins origins;
   StackUnwinder unwinder;
   DefaultSymbolizeStage symbolize;
   ProcessLabeler labeler;
@@ -198,8 +201,9 @@ TEST(Pipeline, ALateFlushEndsTheIntervalWhenItWasDue) {
   Metrics metrics;
   Symbolizer symbolizer{SymbolizerOptions{}};
   ProcessTable table(Rig::table_options(symbolizer), SystemClock::instance(), metrics);
-  StackUnwinder unwinder(metrics, nullptr);
-  DefaultSymbolizeStage symbolize(symbolizer, &table, SystemClock::instance(), metrics);
+  FrameOrigins origins = make_origins(OriginDeps{metrics, &symbolizer});
+  StackUnwinder unwinder(metrics, nullptr, origins);
+  DefaultSymbolizeStage symbolize(origins, &table, SystemClock::instance(), metrics);
   ProcessLabeler labeler(ProcessLabeler::Options{true, {{"env", "test"}}});
   StackAggregator aggregator({100, 100000}, metrics);
   SlowFirstExporter exporter(milliseconds(300));  // 1.5 intervals late

@@ -19,7 +19,7 @@ struct Fixture {
   LocationRef leaf = make_location(0x401000, exe, {"leaf"});
   LocationRef inlined = make_location(0x402000, exe, {"inner_inlined", "caller"});
   LocationRef main_ = make_location(0x403000, exe, {"main"});
-  LocationRef ksym = make_location(0xffffffff81001000, kernel, {"do_syscall_64"}, FrameKind::kKernel);
+  LocationRef ksym = make_location(0xffffffff81001000, kernel, {"do_syscall_64"}, origin::kKernel);
 
   Profile profile() {
     Profile p;
@@ -28,14 +28,16 @@ struct Fixture {
     p.end_time_ns = p.start_time_ns + 10'000'000'000ull;
     p.frequency_hz = 100;
     p.period_ns = 10'000'000;
-    p.samples.push_back(ProfileSample{{leaf, inlined, main_}, 6, 42, "app"});
-    p.samples.push_back(ProfileSample{{ksym, leaf, main_}, 3, 42, "app-worker"});
+    p.samples.push_back(ProfileSample{{leaf, inlined, main_}, 6, 42, "app", 60'000'000});
+    p.samples.push_back(ProfileSample{{ksym, leaf, main_}, 3, 42, "app-worker", 30'000'000});
     return p;
   }
 };
 
-pb::Profile decode(const std::string& gz) {
-  auto raw = gzip_decompress(gz);
+pb::Profile decode(const Result<std::string>& gz) {
+  EXPECT_TRUE(gz.ok());
+  if (!gz.ok()) return {};
+  auto raw = gzip_decompress(*gz);
   EXPECT_TRUE(raw.ok());
   pb::Profile p;
   EXPECT_TRUE(p.ParseFromString(*raw));
@@ -59,6 +61,28 @@ TEST(Pprof, SampleTypesPeriodAndTimes) {
   EXPECT_EQ(p.time_nanos(), 1'700'000'000'000'000'000ll);
   EXPECT_EQ(p.duration_nanos(), 10'000'000'000ll);
   EXPECT_EQ(s[p.default_sample_type()], "cpu");
+}
+
+TEST(Pprof, SampleTypesFollowTheEvent) {
+  Fixture f;
+  Profile off = f.profile();
+  off.event = EventKind::kOffCpu;
+  off.frequency_hz = 0;
+  off.period_ns = 0;
+  off.samples[0].value = 123'456;
+  pb::Profile p = decode(encode_pprof_gz(off));
+  auto s = [&](int64_t i) { return p.string_table(int(i)); };
+  ASSERT_EQ(p.sample_type_size(), 2);
+  EXPECT_EQ(s(p.sample_type(0).type()), "samples");
+  EXPECT_EQ(s(p.sample_type(1).type()), "off_cpu");
+  EXPECT_EQ(s(p.sample_type(1).unit()), "nanoseconds");
+  EXPECT_EQ(s(p.period_type().type()), "off_cpu");
+  EXPECT_EQ(s(p.default_sample_type()), "off_cpu");
+  EXPECT_EQ(p.period(), 0);  // measured, not sampled
+  // Values are [count, the values measured], not count x period.
+  EXPECT_EQ(p.sample(0).value(0), 6);
+  EXPECT_EQ(p.sample(0).value(1), 123'456);
+  for (int i = 0; i < p.string_table_size(); ++i) EXPECT_NE(p.string_table(i), "cpu");
 }
 
 TEST(Pprof, SamplesLocationsFunctionsAndMappings) {
@@ -120,7 +144,9 @@ TEST(Pprof, StringsAreStoredOnce) {
 
 TEST(Pprof, GzipRoundTripAndCorruption) {
   std::string data(100000, 'x');
-  auto gz = gzip_compress(data);
+  auto compressed = gzip_compress(data);
+  ASSERT_TRUE(compressed.ok());
+  const std::string& gz = *compressed;
   EXPECT_LT(gz.size(), data.size() / 10);
   EXPECT_EQ(gz[0], '\x1f');  // gzip magic
   EXPECT_EQ(static_cast<unsigned char>(gz[1]), 0x8b);

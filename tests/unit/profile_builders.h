@@ -20,11 +20,11 @@ inline std::shared_ptr<const Mapping> make_mapping(const std::string& file, uint
 
 inline LocationRef make_location(uint64_t addr, std::shared_ptr<const Mapping> m,
                                  std::vector<std::string> names_innermost_first,
-                                 FrameKind kind = FrameKind::kUser) {
+                                 OriginId origin = origin::kNative) {
   auto l = std::make_shared<Location>();
   l->address = addr;
   l->mapping = std::move(m);
-  l->kind = kind;
+  l->origin = origin;
   l->resolved = true;
   for (auto& n : names_innermost_first) {
     Line line;
@@ -35,8 +35,8 @@ inline LocationRef make_location(uint64_t addr, std::shared_ptr<const Mapping> m
   return l;
 }
 
-inline LabelSetRef labels(std::vector<std::pair<std::string, std::string>> kv) {
-  return std::make_shared<const LabelSet>(std::move(kv));
+inline LabelSetRef labels(const Labels& kv) {
+  return std::make_shared<const LabelSet>(kv);
 }
 
 }  // namespace ember::testing

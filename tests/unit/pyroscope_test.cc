@@ -73,9 +73,9 @@ TEST(PyroscopePush, RequestHasOneSeriesPerProfileWithLabelsAndGzipPprof) {
   p.end_time_ns = p.start_time_ns + 10'000'000'000ull;
   p.frequency_hz = 99;
   p.period_ns = 1'000'000'000ull / 99;
-  p.samples.push_back(ProfileSample{{ember::testing::make_location(0x1100, m, {"f"})}, 7, 1, "t"});
-  auto a = encode_for_upload(p);
-  auto b = encode_for_upload(p);
+  p.samples.push_back(ProfileSample{{ember::testing::make_location(0x1100, m, {"f"})}, 7, 1, "t", 7 * p.period_ns});
+  auto a = *encode_for_upload(p);
+  auto b = *encode_for_upload(p);
   EXPECT_EQ(a->samples, 7u);
   EXPECT_EQ(a->service_name, "app");
   EXPECT_NE(a->id, b->id);
@@ -126,6 +126,18 @@ TEST(PyroscopeIngest, QueryStringIsFullyPercentEncoded) {
   EXPECT_EQ(percent_encode("AZaz09-._~ /\xc3\xbc"), "AZaz09-._~%20%2F%C3%BC");
 }
 
+TEST(PyroscopeIngest, NameUnitsAndRateFollowTheEvent) {
+  auto p = encoded({{"__name__", "off_cpu"}, {"service_name", "svc"}});
+  p.event = EventKind::kOffCpu;
+  p.frequency_hz = 0;
+  EXPECT_EQ(ingest_name(p), "svc.off_cpu{}");
+  EXPECT_EQ(ingest_query(p),
+            "name=svc.off_cpu%7B%7D&from=1700000000&until=1700000010"
+            "&format=pprof&spyName=ember&units=nanoseconds&aggregationType=sum");
+  EXPECT_EQ(upload_labels(nullptr, EventKind::kOffCpu).at("__name__"), "off_cpu");
+  EXPECT_EQ(upload_labels(nullptr, EventKind::kWall).at("__name__"), "wall");
+}
+
 TEST(PyroscopeIngest, TimeRangeRoundsToTheNearestSecond) {
   auto p = encoded({}, 1'700'000'000'499'000'000ull, 1'700'000'010'500'000'000ull);
   EXPECT_EQ(ingest_time_range(p), (std::pair<int64_t, int64_t>{1700000000, 1700000011}));
@@ -150,6 +162,11 @@ TEST(PyroscopeRetry, ServerMessageFromConnectErrorOrText) {
             "invalid_argument: bad \"label\" name");
   EXPECT_EQ(server_message("plain text\r\nerror\n"), "plain text  error");
   EXPECT_EQ(server_message(std::string(1000, 'x')).size(), 303u);
+  // Escapes are JSON's, \u included; a JSON body without the fields, or a
+  // truncated one, is shown as text.
+  EXPECT_EQ(server_message(R"({"code":"unavailable","message":"caf\u00e9"})"), "unavailable: caf\xc3\xa9");
+  EXPECT_EQ(server_message(R"({"error":"x"})"), R"({"error":"x"})");
+  EXPECT_EQ(server_message(R"({"message":"cut)"), R"({"message":"cut)");
 }
 
 TEST(PyroscopeRetry, BackoffGrowsWithJitterAndIsCapped) {

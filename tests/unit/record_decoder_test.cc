@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -22,6 +23,8 @@ std::vector<uint8_t> make_sample(std::vector<uint64_t> kstack, std::vector<uint6
   s.kstack_len = uint16_t(kstack.size());
   s.ustack_len = uint16_t(ustack.size());
   s.flags = EMBER_SAMPLE_F_IN_KERNEL;
+  s.event = EMBER_EVENT_CPU;
+  s.value = 10'101'010;
   std::strcpy(s.comm, "worker");
   size_t i = 0;
   for (auto a : kstack) s.stack[i++] = a;
@@ -43,6 +46,8 @@ TEST(RecordDecoder, DecodesAVariableLengthSample) {
   EXPECT_EQ(s->meta.cgroup_id, 77u);
   EXPECT_EQ(s->meta.comm, "worker");
   EXPECT_EQ(s->flags, EMBER_SAMPLE_F_IN_KERNEL);
+  EXPECT_EQ(s->meta.event, EventKind::kCpu);
+  EXPECT_EQ(s->meta.value, 10'101'010u);
   EXPECT_EQ(s->kernel_stack, (std::vector<uint64_t>{0xffffffff81001000, 0xffffffff81002000}));
   EXPECT_EQ(s->user_stack, (std::vector<uint64_t>{0x401000, 0x402000, 0x403000}));
 }
@@ -84,6 +89,19 @@ TEST(RecordDecoder, DecodesAStackCopy) {
   EXPECT_EQ(r->stack_copy->bytes[16], 0xab);
   // A copy claiming more bytes than the record holds is refused.
   EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_record(bytes.data(), bytes.size() - 1)));
+}
+
+TEST(RecordDecoder, CarriesTheEventAndRefusesAnUnknownOne) {
+  auto bytes = make_sample({}, {0x401000});
+  bytes[offsetof(ember_sample, event)] = EMBER_EVENT_OFF_CPU;
+  auto rec = decode_record(bytes.data(), bytes.size());
+  auto* s = std::get_if<RawSample>(&rec);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->meta.event, EventKind::kOffCpu);
+  bytes[offsetof(ember_sample, event)] = EMBER_EVENT_MAX;
+  auto bad = decode_record(bytes.data(), bytes.size());
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(bad));
+  EXPECT_NE(std::get<DecodeError>(bad).reason.find("event"), std::string::npos);
 }
 
 TEST(RecordDecoder, RejectsTruncatedRecords) {

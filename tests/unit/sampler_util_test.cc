@@ -68,5 +68,15 @@ TEST(OutputFormat, FollowsTheExtension) {
   EXPECT_NE(bad.error().message.find(".pb.gz"), std::string::npos);
 }
 
+TEST(OutputFormat, AgentFileNamesCarryServiceEventAndTime) {
+  Profile p;
+  p.labels = std::make_shared<const LabelSet>(Labels{{"service_name", "web/api"}});
+  p.start_time_ns = 1'700'000'000'000'000'000ull;  // 2023-11-14 22:13:20 UTC
+  EXPECT_EQ(DirectoryExporter::file_name_for(p), "web_api-cpu-20231114T221320Z.pb.gz");
+  p.event = EventKind::kOffCpu;
+  p.labels = nullptr;
+  EXPECT_EQ(DirectoryExporter::file_name_for(p), "profile-off_cpu-20231114T221320Z.pb.gz");
+}
+
 }  // namespace
 }  // namespace ember

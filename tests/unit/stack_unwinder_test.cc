@@ -1,4 +1,5 @@
 #include "agent/unwind/stack_unwinder.h"
+#include "agent/runtimes/register.h"
 #include "symbolizer/symbolizer.h"
 
 #include <fcntl.h>
@@ -17,18 +18,19 @@ namespace {
 
 TEST(StackUnwinder, OnlyTheInterruptedFrameIsNotAReturnAddress) {
   Metrics m;
-  StackUnwinder u(m, nullptr);
+  FrameOrigins origins = make_origins(OriginDeps{m});
+  StackUnwinder u(m, nullptr, origins);
   RawSample raw;
   raw.meta.pid = 5;
   raw.kernel_stack = {0xffffffff81000010, 0xffffffff81000020};
   raw.user_stack = {0x401010, 0x402020, 0x403030};
   UnwoundSample out = u.unwind(std::move(raw));
   ASSERT_EQ(out.frames.size(), 5u);
-  EXPECT_EQ(out.frames[0].kind, FrameKind::kKernel);
+  EXPECT_EQ(out.frames[0].origin, origin::kKernel);
   EXPECT_FALSE(out.frames[0].return_address);
   EXPECT_TRUE(out.frames[1].return_address);
   // The first user frame is where user code entered the kernel.
-  EXPECT_EQ(out.frames[2].kind, FrameKind::kUser);
+  EXPECT_EQ(out.frames[2].origin, origin::kNative);
   EXPECT_FALSE(out.frames[2].return_address);
   EXPECT_TRUE(out.frames[3].return_address);
   EXPECT_TRUE(out.frames[4].return_address);
@@ -38,7 +40,8 @@ TEST(StackUnwinder, OnlyTheInterruptedFrameIsNotAReturnAddress) {
 
 TEST(StackUnwinder, DropsGarbageAndCountsWhyStacksEnded) {
   Metrics m;
-  StackUnwinder u(m, nullptr);
+  FrameOrigins origins = make_origins(OriginDeps{m});
+  StackUnwinder u(m, nullptr, origins);
   RawSample raw;
   raw.user_stack = {0x401010, 0xffffffff81000000, 0x402020};  // a kernel address leaked in
   auto out = u.unwind(std::move(raw));
@@ -116,7 +119,8 @@ __attribute__((noinline)) void take_copy(RawSample* out) {
 TEST(StackUnwinder, FinishesAWalkFromAStackCopy) {
   Metrics m;
   unwind::UnwindTableCache cache({});
-  StackUnwinder u(m, &cache);
+  FrameOrigins origins = make_origins(OriginDeps{m});
+  StackUnwinder u(m, &cache, origins);
   RawSample raw;
   raw.meta.pid = uint32_t(getpid());
   auto snap = read_process_snapshot("/proc", getpid());
