@@ -21,6 +21,7 @@
 #include "agent/cli/preflight.h"
 #include "agent/cli/session.h"
 #include "agent/export/bpf_map_stats.h"
+#include "agent/export/fanout_exporter.h"
 #include "agent/export/file_exporter.h"
 #include "agent/export/metrics_server.h"
 #include "agent/export/upload_exporter.h"
@@ -125,7 +126,10 @@ int run_agent(int argc, char** argv) {
     }
     config.interval = *d;
   }
-  if (args.count("output-dir")) config.output.directory = args["output-dir"].as<std::string>();
+  if (args.count("output-dir")) {
+    config.output.directory = args["output-dir"].as<std::string>();
+    config.output.directory_set = true;
+  }
   if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
   if (auto st = validate_config(config); !st) {
     std::cerr << "ember agent: invalid config: " << st.error().message << std::endl;
@@ -172,8 +176,22 @@ int run_agent(int argc, char** argv) {
 
   Metrics exporter_metrics;  // outlives the session, which exports into it
   Metrics agent_metrics;     // read-side gauges (see StatsRefresher)
-  std::unique_ptr<Exporter> exporter;
+  // Every sink gets every interval: files (when no server is configured, or
+  // when a directory was named) and each server.
+  std::vector<std::unique_ptr<Exporter>> sinks;
   UploadExporter* uploader = nullptr;
+  const bool write_files = config.servers.empty() || config.output.directory_set;
+  if (write_files) {
+    DirectoryExporter::Options eo;
+    eo.directory = config.output.directory;
+    eo.max_bytes = config.output.max_bytes;
+    auto files = DirectoryExporter::create(eo, exporter_metrics);
+    if (!files) {
+      EMBER_ERROR("%s", files.error().message.c_str());
+      return kExitCannotRun;
+    }
+    sinks.push_back(std::move(*files));
+  }
   if (!config.servers.empty()) {
     UploadExporter::Options uo;
     uo.servers = config.servers;
@@ -184,18 +202,9 @@ int run_agent(int argc, char** argv) {
       return kExitCannotRun;
     }
     uploader = up->get();
-    exporter = std::move(*up);
-  } else {
-    DirectoryExporter::Options eo;
-    eo.directory = config.output.directory;
-    eo.max_bytes = config.output.max_bytes;
-    auto files = DirectoryExporter::create(eo, exporter_metrics);
-    if (!files) {
-      EMBER_ERROR("%s", files.error().message.c_str());
-      return kExitCannotRun;
-    }
-    exporter = std::move(*files);
+    sinks.push_back(std::move(*up));
   }
+  auto exporter = std::make_unique<FanoutExporter>(std::move(sinks));
   // Pod labels: the watcher lists this node's pods in the background; the
   // label stage holds samples of not-yet-known pods until the interval ends.
   Metrics k8s_metrics;
@@ -294,9 +303,11 @@ int run_agent(int argc, char** argv) {
             " profiles sent, " + std::to_string(queued) + " queued, " +
             std::to_string(exporter_metrics.total("ember_upload_profiles_dropped_total")) +
             " dropped";
-    } else {
-      out = std::to_string(exporter_metrics.total("ember_profiles_written_total")) +
-            " profiles written";
+    }
+    if (write_files) {
+      out += std::string(out.empty() ? "" : ", ") +
+             std::to_string(exporter_metrics.total("ember_profiles_written_total")) +
+             " profiles written";
     }
     EMBER_INFO("interval: %llu samples, %llu lost, %zu processes tracked, %s",
                (unsigned long long)(sent - last_sent), (unsigned long long)(lost - last_lost),

@@ -533,7 +533,10 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
   using H = Reader::Handler;
   int64_t i64 = 0;
   std::map<std::string, H> output = {
-      {"directory", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.output.directory, true); }},
+      {"directory", [&](const YAML::Node& n, const std::string& k) {
+         r.string(n, k, &c.output.directory, true);
+         c.output.directory_set = true;
+       }},
       {"max_bytes", [&](const YAML::Node& n, const std::string& k) { r.size(n, k, 1 << 20, 1ull << 50, &c.output.max_bytes); }},
   };
   std::map<std::string, H> sampler = {

@@ -92,6 +92,10 @@ struct Config {
   struct Output {
     std::string directory = "/var/lib/ember/profiles";
     uint64_t max_bytes = uint64_t(1) << 30;
+    // Set when the user named a directory (output.directory, --output-dir).
+    // Files are written when no server is configured, or when this is set:
+    // then to the directory and every server at once.
+    bool directory_set = false;
   } output;
 
   struct Sampler {

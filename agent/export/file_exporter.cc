@@ -115,51 +115,18 @@ DirectoryExporter::DirectoryExporter(Options opts, Metrics& metrics)
       failures_(metrics.counter("ember_profile_write_failures_total", "",
                                 "Profiles that could not be written")),
       dropped_(metrics.counter("ember_samples_lost_total", "reason=\"export_queue_full\"")),
-      thread_([this] { run(); }) {}
+      queue_(opts_.max_queued_batches, [this](ProfileBatch&& b) { write_batch(b); },
+             // The disk cannot keep up: the oldest batch goes, counted.
+             [this](ProfileBatch&& b) {
+               for (const auto& p : b.profiles) dropped_.add(p.total_count());
+             }) {}
 
-DirectoryExporter::~DirectoryExporter() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
+// The queue's destructor writes what is still queued, then joins.
+DirectoryExporter::~DirectoryExporter() = default;
 
-void DirectoryExporter::export_batch(ProfileBatch&& batch) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (queue_.size() >= opts_.max_queued_batches) {
-    // The disk cannot keep up: drop the oldest batch, and count its samples.
-    for (const auto& p : queue_.front().profiles) dropped_.add(p.total_count());
-    queue_.pop_front();
-  }
-  queue_.push_back(std::move(batch));
-  cv_.notify_all();
-}
+void DirectoryExporter::export_batch(ProfileBatch&& batch) { queue_.push(std::move(batch)); }
 
-void DirectoryExporter::flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
-}
-
-void DirectoryExporter::run() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) {
-      if (stop_) return;
-      continue;
-    }
-    ProfileBatch batch = std::move(queue_.front());
-    queue_.pop_front();
-    busy_ = true;
-    lock.unlock();
-    write_batch(batch);
-    lock.lock();
-    busy_ = false;
-    cv_.notify_all();
-  }
-}
+void DirectoryExporter::flush() { queue_.wait_idle(); }
 
 std::string DirectoryExporter::file_name_for(const Profile& p) {
   std::string service = p.labels ? p.labels->get("service_name") : "";

@@ -9,17 +9,14 @@
 // output file's extension.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "agent/export/pprof.h"
-#include "common/metrics.h"
 #include "agent/pipeline/stages.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/result.h"
+#include "common/worker_queue.h"
 
 namespace ember {
 
@@ -56,7 +53,6 @@ class DirectoryExporter final : public Exporter {
 
  private:
   DirectoryExporter(Options opts, Metrics& metrics);
-  void run();
   void write_batch(const ProfileBatch& batch);
   void enforce_retention();
 
@@ -65,12 +61,7 @@ class DirectoryExporter final : public Exporter {
   Counter& bytes_;
   Counter& failures_;
   Counter& dropped_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<ProfileBatch> queue_;
-  bool busy_ = false;
-  bool stop_ = false;
-  std::thread thread_;  // last: starts after everything above is built
+  WorkerQueue<ProfileBatch> queue_;  // the writing thread; last: starts after the rest
 };
 
 }  // namespace ember

@@ -433,66 +433,44 @@ Result<std::unique_ptr<UploadExporter>> UploadExporter::create(Options opts, Met
     if (!u) return u.error();
     e->servers_.push_back(std::move(*u));
   }
-  e->thread_ = std::thread([p = e.get()] { p->run(); });
+  UploadExporter* self = e.get();
+  e->encoder_ = std::make_unique<WorkerQueue<ProfileBatch>>(
+      e->opts_.max_queued_batches,
+      [self](ProfileBatch&& b) { self->encode_and_enqueue(std::move(b)); },
+      // Encoding cannot keep up (starved of CPU), or the shutdown deadline
+      // passed first: the batch is lost, counted.
+      [self](ProfileBatch&& b) {
+        for (const auto& p : b.profiles) self->batch_dropped_.add(p.total_count());
+      });
   return e;
 }
 
 UploadExporter::~UploadExporter() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    // Batches never encoded (only if the deadline passed first) are lost.
-    for (const auto& b : queue_)
-      for (const auto& p : b.profiles) batch_dropped_.add(p.total_count());
-    queue_.clear();
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (encoder_) encoder_->discard();
+  encoder_.reset();  // joins the encode thread
   servers_.clear();  // each aborts and joins its thread
 }
 
 void UploadExporter::export_batch(ProfileBatch&& batch) {
-  std::lock_guard<std::mutex> lock(mu_);
   intervals_.add();
-  if (queue_.size() >= opts_.max_queued_batches) {
-    // Encoding cannot keep up (starved of CPU): drop the oldest batch.
-    for (const auto& p : queue_.front().profiles) batch_dropped_.add(p.total_count());
-    queue_.pop_front();
-  }
-  queue_.push_back(std::move(batch));
-  cv_.notify_all();
+  encoder_->push(std::move(batch));
 }
 
-void UploadExporter::run() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) {
-      if (stop_) return;
-      continue;
+void UploadExporter::encode_and_enqueue(ProfileBatch&& batch) {
+  std::vector<EncodedProfileRef> encoded;
+  encoded.reserve(batch.profiles.size());
+  for (const auto& p : batch.profiles) {
+    if (p.samples.empty()) continue;
+    auto e = encode_for_upload(p);
+    if (e.ok()) {
+      encoded.push_back(std::move(*e));
+    } else {
+      encode_failed_.add(p.total_count());
+      EMBER_WARN_LIMITED("cannot encode a profile for upload: %s", e.error().message.c_str());
     }
-    ProfileBatch batch = std::move(queue_.front());
-    queue_.pop_front();
-    busy_ = true;
-    lock.unlock();
-    std::vector<EncodedProfileRef> encoded;
-    encoded.reserve(batch.profiles.size());
-    for (const auto& p : batch.profiles) {
-      if (p.samples.empty()) continue;
-      auto e = encode_for_upload(p);
-      if (e.ok()) {
-        encoded.push_back(std::move(*e));
-      } else {
-        encode_failed_.add(p.total_count());
-        EMBER_WARN_LIMITED("cannot encode a profile for upload: %s", e.error().message.c_str());
-      }
-    }
-    batch = ProfileBatch{};  // the encoded copies are all that is kept
-    for (auto& s : servers_) s->enqueue(encoded);
-    lock.lock();
-    busy_ = false;
-    cv_.notify_all();
   }
+  batch = ProfileBatch{};  // the encoded copies are all that is kept
+  for (auto& s : servers_) s->enqueue(encoded);
 }
 
 void UploadExporter::begin_shutdown() {
@@ -504,11 +482,11 @@ void UploadExporter::flush() {
   begin_shutdown();
   SteadyTime deadline;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     deadline = *deadline_;
-    // Encoding is local work: wait for it, but not past the deadline.
-    cv_.wait_until(lock, deadline, [this] { return queue_.empty() && !busy_; });
   }
+  // Encoding is local work: wait for it, but not past the deadline.
+  encoder_->wait_idle(deadline);
   for (auto& s : servers_) s->drain(deadline);
 }
 

@@ -41,6 +41,7 @@
 #include "agent/export/secret_file.h"
 #include "common/metrics.h"
 #include "agent/pipeline/stages.h"
+#include "common/worker_queue.h"
 
 namespace ember {
 
@@ -170,7 +171,7 @@ class UploadExporter final : public Exporter {
 
  private:
   UploadExporter(Options opts, Metrics& metrics);
-  void run();
+  void encode_and_enqueue(ProfileBatch&& batch);  // the encode thread
 
   Options opts_;
   Counter& intervals_;      // batches handed over by the pipeline
@@ -178,12 +179,9 @@ class UploadExporter final : public Exporter {
   Counter& encode_failed_;  // samples of profiles protobuf or zlib could not encode
   std::vector<std::unique_ptr<ServerUploader>> servers_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<ProfileBatch> queue_;
-  bool busy_ = false;
-  bool stop_ = false;
-  std::optional<SteadyTime> deadline_;
-  std::thread thread_;
+  std::optional<SteadyTime> deadline_;  // mu_
+  // The encode thread; made last in create(), after the servers it feeds.
+  std::unique_ptr<WorkerQueue<ProfileBatch>> encoder_;
 };
 
 // A Prometheus label value with \, " and newlines escaped.

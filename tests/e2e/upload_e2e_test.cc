@@ -12,8 +12,11 @@
 
 #include <atomic>
 #include <regex>
+#include <filesystem>
 #include <set>
 
+#include "agent/export/pprof.h"
+#include "profile.pb.h"
 #include "support/pyroserver.h"
 
 namespace ember::e2e {
@@ -251,6 +254,39 @@ TEST_F(UploadE2E, ServerDownAtStartThenUpGetsEveryProfile) {
   EXPECT_LT(agent.max_rss(), kRssBoundBytes);
   // The catch-up after the outage went in a few push requests, not one per profile.
   EXPECT_LT(push_srv.requests().size(), push_srv.profiles().size());
+}
+
+// Fan-out: with a server and a directory configured, every interval goes to
+// both, and each side has every aggregated sample.
+TEST_F(UploadE2E, FilesAndAServerAtOnceGetEveryInterval) {
+  int port = ember::testing::reserve_port();
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  PyroServer srv({.listen = "127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(srv.running());
+  TempDir out;
+  Agent agent(server_yaml(url, "push"), "output:\n  directory: " + out.path() + "\n");
+  ASSERT_TRUE(agent.started()) << agent.log();
+  std::this_thread::sleep_for(4s);
+  ASSERT_EQ(agent.stop(), 0) << agent.log();
+  std::string log = agent.log();
+  Totals t = totals(log, url);
+  expect_nothing_lost(t, srv, log);
+
+  uint64_t file_samples = 0;
+  std::string a_file;
+  for (const auto& ent : std::filesystem::directory_iterator(out.path())) {
+    auto raw = gzip_decompress(read_file(ent.path().string()));
+    ASSERT_TRUE(raw.ok()) << ent.path();
+    perftools::profiles::Profile p;
+    ASSERT_TRUE(p.ParseFromString(*raw)) << ent.path();
+    for (const auto& sample : p.sample()) file_samples += uint64_t(sample.value(0));
+    if (ent.path().filename().string().rfind("ratio_fp-cpu-", 0) == 0) a_file = ent.path().string();
+  }
+  report_figure("file_samples", double(file_samples));
+  EXPECT_EQ(file_samples, t.aggregated) << log;
+  ASSERT_FALSE(a_file.empty()) << "no ratio_fp-cpu-*.pb.gz in " << out.path();
+  auto raw = ember::testing::go_pprof_raw(a_file);
+  EXPECT_EQ(raw.exit_code, 0) << raw.err;
 }
 
 TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
