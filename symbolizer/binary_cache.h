@@ -29,7 +29,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 
 namespace ember {
 

@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "symbolizer/dwarf_info.h"
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 
 using namespace ember;
 using Clock = std::chrono::steady_clock;

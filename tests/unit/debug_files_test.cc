@@ -26,7 +26,7 @@
 #include "symbolizer/debug_file.h"
 #include "symbolizer/debuginfod.h"
 #include "symbolizer/dwarf_info.h"
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 #include "symbolizer/process_maps.h"
 #include "symbolizer/symbolizer.h"
 

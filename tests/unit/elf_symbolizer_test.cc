@@ -10,7 +10,7 @@
 
 #include "fixture_process.h"
 #include "symbolizer/demangle.h"
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 #include "symbolizer/symbolizer.h"
 
 namespace ember {

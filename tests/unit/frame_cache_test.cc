@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "symbolizer/dwarf_info.h"
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 
 namespace ember {
 namespace {

@@ -37,7 +37,7 @@
 #include <sstream>
 #include <thread>
 
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 
 namespace ember {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "unit/reference_tools.h"
 #include "symbolizer/dwarf_info.h"
-#include "symbolizer/elf_file.h"
+#include "symbolizer/binary.h"
 
 namespace ember {
 namespace {
