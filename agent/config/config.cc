@@ -1,6 +1,6 @@
 #include "agent/config/config.h"
 
-#include "agent/label/relabel.h"
+#include "agent/config/relabel_config.h"
 
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>

@@ -1,7 +1,8 @@
 // Prometheus-style relabeling: the user's `relabel_configs` rewrite, add,
 // drop and filter the labels of a profile series (e.g. turn
 // __meta_kubernetes_pod_label_app into app, or drop kube-system). The config
-// loader calls parse_relabel_configs() once; the label stage calls relabel()
+// loader calls parse_relabel_configs() (agent/config/relabel_config.h) once;
+// the label stage calls relabel()
 // once per new label set, not per sample.
 //
 // Semantics follow Prometheus's relabel_config action by action (same
@@ -27,27 +28,15 @@
 #include "common/labels.h"
 #include "common/result.h"
 
-namespace YAML {
-class Node;
-}
-
 namespace ember {
 
-// A mutable label map used during relabeling (names unique). As in
-// Prometheus, a missing label reads as "" and setting a label to "" removes it.
-
+// During relabeling, as in Prometheus, a missing label reads as "" and
+// setting a label to "" removes it.
 
 // Applies the rules in order. Returns false if a keep/drop/keepequal/dropequal
 // rule dropped the target; `labels` is then left as it was at that point and
 // should be discarded.
 bool relabel(const std::vector<RelabelRule>& rules, Labels& labels);
-
-// Parses the YAML list under `relabel_configs`; errors name source:line and
-// the key, e.g.
-//   ember.yaml:12: relabel_configs[2].action: unknown action 'repalce' (expected one of replace, keep, ...)
-// Rules are numbered from 0. Every error is reported, one per line. A null
-// or missing node is an empty list.
-Result<std::vector<RelabelRule>> parse_relabel_configs(const YAML::Node& list, const std::string& source);
 
 // MD5 of `data` (RFC 1321), as used by the hashmod action. Exposed for tests.
 void md5(const void* data, size_t len, uint8_t out[16]);

@@ -1,11 +1,13 @@
 // RelabelRule: one parsed Prometheus relabel_config rule (see relabel.h for
-// the semantics, the parser and relabel() itself). Split out so that Config
-// can hold rules without pulling in relabel.h's Labels map type.
+// the semantics and relabel() itself, config/relabel_config.h for the
+// parser). Split out so that Config can hold rules without the label stage.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -28,6 +30,14 @@ enum class RelabelAction {
 
 // The config spelling of an action ("replace", "labelmap", ...).
 const char* relabel_action_name(RelabelAction a);
+// The action spelled `name`, compared after lowercasing as Prometheus does;
+// nullopt for none. relabel_action_names(): every spelling, for errors.
+std::optional<RelabelAction> relabel_action_from_name(std::string_view name);
+std::string relabel_action_names();
+// Prometheus's rules for a label name ([a-zA-Z_][a-zA-Z0-9_]*) and for a
+// target_label with $references.
+bool valid_label_name(std::string_view s);
+bool valid_name_template(std::string_view s);
 
 struct RelabelRule {
   RelabelAction action = RelabelAction::kReplace;

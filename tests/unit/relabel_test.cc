@@ -1,3 +1,4 @@
+#include "agent/config/relabel_config.h"
 #include "agent/label/relabel.h"
 
 #include <gmock/gmock.h>
