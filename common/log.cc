@@ -22,7 +22,7 @@ std::unordered_map<std::string, Limit>& limits() {
   return m;
 }
 
-const char* name(Level l) {
+const char* level_name_of(Level l) {
   switch (l) {
     case Level::kDebug: return "debug";
     case Level::kInfo: return "info";
@@ -66,10 +66,10 @@ void emit(Level level, const char* msg, uint64_t suppressed) {
     quoted += *p;
   }
   if (suppressed)
-    std::fprintf(stderr, "ts=%s level=%s msg=\"%s\" suppressed=%llu\n", when, name(level),
+    std::fprintf(stderr, "ts=%s level=%s msg=\"%s\" suppressed=%llu\n", when, level_name_of(level),
                  quoted.c_str(), (unsigned long long)suppressed);
   else
-    std::fprintf(stderr, "ts=%s level=%s msg=\"%s\"\n", when, name(level), quoted.c_str());
+    std::fprintf(stderr, "ts=%s level=%s msg=\"%s\"\n", when, level_name_of(level), quoted.c_str());
 }
 
 }  // namespace
@@ -119,5 +119,7 @@ void write_limited(Level level, const char* key, double interval_s, const char* 
   l.last = now;
   l.suppressed = 0;
 }
+
+const char* level_name(Level level) { return level_name_of(level); }
 
 }  // namespace ember::log

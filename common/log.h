@@ -17,6 +17,7 @@ void set_level(Level level);
 void set_style(Style style);
 Level level();
 bool parse_level(const std::string& name, Level* out);
+const char* level_name(Level level);  // "debug", "info", "warn", "error"
 
 [[gnu::format(printf, 2, 3)]] void write(Level level, const char* fmt, ...);
 

@@ -130,16 +130,15 @@ int run_agent(int argc, char** argv) {
     config.output.directory = args["output-dir"].as<std::string>();
     config.output.directory_set = true;
   }
-  if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
+  if (args.count("log-level") && !log::parse_level(args["log-level"].as<std::string>(), &config.log_level)) {
+    std::cerr << "ember agent: --log-level must be debug, info, warn or error" << std::endl;
+    return kExitUsage;
+  }
   if (auto st = validate_config(config); !st) {
     std::cerr << "ember agent: invalid config: " << st.error().message << std::endl;
     return kExitUsage;
   }
-  log::Level level;
-  if (!log::parse_level(config.log_level, &level)) {
-    std::cerr << "ember agent: log_level must be debug, info, warn or error" << std::endl;
-    return kExitUsage;
-  }
+  const log::Level level = config.log_level;
   if (args.count("check")) {
     std::cout << render_config(config);
     if (kubernetes_enabled(config)) {

@@ -156,22 +156,21 @@ int run_record(int argc, char** argv) {
   config.sampler.kernel_stacks = args.count("no-kernel") == 0;
   config.sampler.include_idle = args.count("idle") > 0;
   {
-    std::string u = args["unwinder"].as<std::string>();
-    if (u == "dwarf") u = "tables";
-    if (u != "auto" && u != "tables" && u != "fp") {
+    std::string text = args["unwinder"].as<std::string>();
+    auto u = parse_unwinder(text == "dwarf" ? "tables" : text);  // perf's word for it
+    if (!u) {
       std::cerr << "ember record: --unwinder must be auto, tables or fp" << std::endl;
       return kExitUsage;
     }
-    config.sampler.unwinder = u;
+    config.sampler.unwinder = *u;
   }
   {
-    std::string d = args["demangle"].as<std::string>();
-    if (d != "full" && d != "simplified" && d != "none") {
+    auto setting = parse_demangle(args["demangle"].as<std::string>());
+    if (!setting) {
       std::cerr << "ember record: --demangle must be full, simplified or none" << std::endl;
       return kExitUsage;
     }
-    config.symbolizer.demangle = d != "none";
-    config.symbolizer.demangle_simplified = d == "simplified";
+    config.symbolizer.demangle = *setting;
   }
   config.symbolizer.lines = args.count("names-only") == 0;
   if (args.count("disable-kernel-feature"))

@@ -13,10 +13,10 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
 
   SymbolizerOptions so;
   so.proc_root = c.paths.proc;
-  so.demangle = c.symbolizer.demangle;
+  so.demangle = c.symbolizer.demangle.demangle;
   so.cache.max_entries = size_t(c.symbolizer.cache_max_binaries);
   so.cache.max_bytes = size_t(c.symbolizer.cache_max_bytes);
-  so.demangle_style = c.symbolizer.demangle_simplified ? DemangleStyle::kSimplified : DemangleStyle::kFull;
+  so.demangle_style = c.symbolizer.demangle.style;
   so.lines = c.symbolizer.lines;
   so.debug_dirs = c.symbolizer.debug_dirs;
   so.perf_maps = c.symbolizer.perf_maps;
@@ -42,9 +42,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   pt.max_processes = size_t(c.sampler.max_processes);
   Symbolizer* sym = s->symbolizer_.get();
   pt.file_known = [sym](uint64_t dev, uint64_t ino) { return sym->knows_file(dev, ino); };
-  const UnwinderMode unwinder = c.sampler.unwinder == "fp"       ? UnwinderMode::kFramePointers
-                                : c.sampler.unwinder == "tables" ? UnwinderMode::kTables
-                                                                 : UnwinderMode::kAuto;
+  const UnwinderMode unwinder = c.sampler.unwinder;
   bool may_use_tables = unwinder != UnwinderMode::kFramePointers;
   pt.pin_consumers = may_use_tables ? (kPinSymbolizer | kPinUnwinder) : kPinSymbolizer;
   Session* self = s.get();

@@ -256,6 +256,34 @@ std::string ServerUrl::origin() const {
   return o;
 }
 
+std::optional<UnwinderMode> parse_unwinder(std::string_view text) {
+  if (text == "auto") return UnwinderMode::kAuto;
+  if (text == "tables") return UnwinderMode::kTables;
+  if (text == "fp") return UnwinderMode::kFramePointers;
+  return std::nullopt;
+}
+
+const char* unwinder_name(UnwinderMode m) {
+  switch (m) {
+    case UnwinderMode::kAuto: return "auto";
+    case UnwinderMode::kTables: return "tables";
+    case UnwinderMode::kFramePointers: return "fp";
+  }
+  return "auto";
+}
+
+std::optional<DemangleSetting> parse_demangle(std::string_view text) {
+  if (text == "full" || text == "true") return DemangleSetting{true, DemangleStyle::kFull};
+  if (text == "simplified") return DemangleSetting{true, DemangleStyle::kSimplified};
+  if (text == "none" || text == "false") return DemangleSetting{false, DemangleStyle::kFull};
+  return std::nullopt;
+}
+
+const char* demangle_name(const DemangleSetting& d) {
+  if (!d.demangle) return "none";
+  return d.style == DemangleStyle::kSimplified ? "simplified" : "full";
+}
+
 Result<ServerUrl> parse_server_url(const std::string& url) {
   ServerUrl u;
   size_t sep = url.find("://");
@@ -555,7 +583,7 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"unwinder", [&](const YAML::Node& n, const std::string& k) {
          std::string v;
          r.string(n, k, &v, true);
-         if (v == "auto" || v == "tables" || v == "fp") c.sampler.unwinder = v;
+         if (auto m = parse_unwinder(v)) c.sampler.unwinder = *m;
          else if (!v.empty()) r.error(n, k, "expected auto, tables or fp, got '" + v + "'");
        }},
       {"unwind_table_memory", [&](const YAML::Node& n, const std::string& k) {
@@ -615,9 +643,7 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
          // template arguments), none.
          if (!r.scalar(n, k, "full, simplified or none")) return;
          const std::string& v = n.Scalar();
-         if (v == "true" || v == "full") c.symbolizer.demangle = true, c.symbolizer.demangle_simplified = false;
-         else if (v == "simplified") c.symbolizer.demangle = true, c.symbolizer.demangle_simplified = true;
-         else if (v == "false" || v == "none") c.symbolizer.demangle = false, c.symbolizer.demangle_simplified = false;
+         if (auto d = parse_demangle(v)) c.symbolizer.demangle = *d;
          else r.error(n, k, "expected full, simplified or none, got '" + v + "'");
        }},
       {"lines", [&](const YAML::Node& n, const std::string& k) { r.boolean(n, k, &c.symbolizer.lines); }},
@@ -688,9 +714,8 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
          std::string s;
          r.string(n, k, &s, true);
          if (s.empty()) return;
-         if (s != "debug" && s != "info" && s != "warn" && s != "error")
+         if (!log::parse_level(s, &c.log_level))
            r.error(n, k, "expected one of debug, info, warn, error, got '" + s + "'");
-         else c.log_level = s;
        }},
       {"labels", [&](const YAML::Node& n, const std::string& k) {
          if (!n.IsMap()) {
@@ -888,7 +913,7 @@ std::string render_config(const Config& c) {
      << "# How often profiles are aggregated and written or sent.\n"
      << "interval: " << format_duration(c.interval) << "\n"
      << "# debug, info, warn or error.\n"
-     << "log_level: " << c.log_level << "\n";
+     << "log_level: " << log::level_name(c.log_level) << "\n";
   if (!c.labels.empty()) {
     os << "# Added to every profile.\nlabels:\n";
     for (const auto& [k, v] : c.labels) os << "  " << k << ": \"" << v << "\"\n";
@@ -913,7 +938,7 @@ std::string render_config(const Config& c) {
      << "  # Processes whose mappings are remembered at once.\n"
      << "  max_processes: " << c.sampler.max_processes << "\n"
      << "  # User stacks: auto (unwind tables where the kernel allows), tables, fp.\n"
-     << "  unwinder: " << c.sampler.unwinder << "\n"
+     << "  unwinder: " << unwinder_name(c.sampler.unwinder) << "\n"
      << "  # Kernel memory for unwind tables, preallocated.\n"
      << "  unwind_table_memory: " << format_size(c.sampler.unwind_table_bytes) << "\n"
      << "  # Share of that memory binaries no process maps may keep (reused by\n"
@@ -928,7 +953,7 @@ std::string render_config(const Config& c) {
      << "symbolizer:\n"
      << "  # full, simplified (no parameters or template arguments) or none.\n"
      << "  demangle: "
-     << (!c.symbolizer.demangle ? "none" : c.symbolizer.demangle_simplified ? "simplified" : "full") << "\n"
+     << demangle_name(c.symbolizer.demangle) << "\n"
      << "  # file:line and inlined frames from DWARF; false: function names only.\n"
      << "  lines: " << (c.symbolizer.lines ? "true" : "false") << "\n"
      << "  # Where separate debug files live (.build-id/, debuglink paths).\n"

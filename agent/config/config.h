@@ -7,12 +7,16 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "agent/label/relabel_rule.h"
 #include "common/duration.h"
+#include "common/log.h"
+#include "symbolizer/demangle.h"
 #include "common/labels.h"
 #include "common/result.h"
 
@@ -78,6 +82,26 @@ const char* api_name(ServerConfig::Api api);
 // offending key relative to the server ("basic_auth.password: ...").
 Status validate_server(const ServerConfig& s);
 
+// How user stacks are walked (sampler.unwinder, --unwinder).
+enum class UnwinderMode {
+  kAuto,           // unwind tables when the kernel has bpf_loop (5.17), else frame pointers
+  kTables,         // unwind tables, or fail
+  kFramePointers,  // frame pointers only
+};
+// "auto", "tables", "fp"; nullopt otherwise.
+std::optional<UnwinderMode> parse_unwinder(std::string_view text);
+const char* unwinder_name(UnwinderMode m);
+
+// How names are demangled (symbolizer.demangle, --demangle).
+struct DemangleSetting {
+  bool demangle = true;
+  DemangleStyle style = DemangleStyle::kFull;
+  bool operator==(const DemangleSetting&) const = default;
+};
+// "full" or "true", "simplified", "none" or "false"; nullopt otherwise.
+std::optional<DemangleSetting> parse_demangle(std::string_view text);
+const char* demangle_name(const DemangleSetting& d);  // "full", "simplified", "none"
+
 // The kernel features sampler.disable_kernel_features may name; the same
 // names as agent/sampler/kernel_features.h (a unit test keeps them equal).
 inline const char* const kKernelFeatureNames[] = {"bpf_loop", "task_pt_regs"};
@@ -85,7 +109,7 @@ inline const char* const kKernelFeatureNames[] = {"bpf_loop", "task_pt_regs"};
 struct Config {
   int frequency_hz = 100;
   Duration interval = std::chrono::seconds(10);
-  std::string log_level = "info";
+  log::Level log_level = log::Level::kInfo;
   // Static labels added to every profile.
   Labels labels;
 
@@ -104,9 +128,9 @@ struct Config {
     bool user_stacks = true;
     bool include_idle = false;
     uint64_t max_processes = 65536;
-    // User stacks: "auto" (unwind tables where the kernel has bpf_loop, else
-    // frame pointers), "tables" or "fp".
-    std::string unwinder = "auto";
+    // User stacks: unwind tables where the kernel has bpf_loop, else frame
+    // pointers (auto); tables only; frame pointers only.
+    UnwinderMode unwinder = UnwinderMode::kAuto;
     // Kernel memory for unwind-table rows, preallocated at start.
     uint64_t unwind_table_bytes = uint64_t(32) << 20;
     // Share of unwind_table_bytes that binaries no process maps any more may
@@ -119,8 +143,7 @@ struct Config {
   } sampler;
 
   struct Symbolizer {
-    bool demangle = true;
-    bool demangle_simplified = false;  // no parameters, template arguments
+    DemangleSetting demangle;  // simplified: no parameters, template arguments
     bool lines = true;       // file:line and inlined frames (DWARF); false: names only
     // Where separate debug files live, searched in order (inside each
     // process's root). symbolizer.debug_dir and --debug-dir add to the

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/config/config.h"  // UnwinderMode
 #include "agent/label/verdict.h"
 #include "common/metrics.h"
 #include "agent/sampler/kernel_features.h"
@@ -31,12 +32,6 @@ struct bpf_link;
 struct ring_buffer;
 
 namespace ember {
-
-enum class UnwinderMode {
-  kAuto,           // unwind tables when the kernel has bpf_loop (5.17), else frame pointers
-  kTables,         // unwind tables, or fail
-  kFramePointers,  // frame pointers only
-};
 
 struct SamplerOptions {
   int frequency_hz = 100;

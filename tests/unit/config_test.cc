@@ -49,7 +49,7 @@ paths:
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->frequency_hz, 250);
   EXPECT_EQ(c->interval, std::chrono::seconds(30));
-  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->log_level, log::Level::kDebug);
   ASSERT_EQ(c->labels.size(), 2u);
   EXPECT_EQ(c->labels[0], (std::pair<std::string, std::string>{"env", "prod"}));
   EXPECT_EQ(c->output.directory, "/tmp/profiles");
@@ -58,7 +58,7 @@ paths:
   EXPECT_FALSE(c->sampler.kernel_stacks);
   EXPECT_TRUE(c->sampler.include_idle);
   EXPECT_EQ(c->sampler.max_processes, 1000u);
-  EXPECT_FALSE(c->symbolizer.demangle);
+  EXPECT_FALSE(c->symbolizer.demangle.demangle);
   EXPECT_EQ(c->symbolizer.cache_max_binaries, 64u);
   EXPECT_EQ(c->symbolizer.cache_max_bytes, 128ull << 20);
   EXPECT_EQ(c->paths.proc, "/host/proc");
@@ -169,10 +169,10 @@ symbolizer:
 )";
   auto c = parse_config(yaml, "sym.yaml");
   ASSERT_TRUE(c.ok()) << c.error().message;
-  EXPECT_EQ(c->sampler.unwinder, "tables");
+  EXPECT_EQ(c->sampler.unwinder, UnwinderMode::kTables);
   EXPECT_EQ(c->sampler.unwind_table_bytes, 64ull << 20);
-  EXPECT_TRUE(c->symbolizer.demangle);
-  EXPECT_TRUE(c->symbolizer.demangle_simplified);
+  EXPECT_TRUE(c->symbolizer.demangle.demangle);
+  EXPECT_EQ(c->symbolizer.demangle.style, DemangleStyle::kSimplified);
   EXPECT_FALSE(c->symbolizer.lines);
   // Added to the default, not replacing it.
   EXPECT_EQ(c->symbolizer.debug_dirs, (std::vector<std::string>{"/usr/lib/debug", "/opt/debug"}));
@@ -185,21 +185,21 @@ symbolizer:
   // Defaults: full names with lines, no debuginfod, auto unwinder.
   auto d = parse_config("", "empty.yaml");
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->sampler.unwinder, "auto");
+  EXPECT_EQ(d->sampler.unwinder, UnwinderMode::kAuto);
   EXPECT_TRUE(d->symbolizer.lines);
-  EXPECT_TRUE(d->symbolizer.demangle);
-  EXPECT_FALSE(d->symbolizer.demangle_simplified);
+  EXPECT_TRUE(d->symbolizer.demangle.demangle);
+  EXPECT_EQ(d->symbolizer.demangle.style, DemangleStyle::kFull);
   EXPECT_TRUE(d->symbolizer.debuginfod.urls.empty());
   // demangle: the old booleans still work.
   auto b = parse_config("symbolizer:\n  demangle: false\n", "b.yaml");
   ASSERT_TRUE(b.ok());
-  EXPECT_FALSE(b->symbolizer.demangle);
+  EXPECT_FALSE(b->symbolizer.demangle.demangle);
 
   // Round trip through --check's rendering.
   auto back = parse_config(render_config(*c), "rendered");
   ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(back->sampler.unwinder, "tables");
-  EXPECT_TRUE(back->symbolizer.demangle_simplified);
+  EXPECT_EQ(back->sampler.unwinder, UnwinderMode::kTables);
+  EXPECT_EQ(back->symbolizer.demangle.style, DemangleStyle::kSimplified);
   EXPECT_FALSE(back->symbolizer.lines);
   EXPECT_EQ(back->symbolizer.debuginfod.urls, c->symbolizer.debuginfod.urls);
   EXPECT_EQ(back->symbolizer.debuginfod.timeout, std::chrono::seconds(3));
