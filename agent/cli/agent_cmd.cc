@@ -17,6 +17,7 @@
 #include <iostream>
 #include <mutex>
 
+#include "agent/cli/command_line.h"
 #include "agent/cli/commands.h"
 #include "agent/cli/preflight.h"
 #include "agent/cli/session.h"
@@ -91,31 +92,13 @@ int run_agent(int argc, char** argv) {
       ("log-level", "Override `log_level`", cxxopts::value<std::string>())
       ("check", "Validate the config, print it, and exit")
       ("h,help", "Show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "ember agent: " << e.what() << "\n" << options.help() << std::endl;
-    return kExitUsage;
-  }
-  if (args.count("help")) {
-    std::cout << options.help() << std::endl;
-    return 0;
-  }
-  if (!args.unmatched().empty()) {
-    std::cerr << "ember agent: unexpected argument '" << args.unmatched()[0] << "'" << std::endl;
-    return kExitUsage;
-  }
-
-  Config config;
-  if (args.count("config")) {
-    auto loaded = load_config_file(args["config"].as<std::string>());
-    if (!loaded) {
-      std::cerr << "ember agent: invalid config:\n" << loaded.error().message << std::endl;
-      return kExitUsage;
-    }
-    config = std::move(*loaded);
-  }
+  int exit_code = 0;
+  auto parsed = parse_command_line(options, "ember agent", argc, argv, false, &exit_code);
+  if (!parsed) return exit_code;
+  const cxxopts::ParseResult& args = *parsed;
+  auto loaded = load_config_option(args, "ember agent", &exit_code);
+  if (!loaded) return exit_code;
+  Config config = std::move(*loaded);
   // Flags override the file.
   if (args.count("frequency")) config.frequency_hz = args["frequency"].as<int>();
   if (args.count("interval")) {
@@ -130,10 +113,9 @@ int run_agent(int argc, char** argv) {
     config.output.directory = args["output-dir"].as<std::string>();
     config.output.directory_set = true;
   }
-  if (args.count("log-level") && !log::parse_level(args["log-level"].as<std::string>(), &config.log_level)) {
-    std::cerr << "ember agent: --log-level must be debug, info, warn or error" << std::endl;
-    return kExitUsage;
-  }
+  auto level_flag = log_level_option(args, "ember agent", config.log_level, &exit_code);
+  if (!level_flag) return exit_code;
+  config.log_level = *level_flag;
   if (auto st = validate_config(config); !st) {
     std::cerr << "ember agent: invalid config: " << st.error().message << std::endl;
     return kExitUsage;

@@ -17,6 +17,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "agent/cli/command_line.h"
 #include "agent/cli/commands.h"
 #include "agent/cli/preflight.h"
 #include "agent/sampler/bpf_sampler.h"
@@ -53,27 +54,13 @@ int run_kernel_check(int argc, char** argv) {
        cxxopts::value<std::vector<std::string>>())
       ("log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("warn"))
       ("h,help", "Show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "ember kernel-check: " << e.what() << "\n" << options.help() << std::endl;
-    return kExitUsage;
-  }
-  if (args.count("help")) {
-    std::cout << options.help() << std::endl;
-    return 0;
-  }
-  if (!args.unmatched().empty()) {
-    std::cerr << "ember kernel-check: unexpected argument '" << args.unmatched()[0] << "'" << std::endl;
-    return kExitUsage;
-  }
-  log::Level level;
-  if (!log::parse_level(args["log-level"].as<std::string>(), &level)) {
-    std::cerr << "ember kernel-check: --log-level must be debug, info, warn or error" << std::endl;
-    return kExitUsage;
-  }
-  log::set_level(level);
+  int exit_code = 0;
+  auto parsed = parse_command_line(options, "ember kernel-check", argc, argv, false, &exit_code);
+  if (!parsed) return exit_code;
+  const cxxopts::ParseResult& args = *parsed;
+  auto level = log_level_option(args, "ember kernel-check", log::Level::kWarn, &exit_code);
+  if (!level) return exit_code;
+  log::set_level(*level);
 
   SamplerOptions opts;
   if (args.count("disable-kernel-feature")) {

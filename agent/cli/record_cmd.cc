@@ -17,6 +17,7 @@
 #include <iostream>
 #include <set>
 
+#include "agent/cli/command_line.h"
 #include "agent/cli/commands.h"
 #include "agent/cli/preflight.h"
 #include "agent/cli/session.h"
@@ -126,22 +127,13 @@ int run_record(int argc, char** argv) {
       ("log-level", "debug, info, warn or error", cxxopts::value<std::string>()->default_value("info"))
       ("h,help", "Show this help");
 
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(our_argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "ember record: " << e.what() << "\n" << options.help() << std::endl;
-    return kExitUsage;
-  }
-  if (args.count("help")) {
-    std::cout << options.help() << std::endl;
-    return 0;
-  }
-  log::Level level;
-  if (!log::parse_level(args["log-level"].as<std::string>(), &level)) {
-    std::cerr << "ember record: --log-level must be debug, info, warn or error" << std::endl;
-    return kExitUsage;
-  }
+  int exit_code = 0;
+  auto parsed = parse_command_line(options, "ember record", our_argc, argv, true, &exit_code);
+  if (!parsed) return exit_code;
+  const cxxopts::ParseResult& args = *parsed;
+  auto level_opt = log_level_option(args, "ember record", log::Level::kInfo, &exit_code);
+  if (!level_opt) return exit_code;
+  const log::Level level = *level_opt;
   const bool quiet = args.count("quiet") > 0;
   log::set_level(quiet ? log::Level::kError : level);
 

@@ -9,6 +9,7 @@
 #include <cxxopts.hpp>
 #include <iostream>
 
+#include "agent/cli/command_line.h"
 #include "agent/cli/commands.h"
 #include "agent/label/pod_source.h"
 #include "agent/label/targets.h"
@@ -26,30 +27,13 @@ int run_targets(int argc, char** argv) {
       ("proc-root", "Read processes from this /proc (overrides paths.proc)", cxxopts::value<std::string>())
       ("k8s-timeout", "How long to wait for the pod list", cxxopts::value<std::string>()->default_value("10s"))
       ("h,help", "Show this help");
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "ember targets: " << e.what() << "\n" << options.help() << std::endl;
-    return kExitUsage;
-  }
-  if (args.count("help")) {
-    std::cout << options.help() << std::endl;
-    return 0;
-  }
-  if (!args.unmatched().empty()) {
-    std::cerr << "ember targets: unexpected argument '" << args.unmatched()[0] << "'" << std::endl;
-    return kExitUsage;
-  }
-  Config config;
-  if (args.count("config")) {
-    auto loaded = load_config_file(args["config"].as<std::string>());
-    if (!loaded) {
-      std::cerr << "ember targets: invalid config:\n" << loaded.error().message << std::endl;
-      return kExitUsage;
-    }
-    config = std::move(*loaded);
-  }
+  int exit_code = 0;
+  auto parsed = parse_command_line(options, "ember targets", argc, argv, false, &exit_code);
+  if (!parsed) return exit_code;
+  const cxxopts::ParseResult& args = *parsed;
+  auto loaded = load_config_option(args, "ember targets", &exit_code);
+  if (!loaded) return exit_code;
+  Config config = std::move(*loaded);
   if (args.count("proc-root")) config.paths.proc = args["proc-root"].as<std::string>();
   auto timeout = parse_duration(args["k8s-timeout"].as<std::string>());
   if (!timeout) {
