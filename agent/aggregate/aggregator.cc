@@ -1,4 +1,5 @@
 #include "agent/aggregate/aggregator.h"
+#include "common/drops.h"
 
 #include <algorithm>
 
@@ -13,8 +14,7 @@ size_t StackAggregator::KeyHash::operator()(const Key& k) const {
 
 StackAggregator::StackAggregator(Options opts, Metrics& metrics)
     : opts_(opts),
-      dropped_(metrics.counter("ember_samples_lost_total", "reason=\"too_many_stacks\"",
-                               "Samples lost, by reason")),
+      dropped_(drop_counter(metrics, Drop::kSampleTooManyStacks)),
       late_labeled_(metrics.counter("ember_label_late_pod_samples_total", "result=\"labeled\"",
                                     "Samples of processes whose pod was unknown when sampled, by "
                                     "what the end of the interval decided")),

@@ -27,6 +27,7 @@
 #include "agent/export/metrics_server.h"
 #include "agent/export/upload_exporter.h"
 #include "agent/label/pod_source.h"
+#include "common/drops.h"
 #include "common/log.h"
 
 namespace ember {
@@ -312,7 +313,8 @@ int run_agent(int argc, char** argv) {
         return (unsigned long long)exporter_metrics.counter(name, extra.empty() ? l : l + "," + extra).value();
       };
       unsigned long long dropped[3], dropped_samples = 0, all = 0;
-      const char* reasons[3] = {"reason=\"queue_full\"", "reason=\"rejected\"", "reason=\"shutdown\""};
+      const std::string reasons[3] = {drop_labels(Drop::kUploadQueueFull), drop_labels(Drop::kUploadRejected),
+                                      drop_labels(Drop::kUploadShutdown)};
       for (int i = 0; i < 3; ++i) {
         dropped[i] = get("ember_upload_profiles_dropped_total", reasons[i]);
         dropped_samples += get("ember_upload_samples_dropped_total", reasons[i]);

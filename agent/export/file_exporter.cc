@@ -12,6 +12,7 @@
 
 #include "agent/export/flamegraph.h"
 #include "agent/export/folded.h"
+#include "common/drops.h"
 #include "common/log.h"
 
 namespace ember {
@@ -114,7 +115,7 @@ DirectoryExporter::DirectoryExporter(Options opts, Metrics& metrics)
       bytes_(metrics.counter("ember_profile_bytes_written_total", "", "Bytes of profiles written")),
       failures_(metrics.counter("ember_profile_write_failures_total", "",
                                 "Profiles that could not be written")),
-      dropped_(metrics.counter("ember_samples_lost_total", "reason=\"export_queue_full\"")),
+      dropped_(drop_counter(metrics, Drop::kSampleExportQueueFull)),
       queue_(opts_.max_queued_batches, [this](ProfileBatch&& b) { write_batch(b); },
              // The disk cannot keep up: the oldest batch goes, counted.
              [this](ProfileBatch&& b) {

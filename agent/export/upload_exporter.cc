@@ -7,6 +7,7 @@
 #include <ctime>
 #include <random>
 
+#include "common/drops.h"
 #include "common/log.h"
 
 namespace ember {
@@ -99,20 +100,12 @@ ServerUploader::ServerUploader(const ServerConfig& server, Metrics& m)
                                "Upload requests a server accepted")),
       retries_(m.counter("ember_upload_retries_total", labels_,
                          "Uploads retried after a retryable failure")),
-      dropped_full_profiles_(m.counter("ember_upload_profiles_dropped_total",
-                                       labels_ + ",reason=\"queue_full\"",
-                                       "Profiles never delivered, by reason")),
-      dropped_full_samples_(m.counter("ember_upload_samples_dropped_total",
-                                      labels_ + ",reason=\"queue_full\"",
-                                      "Samples in profiles never delivered, by reason")),
-      dropped_rejected_profiles_(
-          m.counter("ember_upload_profiles_dropped_total", labels_ + ",reason=\"rejected\"")),
-      dropped_rejected_samples_(
-          m.counter("ember_upload_samples_dropped_total", labels_ + ",reason=\"rejected\"")),
-      dropped_shutdown_profiles_(
-          m.counter("ember_upload_profiles_dropped_total", labels_ + ",reason=\"shutdown\"")),
-      dropped_shutdown_samples_(
-          m.counter("ember_upload_samples_dropped_total", labels_ + ",reason=\"shutdown\"")),
+      dropped_full_profiles_(drop_counter(m, Drop::kUploadQueueFull, labels_)),
+      dropped_full_samples_(upload_samples_drop_counter(m, Drop::kUploadQueueFull, labels_)),
+      dropped_rejected_profiles_(drop_counter(m, Drop::kUploadRejected, labels_)),
+      dropped_rejected_samples_(upload_samples_drop_counter(m, Drop::kUploadRejected, labels_)),
+      dropped_shutdown_profiles_(drop_counter(m, Drop::kUploadShutdown, labels_)),
+      dropped_shutdown_samples_(upload_samples_drop_counter(m, Drop::kUploadShutdown, labels_)),
       queue_bytes_gauge_(m.gauge("ember_upload_queue_bytes", labels_,
                                  "Bytes of profiles waiting to be sent")),
       queue_profiles_gauge_(m.gauge("ember_upload_queue_profiles", labels_,
@@ -421,8 +414,8 @@ UploadExporter::UploadExporter(Options opts, Metrics& metrics)
     : opts_(std::move(opts)),
       intervals_(metrics.counter("ember_upload_intervals_total", "",
                                  "Intervals (batches of profiles) handed to the uploaders")),
-      batch_dropped_(metrics.counter("ember_samples_lost_total", "reason=\"export_queue_full\"")),
-      encode_failed_(metrics.counter("ember_samples_lost_total", "reason=\"encode_failed\"")) {}
+      batch_dropped_(drop_counter(metrics, Drop::kSampleExportQueueFull)),
+      encode_failed_(drop_counter(metrics, Drop::kSampleEncodeFailed)) {}
 
 Result<std::unique_ptr<UploadExporter>> UploadExporter::create(Options opts, Metrics& metrics,
                                                                TransportFactory transports) {

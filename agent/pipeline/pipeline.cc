@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agent/sampler/record_decoder.h"
+#include "common/drops.h"
 #include "common/log.h"
 #include "ember_abi.h"
 
@@ -18,7 +19,7 @@ Pipeline::Pipeline(Options opts, Stages stages, ProcessTable* processes, const C
                                 "Samples drained from the ring buffer")),
       processed_(metrics.counter("ember_samples_processed_total", "",
                                  "Samples taken through every pipeline stage")),
-      queue_full_(metrics.counter("ember_samples_lost_total", "reason=\"pipeline_queue_full\"")),
+      queue_full_(drop_counter(metrics, Drop::kSamplePipelineQueueFull)),
       malformed_(metrics.counter("ember_records_malformed_total", "",
                                  "Ring buffer records that could not be decoded")),
       filtered_(metrics.counter("ember_samples_unlabeled_total", "",

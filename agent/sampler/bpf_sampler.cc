@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "agent/sampler/load_diagnosis.h"
+#include "common/drops.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "profile.skel.h"
@@ -116,11 +117,15 @@ const char* counter_metric(int idx, std::string* labels) {
     case EMBER_CTR_SAMPLES_SENT: return "ember_bpf_samples_sent_total";
     case EMBER_CTR_FILTERED: return "ember_bpf_samples_filtered_total";
     case EMBER_CTR_IDLE: return "ember_bpf_samples_idle_total";
-    case EMBER_CTR_DROP_RINGBUF_FULL: *labels = "reason=\"ring_buffer_full\""; return "ember_samples_lost_total";
+    case EMBER_CTR_DROP_RINGBUF_FULL:
+      *labels = drop_labels(Drop::kSampleRingBufferFull);
+      return drop_info(Drop::kSampleRingBufferFull).metric;
     case EMBER_CTR_KSTACK_ERROR: *labels = "stack=\"kernel\""; return "ember_bpf_stack_errors_total";
     case EMBER_CTR_USTACK_ERROR: *labels = "stack=\"user\""; return "ember_bpf_stack_errors_total";
     case EMBER_CTR_USTACK_EMPTY: return "ember_bpf_user_stack_empty_total";
-    case EMBER_CTR_EVENT_DROP_RINGBUF_FULL: *labels = "reason=\"ring_buffer_full\""; return "ember_events_lost_total";
+    case EMBER_CTR_EVENT_DROP_RINGBUF_FULL:
+      *labels = drop_labels(Drop::kEventRingBufferFull);
+      return drop_info(Drop::kEventRingBufferFull).metric;
     case EMBER_CTR_TARGETS_FULL: return "ember_bpf_targets_full_total";
     case EMBER_CTR_STACK_COPIES: return "ember_bpf_stack_copies_total";
     case EMBER_CTR_VERDICT_SKIPPED: *labels = "reason=\"relabel_drop\""; return "ember_bpf_samples_skipped_total";

@@ -1,4 +1,5 @@
 #include "agent/symbolize/symbolize_stage.h"
+#include "common/drops.h"
 
 namespace ember {
 
@@ -15,9 +16,7 @@ DefaultSymbolizeStage::DefaultSymbolizeStage(FrameOrigins& origins, ProcessTable
       processes_(processes),
       clock_(clock),
       frames_(metrics.counter("ember_frames_symbolized_total", "", "Frames looked up")),
-      unresolved_no_handler_(metrics.counter("ember_frames_unresolved_total",
-                                             "reason=\"no_origin_handler\"",
-                                             "Frames shown as module+offset or [unknown]")),
+      unresolved_no_handler_(drop_counter(metrics, Drop::kFrameNoOriginHandler)),
       refreshes_(metrics.counter("ember_process_refreshes_total", "",
                                  "Re-reads of /proc/PID/maps after an address missed")) {
   no_process_ = std::make_shared<ProcessSnapshot>();

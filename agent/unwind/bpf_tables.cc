@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/drops.h"
 #include "common/log.h"
 #include "ember_abi.h"
 
@@ -159,12 +160,10 @@ BpfUnwindTables::BpfUnwindTables(std::unique_ptr<UnwindMapWriter> maps, UnwindTa
       rows_gauge_(metrics.gauge("ember_unwind_rows", "", "Unwind table rows in BPF maps")),
       table_bytes_gauge_(metrics.gauge("ember_unwind_row_bytes", "",
                                        "Bytes of BPF row pages in use (4 per row)")),
-      no_room_(metrics.counter("ember_unwind_load_failures_total", "reason=\"maps_full\"",
-                               "Binaries or processes not published to BPF, by reason")),
-      write_failures_(metrics.counter("ember_unwind_load_failures_total", "reason=\"map_write\"")),
-      no_table_(metrics.counter("ember_unwind_load_failures_total", "reason=\"no_table\"")),
-      too_many_mappings_(
-          metrics.counter("ember_unwind_load_failures_total", "reason=\"too_many_mappings\"")) {
+      no_room_(drop_counter(metrics, Drop::kTableMapsFull)),
+      write_failures_(drop_counter(metrics, Drop::kTableMapWrite)),
+      no_table_(drop_counter(metrics, Drop::kTableNoTable)),
+      too_many_mappings_(drop_counter(metrics, Drop::kTableTooManyMappings)) {
   stats_.rows_capacity = uint64_t(maps_->row_pages()) * EMBER_ROWS_PER_PAGE;
   max_retained_rows_ = uint64_t(double(stats_.rows_capacity) * std::clamp(opts.retention, 0.0, 1.0));
 }

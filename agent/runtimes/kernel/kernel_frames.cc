@@ -1,11 +1,11 @@
 #include "agent/runtimes/kernel/kernel_frames.h"
+#include "common/drops.h"
 
 namespace ember {
 
 KernelFrameSymbolizer::KernelFrameSymbolizer(Symbolizer& symbolizer, Metrics& metrics)
     : symbolizer_(symbolizer),
-      unresolved_(metrics.counter("ember_frames_unresolved_total", "reason=\"kernel\"",
-                                  "Frames shown as module+offset or [unknown]")) {
+      unresolved_(drop_counter(metrics, Drop::kFrameKernel)) {
   auto km = std::make_shared<Mapping>();
   km->file = "[kernel.kallsyms]";
   km->kernel = true;

@@ -1,4 +1,5 @@
 #include "agent/runtimes/native/native_frames.h"
+#include "common/drops.h"
 
 #include <cstdio>
 
@@ -37,13 +38,9 @@ size_t NativeFrameDecoder::decode(std::span<const uint64_t> slots, bool first,
 
 NativeFrameSymbolizer::NativeFrameSymbolizer(Symbolizer& symbolizer, Metrics& metrics)
     : symbolizer_(symbolizer),
-      unresolved_no_mapping_(metrics.counter("ember_frames_unresolved_total",
-                                             "reason=\"no_mapping\"",
-                                             "Frames shown as module+offset or [unknown]")),
-      unresolved_unreadable_(
-          metrics.counter("ember_frames_unresolved_total", "reason=\"binary_unreadable\"")),
-      unresolved_no_symbol_(
-          metrics.counter("ember_frames_unresolved_total", "reason=\"no_symbol\"")) {}
+      unresolved_no_mapping_(drop_counter(metrics, Drop::kFrameNoMapping)),
+      unresolved_unreadable_(drop_counter(metrics, Drop::kFrameBinaryUnreadable)),
+      unresolved_no_symbol_(drop_counter(metrics, Drop::kFrameNoSymbol)) {}
 
 NativeFrameSymbolizer::SnapshotState& NativeFrameSymbolizer::state_for(
     const std::shared_ptr<const ProcessSnapshot>& snap) {
