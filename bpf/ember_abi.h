@@ -25,7 +25,7 @@ enum ember_record_kind {
   EMBER_REC_EXIT = 3,
 };
 
-/* What a sample measured (ember_sample.event); agent/pipeline/event.h names
+/* What a sample measured (ember_sample.event); agent/model/event.h names
  * each kind for the encoders. */
 enum ember_event {
   EMBER_EVENT_CPU = 0,     /* on-CPU, timer-sampled: value is the period in ns */

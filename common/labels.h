@@ -1,7 +1,7 @@
 // Labels: a series' label names and values, sorted by name, names unique.
 // The one label type of every layer: target discovery, relabeling, the
 // config's static labels, the upload encoders. LabelSet
-// (agent/pipeline/types.h) is its immutable, hashed form that series are
+// (agent/model/types.h) is its immutable, hashed form that series are
 // keyed by.
 #pragma once
 

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "common/metrics.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 
 namespace ember {
 

@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 
 namespace ember {
 

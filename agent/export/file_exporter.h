@@ -12,7 +12,7 @@
 #include <string>
 
 #include "agent/export/pprof.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/result.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "agent/export/flamegraph.h"
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 
 namespace ember {
 

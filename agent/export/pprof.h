@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 #include "common/result.h"
 
 namespace perftools::profiles {

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 #include "common/duration.h"
 #include "common/labels.h"
 #include "common/utf8.h"

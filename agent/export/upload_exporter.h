@@ -40,7 +40,7 @@
 #include "agent/export/pyroscope.h"
 #include "agent/export/secret_file.h"
 #include "common/metrics.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 #include "common/worker_queue.h"
 
 namespace ember {

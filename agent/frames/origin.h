@@ -41,7 +41,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 #include "common/result.h"
 
 namespace ember {

@@ -54,7 +54,7 @@
 #include "agent/label/relabel.h"
 #include "agent/label/verdict.h"
 #include "common/metrics.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 #include "k8s/pod_index.h"
 
 namespace ember {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "agent/sampler/record_decoder.h"
+#include "agent/pipeline/record_decoder.h"
 #include "common/drops.h"
 #include "common/log.h"
 #include "ember_abi.h"

@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "common/metrics.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 #include "agent/process/process_table.h"
 #include "common/clock.h"
 #include "common/duration.h"

@@ -27,7 +27,7 @@
 #include <unordered_map>
 
 #include "common/metrics.h"
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 #include "common/clock.h"
 
 namespace ember {

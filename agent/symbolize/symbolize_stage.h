@@ -21,7 +21,7 @@
 #include <unordered_map>
 
 #include "agent/frames/origin.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 #include "agent/process/process_table.h"
 #include "common/clock.h"
 #include "common/metrics.h"

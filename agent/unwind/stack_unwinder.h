@@ -15,7 +15,7 @@
 #include <unordered_map>
 
 #include "agent/frames/origin.h"
-#include "agent/pipeline/stages.h"
+#include "agent/model/stages.h"
 #include "agent/unwind/process_rules.h"
 #include "agent/unwind/table_cache.h"
 #include "common/metrics.h"

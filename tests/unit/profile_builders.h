@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 
 namespace ember::testing {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <variant>
 
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 
 namespace ember {
 

@@ -8,7 +8,7 @@
 // whole batches and may hand them to its own thread.
 #pragma once
 
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 
 namespace ember {
 

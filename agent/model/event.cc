@@ -1,4 +1,4 @@
-#include "agent/pipeline/event.h"
+#include "agent/model/event.h"
 
 #include <array>
 

@@ -1,4 +1,4 @@
-#include "agent/sampler/record_decoder.h"
+#include "agent/pipeline/record_decoder.h"
 
 #include <sys/sysmacros.h>
 

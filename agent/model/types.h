@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "agent/pipeline/event.h"
+#include "agent/model/event.h"
 #include "common/labels.h"
 #include "symbolizer/process_maps.h"
 

@@ -1,4 +1,4 @@
-#include "agent/pipeline/types.h"
+#include "agent/model/types.h"
 
 #include <algorithm>
 #include <functional>
