@@ -24,7 +24,7 @@ SHORT_S="${1:-10}"
 LONG_S="${2:-60}"
 REPS="${3:-3}"
 HZ="${4:-100}"
-EMBER=build/ember
+EMBER="${EMBER:-build/ember}"  # EMBER=/path/to/old/ember for a before figure
 WORKLOAD=build/tests/fixtures/ratio_fp
 NCPU=$(nproc)
 PORT=19799
