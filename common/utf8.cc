@@ -1,5 +1,8 @@
 #include "common/utf8.h"
 
+#include <locale.h>
+#include <wctype.h>
+
 namespace ember {
 
 size_t utf8_decode(std::string_view s, size_t i, uint32_t* cp) {
@@ -57,5 +60,45 @@ std::string valid_utf8(std::string_view s) {
   }
   return out;
 }
+
+namespace {
+
+// Case mapping per code point, like Go's strings.ToLower/ToUpper. The
+// C.UTF-8 locale is built into glibc >= 2.35; without it only ASCII maps.
+// Invalid UTF-8 bytes pass through unchanged.
+locale_t utf8_locale() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(nullptr));
+  return loc;
+}
+
+}  // namespace
+
+std::string utf8_map_case(std::string_view s, bool upper) {
+  locale_t loc = utf8_locale();
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    size_t n = utf8_decode(s, i, &cp);
+    if (n == 0) {
+      out += s[i++];
+      continue;
+    }
+    if (cp < 0x80) {
+      char c = char(cp);
+      if (upper && c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
+      if (!upper && c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+      out += c;
+    } else if (loc != locale_t(nullptr)) {
+      wint_t m = upper ? towupper_l(wint_t(cp), loc) : towlower_l(wint_t(cp), loc);
+      utf8_append(&out, uint32_t(m));
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
 
 }  // namespace ember

@@ -17,6 +17,11 @@ size_t utf8_decode(std::string_view s, size_t i, uint32_t* cp);
 // Appends `cp` (at most U+10FFFF) encoded as UTF-8.
 void utf8_append(std::string* out, uint32_t cp);
 
+// Lower- or uppercased per code point, like Go's strings.ToLower/ToUpper
+// (glibc's C.UTF-8 tables; only ASCII without them). Invalid bytes pass
+// through unchanged.
+std::string utf8_map_case(std::string_view s, bool upper);
+
 // `s` with every byte that is not part of valid UTF-8 replaced by U+FFFD.
 std::string valid_utf8(std::string_view s);
 

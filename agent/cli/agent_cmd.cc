@@ -26,7 +26,7 @@
 #include "agent/export/file_exporter.h"
 #include "agent/export/metrics_server.h"
 #include "agent/export/upload_exporter.h"
-#include "agent/label/pod_source.h"
+#include "agent/cli/pod_source.h"
 #include "common/drops.h"
 #include "common/log.h"
 

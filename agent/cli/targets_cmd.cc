@@ -11,7 +11,7 @@
 
 #include "agent/cli/command_line.h"
 #include "agent/cli/commands.h"
-#include "agent/label/pod_source.h"
+#include "agent/cli/pod_source.h"
 #include "agent/label/targets.h"
 
 namespace ember {

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "agent/label/relabel_rule.h"
+#include "agent/config/relabel_rule.h"
 #include "common/duration.h"
 #include "common/log.h"
 #include "symbolizer/demangle.h"

@@ -1,12 +1,12 @@
 // The YAML side of relabeling: `relabel_configs` parsed and validated once,
-// at the edge, into RelabelRules (agent/label/relabel_rule.h) that the label
+// at the edge, into RelabelRules (agent/config/relabel_rule.h) that the label
 // stage applies (agent/label/relabel.h).
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "agent/label/relabel_rule.h"
+#include "agent/config/relabel_rule.h"
 #include "common/result.h"
 
 namespace YAML {

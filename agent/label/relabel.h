@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/label/relabel_rule.h"
+#include "agent/config/relabel_rule.h"
 #include "common/labels.h"
 #include "common/result.h"
 

@@ -1,4 +1,4 @@
-#include "agent/label/pod_source.h"
+#include "agent/cli/pod_source.h"
 
 #include <chrono>
 #include <thread>
