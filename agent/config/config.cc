@@ -372,7 +372,12 @@ Result<ListenAddress> parse_listen_address(const std::string& text) {
 }
 
 const char* api_name(ServerConfig::Api api) {
-  return api == ServerConfig::Api::kIngest ? "ingest" : "push";
+  switch (api) {
+    case ServerConfig::Api::kPush: return "push";
+    case ServerConfig::Api::kIngest: return "ingest";
+    case ServerConfig::Api::kOtlp: return "otlp";
+  }
+  return "push";
 }
 
 std::string ServerConfig::display_name() const {
@@ -491,7 +496,8 @@ void read_server(Reader& r, const YAML::Node& node, const std::string& prefix, S
          r.string(n, k, &v, true);
          if (v == "push") s.api = ServerConfig::Api::kPush;
          else if (v == "ingest") s.api = ServerConfig::Api::kIngest;
-         else if (!v.empty()) r.error(n, k, "expected push or ingest, got '" + v + "'");
+         else if (v == "otlp") s.api = ServerConfig::Api::kOtlp;
+         else if (!v.empty()) r.error(n, k, "expected push, ingest or otlp, got '" + v + "'");
        }},
       {"bearer_token", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.bearer_token, true); }},
       {"bearer_token_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &s.bearer_token_file, true); }},

@@ -44,7 +44,9 @@ Result<ServerUrl> parse_server_url(const std::string& url);
 // One profiling server (an element of `servers:`). Secrets may be given
 // inline or as files; render_config() never prints them.
 struct ServerConfig {
-  enum class Api { kPush, kIngest };
+  // push and ingest: Pyroscope's APIs (pprof bodies); otlp: OpenTelemetry
+  // profiles over HTTP (POST /v1development/profiles, protobuf).
+  enum class Api { kPush, kIngest, kOtlp };
   std::string url;   // e.g. http://pyroscope:4040
   std::string name;  // for logs and metrics; default: the URL's origin
   Api api = Api::kPush;

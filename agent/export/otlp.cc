@@ -2,11 +2,13 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <tuple>
 #include <unordered_map>
 
+#include "agent/export/pprof.h"
 #include "common/utf8.h"
 #include "otlp_profiles.pb.h"
 
@@ -161,6 +163,26 @@ void set_resource(const LabelSet* labels, pb::Resource* r) {
 }
 
 }  // namespace
+
+Result<EncodedProfileRef> encode_otlp_for_upload(const ProfileBatch& batch, const OtlpOptions& opts) {
+  std::vector<const Profile*> profiles;
+  auto e = std::make_shared<EncodedProfile>();
+  for (const auto& p : batch.profiles) {
+    if (p.samples.empty()) continue;
+    profiles.push_back(&p);
+    if (e->samples == 0 || p.start_time_ns < e->start_time_ns) e->start_time_ns = p.start_time_ns;
+    e->end_time_ns = std::max(e->end_time_ns, p.end_time_ns);
+    e->samples += p.total_count();
+  }
+  if (profiles.empty()) return EncodedProfileRef();
+  auto raw = encode_otlp_request(profiles, opts);
+  if (!raw.ok()) return raw.error();
+  auto gz = gzip_compress(*raw);
+  if (!gz.ok()) return gz.error();
+  e->otlp_request_gz = std::move(*gz);
+  e->id = uuid_v4();
+  return EncodedProfileRef(std::move(e));
+}
 
 std::string otlp_attribute_name(const std::string& label) {
   static const std::map<std::string, std::string> kNames = {

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/export/pyroscope.h"
 #include "agent/model/types.h"
 #include "common/result.h"
 
@@ -39,6 +40,12 @@ struct OtlpOptions {
 // The serialized request (not compressed). Fails only if protobuf does.
 Result<std::string> encode_otlp_request(const std::vector<const Profile*>& profiles,
                                         const OtlpOptions& opts = {});
+
+// One interval as one upload item for `api: otlp` servers: the request,
+// gzip-compressed, in otlp_request_gz, with the interval's bounds and total
+// sample count for accounting. Null when the batch has no samples.
+Result<EncodedProfileRef> encode_otlp_for_upload(const ProfileBatch& batch,
+                                                 const OtlpOptions& opts = {});
 
 // The attribute name a series label is sent under: service_name ->
 // service.name, namespace -> k8s.namespace.name, pod -> k8s.pod.name,

@@ -49,7 +49,7 @@ std::string trim(std::string s) {
 }  // namespace
 
 size_t EncodedProfile::bytes() const {
-  size_t n = sizeof(*this) + pprof_gz.size() + id.size() + service_name.size();
+  size_t n = sizeof(*this) + pprof_gz.size() + otlp_request_gz.size() + id.size() + service_name.size();
   for (const auto& [k, v] : labels) n += k.size() + v.size() + 2 * sizeof(std::string);
   return n;
 }

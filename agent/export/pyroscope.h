@@ -38,6 +38,9 @@ struct EncodedProfile {
   int frequency_hz = 0;
   uint64_t samples = 0;  // total sample count, for drop accounting
   std::string pprof_gz;
+  // For `api: otlp`: a whole interval's profiles as one gzip-compressed
+  // ExportProfilesServiceRequest (labels, service_name and pprof_gz empty).
+  std::string otlp_request_gz;
   std::string id;  // UUID; retries and every server reuse it
 
   // What the profile costs to keep queued (payload and labels).

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <random>
 
+#include "agent/export/otlp.h"
 #include "common/drops.h"
 #include "common/log.h"
 
@@ -255,6 +256,13 @@ HttpRequest ServerUploader::build_request(const std::vector<EncodedProfileRef>& 
     req.headers.push_back("Content-Type: application/proto");
     req.headers.push_back("Connect-Protocol-Version: 1");
     req.headers.push_back("Connect-Timeout-Ms: " + std::to_string(req.timeout.count() / 1'000'000));
+  } else if (server_.api == ServerConfig::Api::kOtlp) {
+    // One interval's request, encoded once for every OTLP server.
+    req.body = &chunk.front()->otlp_request_gz;
+    req.url = base_url_ + kOtlpProfilesPath;
+    // Pyroscope accepts exactly this type, no parameters.
+    req.headers.push_back("Content-Type: application/x-protobuf");
+    req.headers.push_back("Content-Encoding: gzip");
   } else {
     // The shared encoded bytes themselves: `chunk` keeps them alive.
     req.body = &chunk.front()->pprof_gz;
@@ -289,12 +297,13 @@ void ServerUploader::run() {
       cv_.wait_until(lock, until, [&] { return stop_.load(); });
       continue;
     }
-    // The chunk: one profile for ingest; for push as many as fit in one
-    // request (at least one), so a backlog drains in few requests.
+    // The chunk: one item for ingest (a profile) and otlp (an interval); for
+    // push as many profiles as fit in one request (at least one), so a
+    // backlog drains in few requests.
     std::vector<EncodedProfileRef> chunk;
     size_t bytes = 0;
     for (const auto& p : queue_) {
-      if (!chunk.empty() && (server_.api == ServerConfig::Api::kIngest ||
+      if (!chunk.empty() && (server_.api != ServerConfig::Api::kPush ||
                              bytes + p->pprof_gz.size() > kMaxRequestBytes))
         break;
       chunk.push_back(p);
@@ -450,20 +459,35 @@ void UploadExporter::export_batch(ProfileBatch&& batch) {
 }
 
 void UploadExporter::encode_and_enqueue(ProfileBatch&& batch) {
-  std::vector<EncodedProfileRef> encoded;
-  encoded.reserve(batch.profiles.size());
-  for (const auto& p : batch.profiles) {
-    if (p.samples.empty()) continue;
-    auto e = encode_for_upload(p);
-    if (e.ok()) {
-      encoded.push_back(std::move(*e));
+  // Each format is encoded once per interval, for every server that speaks it.
+  bool want_pprof = false, want_otlp = false;
+  for (const auto& s : servers_) (s->api() == ServerConfig::Api::kOtlp ? want_otlp : want_pprof) = true;
+  std::vector<EncodedProfileRef> pprof_items, otlp_items;
+  if (want_pprof) {
+    pprof_items.reserve(batch.profiles.size());
+    for (const auto& p : batch.profiles) {
+      if (p.samples.empty()) continue;
+      auto e = encode_for_upload(p);
+      if (e.ok()) {
+        pprof_items.push_back(std::move(*e));
+      } else {
+        encode_failed_.add(p.total_count());
+        EMBER_WARN_LIMITED("cannot encode a profile for upload: %s", e.error().message.c_str());
+      }
+    }
+  }
+  if (want_otlp) {
+    if (auto e = encode_otlp_for_upload(batch, OtlpOptions{EMBER_UPLOAD_VERSION}); e.ok()) {
+      if (*e) otlp_items.push_back(std::move(*e));
     } else {
-      encode_failed_.add(p.total_count());
-      EMBER_WARN_LIMITED("cannot encode a profile for upload: %s", e.error().message.c_str());
+      uint64_t n = 0;
+      for (const auto& p : batch.profiles) n += p.total_count();
+      encode_failed_.add(n);
+      EMBER_WARN_LIMITED("cannot encode an OTLP request: %s", e.error().message.c_str());
     }
   }
   batch = ProfileBatch{};  // the encoded copies are all that is kept
-  for (auto& s : servers_) s->enqueue(encoded);
+  for (auto& s : servers_) s->enqueue(s->api() == ServerConfig::Api::kOtlp ? otlp_items : pprof_items);
 }
 
 void UploadExporter::begin_shutdown() {

@@ -79,6 +79,7 @@ class ServerUploader {
 
   Status status() const;
   const std::string& name() const { return name_; }
+  ServerConfig::Api api() const { return server_.api; }
   // The Prometheus label list for this server, e.g. server="http://p:4040".
   const std::string& metric_labels() const { return labels_; }
 
