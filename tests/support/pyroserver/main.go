@@ -13,6 +13,9 @@
 //	POST /ingest?name=app.cpu{k=v}&from&until&format=pprof&...  the legacy
 //	     API: the name is parsed by the same rules as Pyroscope's label set
 //	     parser, from/until as Pyroscope reads them, the body as (gzip) pprof.
+//	POST /v1development/profiles  OpenTelemetry profiles (OTLP/HTTP,
+//	     protobuf ExportProfilesServiceRequest, gzip accepted), read as
+//	     Pyroscope reads them; answers an empty ExportProfilesServiceResponse.
 //	GET  /control?mode=ok|status|hang|close[&code=500][&retry_after=2]
 //	     [&message=...][&n=K]  changes how the two endpoints above answer:
 //	     status replies with `code`; hang reads the request and never
@@ -57,6 +60,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"embertest/otlppb"
 	"embertest/pb"
 
 	"google.golang.org/protobuf/proto"
@@ -358,6 +362,7 @@ var labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 	seq := s.nextSeq()
 	isPush := r.URL.Path == "/push.v1.PusherService/Push"
+	isOtlp := r.URL.Path == "/v1development/profiles"
 	mode, code, retryAfter, message := s.takeMode()
 
 	req := fields{}
@@ -438,9 +443,12 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 	var profiles []fields
 	var status int
 	var failure string
-	if isPush {
+	switch {
+	case isPush:
 		profiles, status, failure = s.decodePush(r, body, seq)
-	} else {
+	case isOtlp:
+		profiles, status, failure = s.decodeOtlp(r, body, seq)
+	default:
 		profiles, status, failure = s.decodeIngest(r, body, seq)
 	}
 	req.add("status", status)
@@ -457,11 +465,16 @@ func (s *server) handle(w http.ResponseWriter, r *http.Request) {
 	for _, p := range profiles {
 		s.record(p)
 	}
-	if isPush {
+	switch {
+	case isPush:
 		w.Header().Set("Content-Type", "application/proto")
 		out, _ := proto.Marshal(&pb.PushResponse{})
 		w.Write(out)
-	} else {
+	case isOtlp:
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := proto.Marshal(&otlppb.ExportProfilesServiceResponse{})
+		w.Write(out)
+	default:
 		w.WriteHeader(200)
 	}
 }
@@ -584,6 +597,346 @@ func (s *server) decodeIngest(r *http.Request, body []byte, seq int) ([]fields, 
 	return []fields{f}, 200, ""
 }
 
+// --- OTLP profiles -------------------------------------------------------------
+
+// decodeOtlp reads POST /v1development/profiles as Grafana Pyroscope does
+// (pkg/ingester/otlp): exactly application/x-protobuf or
+// application/protobuf, gzip Content-Encoding, an ExportProfilesServiceRequest
+// whose dictionary tables start with their empty entry and whose indexes are
+// all in range. Each profile becomes one record: service_name from the
+// resource's service.name, every string or int resource attribute as a
+// label (dots kept), and the profile's name as Pyroscope derives it
+// (samples/count with a cpu/nanoseconds period is process_cpu, its values
+// times the period). The profile is also saved as pprof, so `go tool pprof`
+// can read what the agent sent.
+func (s *server) decodeOtlp(r *http.Request, body []byte, seq int) ([]fields, int, string) {
+	if r.Method != http.MethodPost {
+		return nil, 405, "POST only"
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-protobuf" && ct != "application/protobuf" {
+		return nil, 415, fmt.Sprintf("content type %q: only application/x-protobuf", ct)
+	}
+	gzipped := false
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, 400, "gzip: " + err.Error()
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			return nil, 400, "gzip: " + err.Error()
+		}
+		gzipped = true
+	default:
+		return nil, 415, fmt.Sprintf("content encoding %q", enc)
+	}
+	var req otlppb.ExportProfilesServiceRequest
+	if err := proto.Unmarshal(body, &req); err != nil {
+		return nil, 400, "ExportProfilesServiceRequest: " + err.Error()
+	}
+	d := req.Dictionary
+	if d == nil {
+		return nil, 400, "missing dictionary"
+	}
+	if len(req.ResourceProfiles) == 0 {
+		return nil, 400, "no resource profiles"
+	}
+	if err := checkDictionary(d); err != nil {
+		return nil, 400, err.Error()
+	}
+	str := func(i int32) string { return d.StringTable[i] }
+	var out []fields
+	n := 0
+	for _, rp := range req.ResourceProfiles {
+		labels := map[string]string{"__otel__": "true"}
+		if rp.Resource != nil {
+			for _, kv := range rp.Resource.Attributes {
+				if v, ok := anyString(kv.Value); ok {
+					labels[kv.Key] = v
+				}
+			}
+		}
+		service := labels["service.name"]
+		if service == "" {
+			service = "unknown_service"
+		}
+		labels["service_name"] = service
+		for _, sp := range rp.ScopeProfiles {
+			for _, p := range sp.Profiles {
+				if p.SampleType == nil {
+					return nil, 400, "a profile has no sample_type"
+				}
+				sampleType := str(p.SampleType.TypeStrindex) + "/" + str(p.SampleType.UnitStrindex)
+				periodType := ""
+				if p.PeriodType != nil {
+					periodType = str(p.PeriodType.TypeStrindex) + "/" + str(p.PeriodType.UnitStrindex)
+				}
+				name := ""
+				cpu := false
+				switch {
+				case sampleType == "samples/count" && periodType == "cpu/nanoseconds":
+					name, cpu = "process_cpu", true
+				case sampleType == "off_cpu/nanoseconds":
+					name = "off_cpu"
+				case p.PeriodType != nil:
+					name = str(p.PeriodType.TypeStrindex)
+				}
+				if name == "" {
+					return nil, 400, "a profile without a name (no period type)"
+				}
+				labels["__name__"] = name
+				var samples, valueNs int64
+				frameTypes := map[string]int64{}
+				for _, smp := range p.Samples {
+					if len(smp.Values) != 1 {
+						return nil, 400, fmt.Sprintf("sample values length mismatch: %d", len(smp.Values))
+					}
+					if int(smp.StackIndex) >= len(d.StackTable) || smp.StackIndex < 0 {
+						return nil, 400, fmt.Sprintf("stack index %d out of range", smp.StackIndex)
+					}
+					for _, a := range smp.AttributeIndices {
+						if int(a) >= len(d.AttributeTable) || a < 0 {
+							return nil, 400, fmt.Sprintf("attribute index %d out of range", a)
+						}
+					}
+					if cpu {
+						samples += smp.Values[0]
+						valueNs += smp.Values[0] * p.Period
+					} else {
+						samples++
+						valueNs += smp.Values[0]
+					}
+					for _, li := range d.StackTable[smp.StackIndex].LocationIndices {
+						for _, a := range d.LocationTable[li].AttributeIndices {
+							kv := d.AttributeTable[a]
+							if str(kv.KeyStrindex) == "profile.frame.type" {
+								t, _ := anyString(kv.Value)
+								frameTypes[t]++
+							}
+						}
+					}
+				}
+				raw, err := otlpToPprof(d, p, cpu)
+				if err != nil {
+					return nil, 400, err.Error()
+				}
+				n++
+				f := fields{}
+				f.add("event", "profile")
+				f.add("seq", seq)
+				f.add("api", "otlp")
+				f.add("labels", canonical(labels))
+				f.add("id", fmt.Sprintf("%x", p.ProfileId))
+				f.add("scope", sp.GetScope().GetName()+"/"+sp.GetScope().GetVersion())
+				f.add("samples", samples)
+				f.add("cpu_ns", valueNs)
+				f.add("sample_types", sampleType)
+				f.add("period_type", periodType)
+				f.add("period", p.Period)
+				f.add("time_nanos", int64(p.TimeUnixNano))
+				f.add("duration_nanos", int64(p.DurationNano))
+				f.add("frame_types", canonicalCounts(frameTypes))
+				f.add("gzip", gzipped)
+				f.add("file", s.save(seq, n, raw))
+				out = append(out, f)
+			}
+		}
+	}
+	return out, 200, ""
+}
+
+func anyString(v *otlppb.AnyValue) (string, bool) {
+	if v == nil {
+		return "", false
+	}
+	switch x := v.Value.(type) {
+	case *otlppb.AnyValue_StringValue:
+		return x.StringValue, true
+	case *otlppb.AnyValue_IntValue:
+		return strconv.FormatInt(x.IntValue, 10), true
+	}
+	return "", false
+}
+
+func canonicalCounts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// checkDictionary enforces the protocol's table rules: index 0 of every
+// table is its empty entry, and every index points inside its table.
+func checkDictionary(d *otlppb.ProfilesDictionary) error {
+	if len(d.StringTable) == 0 || d.StringTable[0] != "" {
+		return errors.New("string_table[0] must be empty")
+	}
+	empty := func(name string, n int, first proto.Message) error {
+		if n == 0 {
+			return fmt.Errorf("%s has no entry 0", name)
+		}
+		if proto.Size(first) != 0 {
+			return fmt.Errorf("%s[0] is not empty", name)
+		}
+		return nil
+	}
+	if len(d.MappingTable) == 0 || len(d.LocationTable) == 0 || len(d.FunctionTable) == 0 ||
+		len(d.StackTable) == 0 || len(d.AttributeTable) == 0 {
+		return errors.New("a dictionary table has no entry 0")
+	}
+	for _, e := range []error{
+		empty("mapping_table", len(d.MappingTable), d.MappingTable[0]),
+		empty("location_table", len(d.LocationTable), d.LocationTable[0]),
+		empty("function_table", len(d.FunctionTable), d.FunctionTable[0]),
+		empty("stack_table", len(d.StackTable), d.StackTable[0]),
+		empty("attribute_table", len(d.AttributeTable), d.AttributeTable[0]),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	ns := int32(len(d.StringTable))
+	inStrings := func(i int32) bool { return i >= 0 && i < ns }
+	for _, m := range d.MappingTable {
+		if !inStrings(m.FilenameStrindex) {
+			return errors.New("mapping filename out of range")
+		}
+	}
+	for _, f := range d.FunctionTable {
+		if !inStrings(f.NameStrindex) || !inStrings(f.SystemNameStrindex) || !inStrings(f.FilenameStrindex) {
+			return errors.New("function string index out of range")
+		}
+	}
+	for _, l := range d.LocationTable {
+		if l.MappingIndex < 0 || int(l.MappingIndex) >= len(d.MappingTable) {
+			return errors.New("location mapping index out of range")
+		}
+		for _, ln := range l.Lines {
+			if ln.FunctionIndex < 0 || int(ln.FunctionIndex) >= len(d.FunctionTable) {
+				return errors.New("line function index out of range")
+			}
+		}
+		for _, a := range l.AttributeIndices {
+			if a < 0 || int(a) >= len(d.AttributeTable) {
+				return errors.New("location attribute index out of range")
+			}
+		}
+	}
+	for _, st := range d.StackTable {
+		for _, li := range st.LocationIndices {
+			if li <= 0 || int(li) >= len(d.LocationTable) {
+				return fmt.Errorf("stack location index %d out of range", li)
+			}
+		}
+	}
+	for _, a := range d.AttributeTable {
+		if !inStrings(a.KeyStrindex) {
+			return errors.New("attribute key out of range")
+		}
+	}
+	return nil
+}
+
+// otlpToPprof turns one OTLP profile into a gzipped pprof, as Pyroscope
+// stores it: CPU as samples/count and cpu/nanoseconds (count x period), a
+// measured event as its own type; pid and thread name as sample labels.
+func otlpToPprof(d *otlppb.ProfilesDictionary, p *otlppb.Profile, cpu bool) ([]byte, error) {
+	out := &pb.Profile{StringTable: []string{""}}
+	strs := map[string]int64{"": 0}
+	str := func(v string) int64 {
+		if i, ok := strs[v]; ok {
+			return i
+		}
+		i := int64(len(out.StringTable))
+		out.StringTable = append(out.StringTable, v)
+		strs[v] = i
+		return i
+	}
+	ostr := func(i int32) string { return d.StringTable[i] }
+	periodType := ostr(p.PeriodType.GetTypeStrindex())
+	periodUnit := ostr(p.PeriodType.GetUnitStrindex())
+	if cpu {
+		out.SampleType = []*pb.ValueType{{Type: str("samples"), Unit: str("count")}, {Type: str("cpu"), Unit: str("nanoseconds")}}
+	} else {
+		out.SampleType = []*pb.ValueType{{Type: str(ostr(p.SampleType.TypeStrindex)), Unit: str(ostr(p.SampleType.UnitStrindex))}}
+	}
+	out.PeriodType = &pb.ValueType{Type: str(periodType), Unit: str(periodUnit)}
+	out.Period = p.Period
+	out.TimeNanos = int64(p.TimeUnixNano)
+	out.DurationNanos = int64(p.DurationNano)
+	mappingIDs := map[int32]uint64{}
+	functionIDs := map[int32]uint64{}
+	locationIDs := map[int32]uint64{}
+	for _, smp := range p.Samples {
+		ps := &pb.Sample{}
+		for _, li := range d.StackTable[smp.StackIndex].LocationIndices {
+			id, ok := locationIDs[li]
+			if !ok {
+				loc := d.LocationTable[li]
+				id = uint64(len(out.Location) + 1)
+				pl := &pb.Location{Id: id, Address: loc.Address}
+				if loc.MappingIndex > 0 {
+					mid, ok := mappingIDs[loc.MappingIndex]
+					if !ok {
+						m := d.MappingTable[loc.MappingIndex]
+						mid = uint64(len(out.Mapping) + 1)
+						out.Mapping = append(out.Mapping, &pb.Mapping{Id: mid, MemoryStart: m.MemoryStart,
+							MemoryLimit: m.MemoryLimit, FileOffset: m.FileOffset, Filename: str(ostr(m.FilenameStrindex)),
+							HasFunctions: true})
+						mappingIDs[loc.MappingIndex] = mid
+					}
+					pl.MappingId = mid
+				}
+				for _, ln := range loc.Lines {
+					fid, ok := functionIDs[ln.FunctionIndex]
+					if !ok {
+						fn := d.FunctionTable[ln.FunctionIndex]
+						fid = uint64(len(out.Function) + 1)
+						out.Function = append(out.Function, &pb.Function{Id: fid, Name: str(ostr(fn.NameStrindex)),
+							SystemName: str(ostr(fn.SystemNameStrindex)), Filename: str(ostr(fn.FilenameStrindex))})
+						functionIDs[ln.FunctionIndex] = fid
+					}
+					pl.Line = append(pl.Line, &pb.Line{FunctionId: fid, Line: ln.Line})
+				}
+				out.Location = append(out.Location, pl)
+				locationIDs[li] = id
+			}
+			ps.LocationId = append(ps.LocationId, id)
+		}
+		if cpu {
+			ps.Value = []int64{smp.Values[0], smp.Values[0] * p.Period}
+		} else {
+			ps.Value = []int64{smp.Values[0]}
+		}
+		for _, a := range smp.AttributeIndices {
+			kv := d.AttributeTable[a]
+			switch ostr(kv.KeyStrindex) {
+			case "process.pid":
+				ps.Label = append(ps.Label, &pb.Label{Key: str("pid"), Num: kv.Value.GetIntValue()})
+			case "thread.name":
+				ps.Label = append(ps.Label, &pb.Label{Key: str("thread_name"), Str: str(kv.Value.GetStringValue())})
+			}
+		}
+		out.Sample = append(out.Sample, ps)
+	}
+	raw, err := proto.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(raw)
+	zw.Close()
+	return buf.Bytes(), nil
+}
+
 func addSummary(f *fields, sum *pprofSummary) {
 	f.add("samples", sum.samples)
 	f.add("cpu_ns", sum.cpuNs)
@@ -618,6 +971,7 @@ func main() {
 	mux.HandleFunc("/control", s.control)
 	mux.HandleFunc("/push.v1.PusherService/Push", s.handle)
 	mux.HandleFunc("/ingest", s.handle)
+	mux.HandleFunc("/v1development/profiles", s.handle)
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
