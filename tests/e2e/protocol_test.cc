@@ -153,6 +153,55 @@ TEST(Protocol, PushSendsOnePushRequestWithOneSeriesPerLabelSet) {
   EXPECT_EQ(counter(m, "ember_upload_samples_sent_total", lbl), 47u);
 }
 
+// OTLP: one request per interval, decoded by the stand-in as Pyroscope
+// decodes it; the series' labels arrive as resource attributes, CPU as
+// process_cpu, and the same interval goes to a push server beside it.
+TEST(Protocol, OtlpSendsOneRequestPerIntervalWithLabelsAsAttributes) {
+  PyroServer srv;
+  PyroServer push_srv;
+  ASSERT_TRUE(srv.running() && push_srv.running()) << srv.log();
+  Metrics m;
+  auto e = exporter({server_for(srv, ServerConfig::Api::kOtlp), server_for(push_srv)}, m);
+  send(*e, {make_profile({{"service_name", "web"}, {"namespace", "shop"}, {"pod", "web-1"},
+                          {"env", "prod"}, {"__meta_pod", "hidden"}}, kStart, 30),
+            make_profile({{"service_name", "db"}, {"env", "prod"}}, kStart, 7)});
+  e->flush();
+
+  auto reqs = srv.requests();
+  ASSERT_EQ(reqs.size(), 1u) << "one interval, one request";
+  EXPECT_EQ(reqs[0]["path"], "/v1development/profiles");
+  EXPECT_EQ(reqs[0]["content_type"], "application/x-protobuf");
+  EXPECT_EQ(reqs[0]["content_encoding"], "gzip");
+  EXPECT_EQ(reqs[0]["status"], "200") << reqs[0]["error"];
+
+  auto ps = srv.profiles();
+  ASSERT_EQ(ps.size(), 2u);
+  std::map<std::string, Record> by_labels;
+  for (auto& p : ps) by_labels[p["labels"]] = p;
+  const std::string web =
+      R"({__name__="process_cpu", __otel__="true", env="prod", k8s.namespace.name="shop", )"
+      R"(k8s.pod.name="web-1", service.name="web", service_name="web"})";
+  ASSERT_TRUE(by_labels.count(web)) << ps[0]["labels"] << " / " << ps[1]["labels"];
+  Record& w = by_labels[web];
+  EXPECT_EQ(w["api"], "otlp");
+  EXPECT_EQ(w["samples"], "35");
+  EXPECT_EQ(w["cpu_ns"], "350000000");  // count x period, as Pyroscope reads it
+  EXPECT_EQ(w["sample_types"], "samples/count");
+  EXPECT_EQ(w["period_type"], "cpu/nanoseconds");
+  EXPECT_EQ(w["time_nanos"], std::to_string(kStart));
+  EXPECT_EQ(w["scope"], "ember/0.1.0");
+  EXPECT_EQ(w["frame_types"], "native=3");  // locations over the two stacks
+  auto raw = testing::go_pprof_raw(w["file"]);
+  EXPECT_EQ(raw.exit_code, 0) << raw.err;
+  EXPECT_NE(raw.out.find("leaf_function"), std::string::npos) << raw.out;
+
+  // The push server beside it got the same interval, pprof-encoded.
+  EXPECT_EQ(push_srv.profiles().size(), 2u);
+  auto lbl = server_label(server_for(srv, ServerConfig::Api::kOtlp));
+  EXPECT_EQ(counter(m, "ember_upload_profiles_sent_total", lbl), 1u);  // one request item
+  EXPECT_EQ(counter(m, "ember_upload_samples_sent_total", lbl), 47u);
+}
+
 TEST(Protocol, IngestSendsQueryStringAndGzipPprofBody) {
   PyroServer srv;
   ASSERT_TRUE(srv.running());
