@@ -289,6 +289,49 @@ TEST_F(UploadE2E, FilesAndAServerAtOnceGetEveryInterval) {
   EXPECT_EQ(raw.exit_code, 0) << raw.err;
 }
 
+// OTLP and files from one run: every aggregated sample reaches the OTLP
+// server (one request per interval) and the directory, and `go tool pprof`
+// reads both the files and the stand-in's pprof of what OTLP carried.
+TEST_F(UploadE2E, OtlpAndFilesFromOneRunAgree) {
+  int port = ember::testing::reserve_port();
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  PyroServer srv({.listen = "127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(srv.running());
+  TempDir out;
+  Agent agent(server_yaml(url, "otlp"), "output:\n  directory: " + out.path() + "\n");
+  ASSERT_TRUE(agent.started()) << agent.log();
+  std::this_thread::sleep_for(4s);
+  ASSERT_EQ(agent.stop(), 0) << agent.log();
+  std::string log = agent.log();
+  Totals t = totals(log, url);
+  ASSERT_TRUE(t.found) << log;
+  EXPECT_EQ(t.dropped, 0u) << log;
+  EXPECT_EQ(t.samples_sent, t.aggregated) << log;
+  EXPECT_EQ(received_samples(srv), t.samples_sent);
+
+  std::string ratio_file;
+  for (auto& p : srv.profiles()) {
+    EXPECT_EQ(p["api"], "otlp");
+    if (p["labels"].find("service.name=\"ratio_fp\"") != std::string::npos) ratio_file = p["file"];
+  }
+  ASSERT_FALSE(ratio_file.empty()) << "no ratio_fp series arrived over OTLP";
+  auto top = ember::testing::go_pprof_raw(ratio_file);
+  EXPECT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_NE(top.out.find("caller_a"), std::string::npos) << top.out;
+
+  uint64_t file_samples = 0;
+  for (const auto& ent : std::filesystem::directory_iterator(out.path())) {
+    auto raw = gzip_decompress(read_file(ent.path().string()));
+    ASSERT_TRUE(raw.ok()) << ent.path();
+    perftools::profiles::Profile p;
+    ASSERT_TRUE(p.ParseFromString(*raw)) << ent.path();
+    for (const auto& sample : p.sample()) file_samples += uint64_t(sample.value(0));
+    auto r = ember::testing::go_pprof_raw(ent.path().string());
+    EXPECT_EQ(r.exit_code, 0) << ent.path() << ": " << r.err;
+  }
+  EXPECT_EQ(file_samples, t.aggregated) << log;
+}
+
 TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
   int port = ember::testing::reserve_port();
   std::string url = "http://127.0.0.1:" + std::to_string(port);
