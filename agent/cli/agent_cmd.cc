@@ -1,6 +1,6 @@
 // `ember agent`: the daemon. Profiles the whole system continuously and,
 // every interval, sends one pprof per series to each configured server
-// (Pyroscope push or ingest API), or writes it to output.directory when no
+// (Pyroscope push or ingest API, or OTLP), and/or writes it to output.directory when no
 // server is configured.
 //
 // Threads: the main thread loads config, waits for signals and logs a

@@ -101,7 +101,7 @@ case $step in
       --set server.url=http://p:4040,server.auth.type=bearer,server.auth.value=x,server.auth.existingSecret=s
     expect_error "server.auth.type must be none, bearer or basic" \
       --set server.url=http://p:4040,server.auth.type=digest
-    expect_error "server.api must be push or ingest" --set server.api=grpc
+    expect_error "server.api must be push, ingest or otlp" --set server.api=grpc
     expect_error "certKey and keyKey go together" \
       --set server.url=https://p,server.tls.existingSecret=ca,server.tls.certKey=tls.crt
     ;;

@@ -118,7 +118,7 @@ metrics:
   const std::string& e = c.error().message;
   EXPECT_THAT(e, HasSubstr("bad.yaml:2: servers[0].url: the scheme must be http or https"));
   EXPECT_THAT(e, HasSubstr("bad.yaml:3: servers[1].url: credentials in the URL are not allowed"));
-  EXPECT_THAT(e, HasSubstr("bad.yaml:5: servers[2].api: expected push or ingest, got 'graphql'"));
+  EXPECT_THAT(e, HasSubstr("bad.yaml:5: servers[2].api: expected push, ingest or otlp, got 'graphql'"));
   EXPECT_THAT(e, HasSubstr("bad.yaml:7: servers[3].bearer_token, bearer_token_file and basic_auth: use only one"));
   EXPECT_THAT(e, HasSubstr("bad.yaml:10: servers[4].tls: TLS options need an https:// url"));
   EXPECT_THAT(e, HasSubstr("bad.yaml:13: servers[5].tls: cert_file and key_file go together"));

@@ -74,8 +74,8 @@ token
 {{- if not (has $type (list "none" "bearer" "basic")) -}}
 {{- fail (printf "server.auth.type must be none, bearer or basic, got %q" $type) -}}
 {{- end -}}
-{{- if not (has (toString $s.api) (list "push" "ingest")) -}}
-{{- fail (printf "server.api must be push or ingest, got %q" (toString $s.api)) -}}
+{{- if not (has (toString $s.api) (list "push" "ingest" "otlp")) -}}
+{{- fail (printf "server.api must be push, ingest or otlp, got %q" (toString $s.api)) -}}
 {{- end -}}
 {{- if ne $type "none" -}}
 {{- if not $s.url -}}
