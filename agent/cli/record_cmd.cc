@@ -289,7 +289,7 @@ int run_record(int argc, char** argv) {
 
   // Wait for the end: the command exits, the pid goes away, the duration
   // passes, or the user interrupts.
-  int exit_code = 0;
+  exit_code = 0;
   bool child_done = child == 0;
   bool profiling = true;
   int interrupts = 0;

@@ -23,6 +23,7 @@ class Dictionary {
  public:
   explicit Dictionary(pb::ProfilesDictionary* d) : d_(d) {
     d_->add_string_table("");
+    strings_.emplace("", 0);
     d_->add_mapping_table();
     d_->add_location_table();
     d_->add_function_table();
@@ -31,9 +32,12 @@ class Dictionary {
     d_->add_stack_table();
   }
 
+  // Keyed by the text as sent, so two byte strings that become the same
+  // valid UTF-8 share one entry.
   int32_t str(const std::string& s) {
-    auto [it, fresh] = strings_.try_emplace(s, int32_t(d_->string_table_size()));
-    if (fresh) d_->add_string_table(valid_utf8(s));
+    std::string text = valid_utf8(s);
+    auto [it, fresh] = strings_.try_emplace(std::move(text), int32_t(d_->string_table_size()));
+    if (fresh) d_->add_string_table(it->first);
     return it->second;
   }
 

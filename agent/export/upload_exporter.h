@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "agent/config/config.h"
-#include "agent/export/http_client.h"
+#include "common/http_client.h"
 #include "agent/export/pyroscope.h"
 #include "agent/export/secret_file.h"
 #include "common/metrics.h"

@@ -2,13 +2,14 @@
 # bench/overhead/agent_cost.sh: the steady-state cost of `ember agent` per
 # sample, beside `perf record -a -g`, at the same rate on the same work.
 #
-# One copy of ratio_fp per CPU keeps every CPU busy. Each profiler runs for a
-# short and a long window (SHORT_S, LONG_S seconds after it is ready); its CPU
-# time (utime+stime from /proc) and its sample count are read at the end of
-# each window. The cost per sample is the slope between the two:
+# One copy of ratio_fp per CPU keeps every CPU busy. Each profiler's CPU time
+# (the sum of its threads' schedstat, in ns) and its sample count are read
+# twice in one run, SHORT_S and LONG_S seconds after it is ready. The cost per
+# sample is the slope between the two readings:
 #   (cpu_long - cpu_short) / (samples_long - samples_short)
 # so start-up (BPF load, the first symbolization of every binary) does not
-# hide in it. Printed per profiler as the median of REPS repetitions:
+# hide in it. (Two runs of different lengths were tried first: their start-up
+# costs differ by more than the whole steady state, so that slope was noise.) Printed per profiler as the median of REPS repetitions:
 #   - user-space µs per sample (the slope, utime+stime of the profiler),
 #   - BPF ns per sample (kernel.bpf_stats_enabled, Ember's program only),
 #   - peak RSS (VmHWM) at the end of the long window,
@@ -41,12 +42,12 @@ trap cleanup EXIT
 [ -x "$EMBER" ] && [ -x "$WORKLOAD" ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 sysctl -q kernel.bpf_stats_enabled=1
 
-cpu_seconds() {  # utime+stime of pid $1, in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+cpu_ns() {  # CPU time of every live thread of pid $1, in ns (schedstat: ns, not ticks)
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
 }
 peak_rss_mib() { awk '/^VmHWM:/ { print $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 metric() {  # sum of every series of metric $1 on the agent's /metrics
-  curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { print s + 0 }'
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
 }
 bpf_ns_runs() {  # "run_time_ns run_cnt" of Ember's sampling program
   bpftool prog show 2>/dev/null | awk '
@@ -61,9 +62,9 @@ start_workload() {
 }
 stop_workload() { pkill -f "$WORKLOAD -n 100000000"; wait 2>/dev/null; }
 
-# One window of `ember agent`: prints "cpu_s samples rss_mib bpf_ns bpf_runs".
-ember_window() {
-  local secs=$1
+# One run of `ember agent`, read at SHORT_S and LONG_S after it is ready:
+# prints "delta_cpu_ns delta_samples rss_mib bpf_ns bpf_runs" between the two.
+ember_run() {
   cat > "$TMP/ember.yaml" <<EOF
 frequency: $HZ
 interval: 10s
@@ -78,48 +79,52 @@ EOF
     curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
     sleep 0.1
   done
-  local bt bc at ac
-  read -r bt bc < <(bpf_ns_runs)
-  sleep "$secs"
-  local cpu samples rss
-  cpu=$(cpu_seconds "$pid")
-  samples=$(metric ember_samples_aggregated_total)  # counted live by the pipeline thread
+  sleep "$SHORT_S"
+  local c1 s1 b1t b1c c2 s2 b2t b2c rss
+  c1=$(cpu_ns "$pid"); s1=$(metric ember_samples_aggregated_total)
+  read -r b1t b1c < <(bpf_ns_runs)
+  sleep $((LONG_S - SHORT_S))
+  c2=$(cpu_ns "$pid"); s2=$(metric ember_samples_aggregated_total)
+  read -r b2t b2c < <(bpf_ns_runs)
   rss=$(peak_rss_mib "$pid")
-  read -r at ac < <(bpf_ns_runs)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null
-  echo "$cpu $samples $rss $((at - bt)) $((ac - bc))"
+  echo "$((c2 - c1)) $((s2 - s1)) $rss $((b2t - b1t)) $((b2c - b1c))"
 }
 
-# One window of `perf record -a -g`: the same numbers (no BPF); samples from
-# perf's own count after it stops.
-perf_window() {
-  local secs=$1
+# One run of `perf record -a -g`, read the same way; its sample count is
+# known only when it stops, so the samples between the two readings are its
+# rate times the time between them.
+perf_run() {
+  local start end
+  start=$(date +%s.%N)
   perf record -F "$HZ" -a -g -o "$TMP/perf.data" 2>"$TMP/perf.err" &
   local pid=$!
   sleep 1
-  local cpu rss
-  sleep "$secs"
-  cpu=$(cpu_seconds "$pid")
+  sleep "$SHORT_S"
+  local c1 c2 t1 t2 rss
+  c1=$(cpu_ns "$pid"); t1=$(date +%s.%N)
+  sleep $((LONG_S - SHORT_S))
+  c2=$(cpu_ns "$pid"); t2=$(date +%s.%N)
   rss=$(peak_rss_mib "$pid")
   kill -INT "$pid"; wait "$pid" 2>/dev/null
+  end=$(date +%s.%N)
   local samples
   samples=$(sed -n 's/.*(\([0-9]*\) samples).*/\1/p' "$TMP/perf.err")
-  echo "$cpu ${samples:-0} $rss 0 0"
+  echo "$((c2 - c1)) $(echo "${samples:-0} * ($t2 - $t1) / ($end - $start)" | bc -l | cut -d. -f1) $rss 0 0"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 profilers=(ember)
 command -v perf >/dev/null && profilers+=(perf)
-echo "workload: $NCPU x ratio_fp (every CPU busy); $HZ Hz; windows ${SHORT_S}s and ${LONG_S}s; $REPS repetitions; kernel $(uname -r)"
+echo "workload: $NCPU x ratio_fp (every CPU busy); $HZ Hz; read at ${SHORT_S}s and ${LONG_S}s; $REPS repetitions; kernel $(uname -r)"
 start_workload
 for rep in $(seq "$REPS"); do
   for p in "${profilers[@]}"; do
-    read -r cs ss _ bns_s bruns_s < <(${p}_window "$SHORT_S")
-    read -r cl sl rl bns_l bruns_l < <(${p}_window "$LONG_S")
-    us=$(echo "($cl - $cs) * 1000000 / ($sl - $ss)" | bc -l 2>/dev/null || echo 0)
-    bpf=$( [ "$bruns_l" -gt 0 ] && echo "$bns_l / $bruns_l" | bc -l || echo 0)
-    rate=$(echo "$sl / $LONG_S" | bc -l)
+    read -r dc ds rl bns bruns < <(${p}_run)
+    us=$( [ "$ds" -gt 0 ] && echo "$dc / 1000 / $ds" | bc -l || echo 0)
+    bpf=$( [ "$bruns" -gt 0 ] && echo "$bns / $bruns" | bc -l || echo 0)
+    rate=$(echo "$ds / ($LONG_S - $SHORT_S)" | bc -l)
     echo "$us $bpf $rl $rate" >> "$TMP/$p"
     printf "  %s rep %d: %.2f us/sample, %.0f ns BPF, %.1f MiB peak, %.0f samples/s\n" "$p" "$rep" "$us" "$bpf" "$rl" "$rate" >&2
   done
@@ -136,4 +141,4 @@ for p in "${profilers[@]}"; do
     "$(cut -d' ' -f1 "$TMP/$p" | median)" "$(cut -d' ' -f2 "$TMP/$p" | median)" \
     "$(cut -d' ' -f3 "$TMP/$p" | median)" "$(cut -d' ' -f4 "$TMP/$p" | median)"
 done
-echo "(slope between a ${SHORT_S}s and a ${LONG_S}s run: start-up excluded; perf's cost excludes 'perf report')"
+echo "(slope between ${SHORT_S}s and ${LONG_S}s of one run: start-up excluded; perf's cost excludes 'perf report')"

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/export/http_client.h"
+#include "common/http_client.h"
 #include "support/eventually.h"
 
 namespace ember::testing {

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/export/http_client.h"
+#include "common/http_client.h"
 #include "e2e/e2e_util.h"
 #include "support/eventually.h"
 

@@ -51,7 +51,7 @@ paths:
   EXPECT_EQ(c->interval, std::chrono::seconds(30));
   EXPECT_EQ(c->log_level, log::Level::kDebug);
   ASSERT_EQ(c->labels.size(), 2u);
-  EXPECT_EQ(c->labels[0], (std::pair<std::string, std::string>{"env", "prod"}));
+  EXPECT_EQ(c->labels.at("env"), "prod");
   EXPECT_EQ(c->output.directory, "/tmp/profiles");
   EXPECT_EQ(c->output.max_bytes, 2ull << 30);
   EXPECT_EQ(c->sampler.ring_buffer_bytes, 16ull << 20);

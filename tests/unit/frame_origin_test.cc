@@ -104,7 +104,7 @@ TEST(FrameOrigin, ARegisteredOriginsFramesReachEveryOutput) {
 
   FoldedOptions fo;
   fo.process_root = false;
-  EXPECT_EQ(render_folded(fold_profile(p, fo)), "fake_fn_1;fake_fn_2 3\nfake_fn_1 1\n");
+  EXPECT_EQ(render_folded(fold_profile(p, fo)), "fake_fn_1 1\nfake_fn_1;fake_fn_2 3\n");  // folded lines sort by stack
 
   perftools::profiles::Profile pb;
   build_pprof(p, {}, &pb);
