@@ -59,6 +59,7 @@ enum bpf_map_type {
 };
 enum { BPF_ANY = 0 };                                       /* map update flags */
 enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };     /* bpf_ringbuf_output */
+enum { BPF_RB_AVAIL_DATA = 0 };                              /* bpf_ringbuf_query */
 enum { BPF_F_USER_STACK = 1 << 8 };                          /* bpf_get_stack */
 
 /* --- ABI layouts: read at fixed offsets, never relocated ------------------ */

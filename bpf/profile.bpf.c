@@ -31,6 +31,9 @@ const volatile __u64 sample_period_ns = 10000000;
  * is still mapping libraries, and a short-lived process may exit before a
  * batched drain would see it. */
 const volatile __u64 young_process_ns = 100000000;
+/* Wake the drain thread once this much waits in the ring (0: never), so a
+ * long poll timer cannot let a busy host fill it. */
+const volatile __u64 ring_wake_bytes = 0;
 /* Bytes of user stack handed to user space when the tables cannot finish a
  * walk (0: never copy). At most EMBER_STACK_COPY_MAX. */
 const volatile __u32 stack_copy_bytes = EMBER_STACK_COPY_MAX;
@@ -651,8 +654,8 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
     size = EMBER_SAMPLE_HDR_SIZE + (klen + ulen) * sizeof(__u64);
   }
   if (size > sizeof(*s)) size = sizeof(*s);
-  /* No wakeup per sample (user space polls on a short timer), except for the
-   * first sample of a process user space has not seen. */
+  /* No wakeup per sample (user space polls on a timer), except for the first
+   * samples of a process user space has not seen, and when the ring fills. */
   __u64 wakeup = BPF_RB_NO_WAKEUP;
   if (mm) {
     __u64* wake_until = bpf_map_lookup_elem(&seen_tgids, &tgid);
@@ -664,6 +667,9 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
       wakeup = BPF_RB_FORCE_WAKEUP;
     }
   }
+  if (wakeup == BPF_RB_NO_WAKEUP && ring_wake_bytes &&
+      bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ring_wake_bytes)
+    wakeup = BPF_RB_FORCE_WAKEUP;
   if (bpf_ringbuf_output(&events, s, size, wakeup) < 0) {
     count(EMBER_CTR_DROP_RINGBUF_FULL);
     return 0;

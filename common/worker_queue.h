@@ -21,6 +21,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "common/thread_name.h"
 #include <utility>
 
 namespace ember {
@@ -31,11 +33,16 @@ class WorkerQueue {
   using Handler = std::function<void(T&&)>;
   using Clock = std::chrono::steady_clock;
 
-  WorkerQueue(size_t max_items, Handler handle, Handler on_drop = nullptr)
+  // `name`: the thread's name (at most 15 characters).
+  WorkerQueue(size_t max_items, Handler handle, Handler on_drop = nullptr,
+              const char* name = "ember-worker")
       : max_items_(max_items ? max_items : 1),
         handle_(std::move(handle)),
         on_drop_(std::move(on_drop)),
-        thread_([this] { run(); }) {}
+        thread_([this, name] {
+          name_this_thread(name);
+          run();
+        }) {}
 
   ~WorkerQueue() {
     {

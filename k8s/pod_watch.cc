@@ -1,4 +1,5 @@
 #include "k8s/pod_watch.h"
+#include "common/thread_name.h"
 
 #include <curl/curl.h>
 
@@ -559,6 +560,7 @@ PodWatcher::Attempt PodWatcher::watch() {
 }
 
 void PodWatcher::run() {
+  name_this_thread("ember-podwatch");
   // Owns api_, token_ and resource_version_ for its whole life.
   bool need_list = true;
   int failures = 0;   // consecutive errors: the backoff exponent

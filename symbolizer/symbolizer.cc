@@ -100,7 +100,7 @@ void Symbolizer::fill_function(const Binary& bin, uint64_t vaddr, UserSymbol* ou
 }
 
 UserSymbol Symbolizer::resolve_user(const ProcessSnapshot& proc, uint64_t addr,
-                                    bool return_address) {
+                                    bool return_address, BinaryMemo* memo) {
   UserSymbol out;
   uint64_t lookup = return_address && addr > 0 ? addr - 1 : addr;
   const MapEntry* m = proc.find(addr);
@@ -120,7 +120,12 @@ UserSymbol Symbolizer::resolve_user(const ProcessSnapshot& proc, uint64_t addr,
       fill_jit(proc, lookup, &out);  // anonymous executable memory: JIT code
       return out;
     }
-    out.binary = binary_for(proc, *m);
+    if (memo && memo->known) {
+      out.binary = memo->binary;
+    } else {
+      out.binary = binary_for(proc, *m);
+      if (memo) *memo = BinaryMemo{true, out.binary};
+    }
     if (!out.binary) {
       fill_jit(proc, lookup, &out);  // e.g. a memfd holding JIT code
       return out;

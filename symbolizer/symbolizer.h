@@ -74,7 +74,17 @@ class Symbolizer {
   // Resolves `addr` in `proc`. For a return address the lookup uses addr-1,
   // the call instruction, so a call at the very end of a function is not
   // attributed to the next one.
-  UserSymbol resolve_user(const ProcessSnapshot& proc, uint64_t addr, bool return_address);
+  //
+  // `memo`, when given, is the caller's slot for the binary of the mapping
+  // that contains `addr`: filled on first use and read after, so later
+  // addresses in that mapping skip opening the file to find its identity
+  // (one openat per distinct frame was a tenth of the agent's CPU).
+  struct BinaryMemo {
+    bool known = false;
+    std::shared_ptr<const Binary> binary;  // null: the file could not be read
+  };
+  UserSymbol resolve_user(const ProcessSnapshot& proc, uint64_t addr, bool return_address,
+                          BinaryMemo* memo = nullptr);
 
   // The binary mapped at `m` in `proc`, or null if it cannot be read.
   std::shared_ptr<const Binary> binary_for(const ProcessSnapshot& proc, const MapEntry& m);

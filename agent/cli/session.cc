@@ -105,7 +105,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   Pipeline* pipeline = s->pipeline_.get();
   auto sampler = BpfSampler::create(
       sa, [pipeline](const void* data, size_t size) { pipeline->on_record(data, size); },
-      s->metrics_);
+      [pipeline] { pipeline->on_drained(); }, s->metrics_);
   if (!sampler) return sampler.error();
   s->sampler_ = std::move(*sampler);
   s->labeler_->set_verdict_sink(s->sampler_->verdicts());

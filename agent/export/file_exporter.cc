@@ -120,7 +120,8 @@ DirectoryExporter::DirectoryExporter(Options opts, Metrics& metrics)
              // The disk cannot keep up: the oldest batch goes, counted.
              [this](ProfileBatch&& b) {
                for (const auto& p : b.profiles) dropped_.add(p.total_count());
-             }) {}
+             },
+             "ember-files") {}
 
 // The queue's destructor writes what is still queued, then joins.
 DirectoryExporter::~DirectoryExporter() = default;

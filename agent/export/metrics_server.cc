@@ -1,4 +1,5 @@
 #include "agent/export/metrics_server.h"
+#include "common/thread_name.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -134,6 +135,7 @@ MetricsServer::~MetricsServer() {
 }
 
 void MetricsServer::run() {
+  name_this_thread("ember-metrics");
   for (;;) {
     pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
     int n = ::poll(fds, 2, -1);

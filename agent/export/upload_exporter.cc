@@ -1,4 +1,5 @@
 #include "agent/export/upload_exporter.h"
+#include "common/thread_name.h"
 
 #include <unistd.h>
 
@@ -283,6 +284,7 @@ HttpRequest ServerUploader::build_request(const std::vector<EncodedProfileRef>& 
 }
 
 void ServerUploader::run() {
+  name_this_thread("ember-upload");
   std::unique_lock<std::mutex> lock(mu_);
   auto abort = [this] { return stop_.load(std::memory_order_relaxed) || past_deadline(); };
   for (;;) {
@@ -443,7 +445,8 @@ Result<std::unique_ptr<UploadExporter>> UploadExporter::create(Options opts, Met
       // passed first: the batch is lost, counted.
       [self](ProfileBatch&& b) {
         for (const auto& p : b.profiles) self->batch_dropped_.add(p.total_count());
-      });
+      },
+      "ember-encode");
   return e;
 }
 

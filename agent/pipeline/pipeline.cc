@@ -1,4 +1,5 @@
 #include "agent/pipeline/pipeline.h"
+#include "common/thread_name.h"
 
 #include <algorithm>
 
@@ -51,25 +52,43 @@ void Pipeline::on_sample(RawSample&& s) {
   if (processes_ && !s.meta.process && s.meta.pid != 0 &&
       !(s.flags & EMBER_SAMPLE_F_KERNEL_THREAD))
     s.meta.process = processes_->snapshot_for(s.meta.pid, s.user_stack);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (queue_.size() >= opts_.max_queued_samples) {
+  if (pending_.size() >= opts_.max_queued_samples) {
     queue_full_.add();
     return;
   }
-  queue_.push_back(Item{Item::Kind::kSample, 0, std::move(s)});
-  wake_locked();
-}
-
-void Pipeline::wake_locked() {
-  // An idle thread is woken by the first item; a gathering one only by a
-  // full batch (it wakes on its own when the gathering time is up).
-  if ((idle_ && queue_.size() == 1) || queue_.size() == kBatchWake) cv_.notify_one();
+  pending_.push_back(Item{Item::Kind::kSample, 0, std::move(s)});
+  // A drain that never ends (a ring refilled as fast as it empties) still
+  // hands over in bounded batches.
+  if (pending_.size() >= kBatchWake) on_drained();
 }
 
 void Pipeline::enqueue_event(Item::Kind kind, uint32_t pid) {
-  std::lock_guard<std::mutex> lock(mu_);
-  queue_.push_back(Item{kind, pid, {}});
-  wake_locked();
+  // Never dropped: tiny, one per process, and the label stage needs them.
+  pending_.push_back(Item{kind, pid, {}});
+}
+
+void Pipeline::on_drained() {
+  if (pending_.empty()) return;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t room = opts_.max_queued_samples > queue_.size() ? opts_.max_queued_samples - queue_.size() : 0;
+    size_t n = 0;
+    for (auto& item : pending_) {
+      if (item.kind == Item::Kind::kSample) {
+        if (n >= room) {
+          queue_full_.add();
+          continue;
+        }
+        ++n;
+      }
+      queue_.push_back(std::move(item));
+    }
+    // An idle thread is woken; a gathering one wakes on its own timer.
+    wake = idle_ || queue_.size() >= opts_.max_queued_samples / 2;
+  }
+  pending_.clear();
+  if (wake) cv_.notify_one();
 }
 
 void Pipeline::handle(Item&& item) {
@@ -109,6 +128,7 @@ void Pipeline::start() {
 }
 
 void Pipeline::stop() {
+  on_drained();  // the drain thread has stopped: its last batch
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && !thread_.joinable()) return;
@@ -119,9 +139,11 @@ void Pipeline::stop() {
 }
 
 void Pipeline::run() {
+  name_this_thread("ember-pipeline");
   const bool periodic = opts_.interval.count() > 0;
   uint64_t next_flush = clock_.monotonic_ns() + uint64_t(opts_.interval.count());
-  std::deque<Item> batch;
+  std::vector<Item> batch;
+  uint64_t last_batch = 0;  // monotonic time the last batch was taken
   for (;;) {
     bool stopping;
     {
@@ -138,21 +160,24 @@ void Pipeline::run() {
         }
         idle_ = false;
       }
+      // Handoffs closer together than batch_delay (see Options::batch_delay)
+      // let the rest of it gather first, never past the interval's end. At
+      // the drain thread's steady pace (one handoff per poll) this never
+      // waits, so it costs no extra wakeup.
+      uint64_t now = clock_.monotonic_ns();
+      uint64_t earliest = last_batch + uint64_t(opts_.batch_delay.count());
+      if (!stopping_ && !queue_.empty() && last_batch != 0 && now < earliest) {
+        uint64_t wait_ns = earliest - now;
+        if (periodic) wait_ns = std::min(wait_ns, next_flush > now ? next_flush - now : 0);
+        cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns),
+                     [this] { return stopping_ || queue_.size() >= opts_.max_queued_samples / 2; });
+      }
       batch.swap(queue_);
       stopping = stopping_;
     }
+    last_batch = clock_.monotonic_ns();
     for (auto& item : batch) handle(std::move(item));
     batch.clear();
-    if (!stopping && opts_.batch_delay.count() > 0) {
-      // Let the next batch gather (see Options::batch_delay), never past
-      // the interval's end.
-      std::unique_lock<std::mutex> lock(mu_);
-      uint64_t now = clock_.monotonic_ns();
-      uint64_t wait_ns = uint64_t(opts_.batch_delay.count());
-      if (periodic) wait_ns = std::min(wait_ns, next_flush > now ? next_flush - now : 0);
-      cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns),
-                   [this] { return stopping_ || queue_.size() >= kBatchWake; });
-    }
     if (periodic && clock_.monotonic_ns() >= next_flush) {
       // The interval ends when it was due, not when this thread got to it:
       // a flush late by the time one batch took (the first symbolization of

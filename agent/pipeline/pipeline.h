@@ -4,8 +4,11 @@
 //  - the drain thread (owned by the sampler) calls on_record() for each ring
 //    record: it decodes it, applies exec/exit events to the ProcessTable and
 //    attaches the process snapshot to each sample *in ring order*, then
-//    queues the sample. This part must be quick: it decides whether a
-//    short-lived process can still be symbolized.
+//    keeps the sample in its own batch. This part must be quick: it decides
+//    whether a short-lived process can still be symbolized. After each drain
+//    of the ring it calls on_drained(), which hands the batch over under one
+//    lock with at most one wakeup (a handoff per sample, a lock and a futex
+//    wake each, was a third of the agent's CPU: bench/overhead/agent_cost.sh).
 //  - the pipeline thread (owned here) takes queued samples through unwind,
 //    symbolize, label and aggregate, and every `interval` hands the
 //    aggregated profiles to the exporter.
@@ -17,7 +20,7 @@
 #pragma once
 
 #include <condition_variable>
-#include <deque>
+#include <vector>
 #include <mutex>
 #include <thread>
 
@@ -42,9 +45,8 @@ class Pipeline {
     // Aggregation interval; zero means one interval that ends at stop().
     Duration interval = std::chrono::seconds(10);
     size_t max_queued_samples = 1 << 17;
-    // After handling a batch, the pipeline thread lets the next one gather
-    // this long (or until kBatchWake items wait) instead of waking for every
-    // ring wakeup: a storm of short-lived processes wakes the drain thread
+    // The pipeline thread takes a batch at most this often (or when half the
+    // queue waits) instead of waking for every ring wakeup: a storm of short-lived processes wakes the drain thread
     // for each exec, and a wakeup per handoff was most of the agent's CPU
     // there (bench/exec_storm). Zero: hand over at once.
     Duration batch_delay = std::chrono::milliseconds(10);
@@ -56,13 +58,17 @@ class Pipeline {
            Metrics& metrics);
   ~Pipeline();
 
-  // Drain thread.
+  // Drain thread (or, in tests, the one thread that feeds the pipeline).
   void on_record(const void* data, size_t size);
   void on_sample(RawSample&& sample);  // after decoding
+  // The end of one drain: queues what on_record gathered since the last one.
+  void on_drained();
 
   // Control (any one thread).
   void start();
   // Processes everything queued, exports the last interval, joins the thread.
+  // Call it after the drain thread has stopped: it hands over that thread's
+  // last batch.
   void stop();
 
   // Synchronous path for tests: runs one sample through every stage.
@@ -81,7 +87,6 @@ class Pipeline {
   };
   void run();
   void enqueue_event(Item::Kind kind, uint32_t pid);
-  void wake_locked();  // caller holds mu_
   void handle(Item&& item);
 
   Options opts_;
@@ -94,9 +99,12 @@ class Pipeline {
   Counter& malformed_;
   Counter& filtered_;
 
+  // The drain thread's batch, handed over by on_drained() (drain thread only).
+  std::vector<Item> pending_;
+
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> queue_;
+  std::vector<Item> queue_;
   bool idle_ = false;  // the thread waits for an empty queue to fill (mu_)
   bool stopping_ = false;
   // Ends the current interval at `end_ns` (wall clock).

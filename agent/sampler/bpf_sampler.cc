@@ -1,4 +1,5 @@
 #include "agent/sampler/bpf_sampler.h"
+#include "common/thread_name.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -214,8 +215,12 @@ void BpfSampler::SkelDeleter::operator()(profile_bpf* s) const { profile_bpf__de
 void BpfSampler::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void BpfSampler::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
-BpfSampler::BpfSampler(RecordFn on_record, Metrics& metrics)
-    : on_record_(std::move(on_record)), metrics_(metrics) {
+namespace {
+constexpr int kDrainPollMs = 250;
+}  // namespace
+
+BpfSampler::BpfSampler(RecordFn on_record, DrainedFn on_drained, Metrics& metrics)
+    : on_record_(std::move(on_record)), on_drained_(std::move(on_drained)), metrics_(metrics) {
   for (int i = 0; i < EMBER_CTR_MAX; ++i) {
     std::string labels;
     const char* name = counter_metric(i, &labels);
@@ -248,6 +253,7 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   skel->rodata->sample_period_ns = 1'000'000'000ull / uint64_t(std::max(opts.frequency_hz, 1));
   skel->rodata->check_verdicts = opts.check_verdicts || plan.check_only;
   skel->rodata->have_task_pt_regs = plan.features.task_pt_regs;
+  skel->rodata->ring_wake_bytes = plan.check_only ? 0 : plan.ring_bytes / 4;
   auto size = [&](uint32_t want, uint32_t smallest) { return plan.check_only ? smallest : std::max(want, smallest); };
   bpf_map__set_max_entries(skel->maps.drop_tgids, size(opts.verdict_tgid_entries, 16));
   bpf_map__set_max_entries(skel->maps.drop_cgroups, size(opts.verdict_cgroup_entries, 16));
@@ -300,13 +306,14 @@ Result<LoadCheck> BpfSampler::check_load(const SamplerOptions& opts, const std::
 }
 
 Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opts,
-                                                       RecordFn on_record, Metrics& metrics) {
+                                                       RecordFn on_record, DrainedFn on_drained,
+                                                       Metrics& metrics) {
   libbpf_set_print(libbpf_log);
   if (opts.frequency_hz <= 0) return Errorf("frequency must be positive");
   auto cpus = online_cpus(opts.sysfs_root);
   if (!cpus) return cpus.error();
 
-  std::unique_ptr<BpfSampler> s(new BpfSampler(std::move(on_record), metrics));
+  std::unique_ptr<BpfSampler> s(new BpfSampler(std::move(on_record), std::move(on_drained), metrics));
   LoadPlan plan;
   plan.kernel = running_kernel_release();
   plan.features = probe_running_kernel();
@@ -429,6 +436,7 @@ int BpfSampler::on_ring_record(void* ctx, void* data, size_t size) {
 }
 
 void BpfSampler::drain_loop() {
+  name_this_thread("ember-drain");
   // The ring only empties when this thread runs. On a host with hundreds of
   // busy processes at the agent's priority, a thread waking every 50 ms can
   // wait long enough for a CPU that the ring fills (bench/ship saw this), so
@@ -442,14 +450,22 @@ void BpfSampler::drain_loop() {
     EMBER_DEBUG("drain thread keeps nice %d: %s", nice_now, std::strerror(errno));
   while (!stop_.load(std::memory_order_acquire)) {
     // Samples do not wake us (that would cost a wakeup per sample); exec
-    // events do. So poll with a short timeout, then consume everything.
-    int rc = ring_buffer__poll(ring_.get(), 50);
+    // events, a new process's first samples and a quarter-full ring do. So
+    // poll on a timer, then consume everything. Each wakeup of this thread
+    // and the hand-over to the pipeline cost 20-50 us of CPU on a small VM:
+    // at 50 ms they were most of the agent's cost at 100 Hz on 2 CPUs
+    // (bench/overhead/agent_cost.sh); at 250 ms they are a fifth of it, and
+    // samples of long-lived processes wait at most that long, which nothing
+    // downstream notices.
+    int rc = ring_buffer__poll(ring_.get(), kDrainPollMs);
     if (rc < 0 && rc != -EINTR) {
       EMBER_WARN_LIMITED("ring buffer poll failed: %s", std::strerror(-rc));
     }
     ring_buffer__consume(ring_.get());
+    if (on_drained_) on_drained_();
   }
   ring_buffer__consume(ring_.get());
+  if (on_drained_) on_drained_();
 }
 
 void BpfSampler::start() {

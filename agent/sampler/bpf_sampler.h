@@ -66,8 +66,9 @@ struct LoadCheck {
   std::vector<std::string> programs;  // loaded (verified), by name
 };
 
-// The ring size that holds half a second of 4 KiB samples from every CPU
-// (the drain thread polls every 50 ms), as a power of two >= 256 KiB.
+// The ring size that holds a second of 4 KiB samples from every CPU (the
+// drain thread polls every 250 ms, and BPF wakes it when the ring is a
+// quarter full), as a power of two >= 2 MiB.
 uint64_t auto_ring_buffer_bytes(size_t cpus, int frequency_hz);
 
 // Online CPUs from <sysfs_root>/devices/system/cpu/online ("0-3,5").
@@ -77,9 +78,12 @@ Result<std::vector<int>> parse_cpu_list(const std::string& text);
 class BpfSampler {
  public:
   using RecordFn = std::function<void(const void* data, size_t size)>;
+  // Called on the drain thread after each drain of the ring (after the
+  // records it read), so the receiver can hand them on as one batch.
+  using DrainedFn = std::function<void()>;
 
   static Result<std::unique_ptr<BpfSampler>> create(const SamplerOptions& opts, RecordFn on_record,
-                                                    Metrics& metrics);
+                                                    DrainedFn on_drained, Metrics& metrics);
 
   // Loads every program the sampler could use on a kernel, without
   // attaching anything, and unloads them again. With `btf_path`, the CO-RE
@@ -147,11 +151,12 @@ class BpfSampler {
   // explained (load_diagnosis.h).
   static Result<SkelPtr> load_skeleton(const SamplerOptions& opts, const LoadPlan& plan);
 
-  BpfSampler(RecordFn on_record, Metrics& metrics);
+  BpfSampler(RecordFn on_record, DrainedFn on_drained, Metrics& metrics);
   void drain_loop();
   static int on_ring_record(void* ctx, void* data, size_t size);
 
   RecordFn on_record_;
+  DrainedFn on_drained_;
   Metrics& metrics_;
   SkelPtr skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // perf events + tracepoints

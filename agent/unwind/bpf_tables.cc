@@ -1,4 +1,5 @@
 #include "agent/unwind/bpf_tables.h"
+#include "common/thread_name.h"
 
 #include <bpf/bpf.h>
 #include <dirent.h>
@@ -230,11 +231,23 @@ BpfUnwindTables::Stats BpfUnwindTables::stats() const {
 }
 
 void BpfUnwindTables::run() {
+  name_this_thread("ember-tables");
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (queue_.empty()) {
+      // Sleep until work comes or the next quarantined range is due; with
+      // nothing in quarantine, until work comes (a wakeup per second cost
+      // the idle agent as much as all its sampling: agent_cost.sh).
       idle_ = true;
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_ || !queue_.empty(); });
+      uint64_t due = std::min({rows_.next_release_ns(), index_.next_release_ns(),
+                               mappings_.next_release_ns()});
+      auto ready = [this] { return stop_ || !queue_.empty(); };
+      if (due == UINT64_MAX) {
+        cv_.wait(lock, ready);
+      } else {
+        uint64_t now = clock_.monotonic_ns();
+        cv_.wait_for(lock, std::chrono::nanoseconds(due > now ? due - now : 0), ready);
+      }
       idle_ = false;
     }
     if (stop_) return;

@@ -87,6 +87,10 @@ class RangeAllocator {
   // Returns [start, start+n) after `now_ns` passes `release_after_ns`.
   void free_later(uint64_t start, uint64_t n, uint64_t release_at_ns);
   void release_due(uint64_t now_ns);
+  // When the next quarantined range is due (UINT64_MAX: none waits).
+  uint64_t next_release_ns() const {
+    return quarantine_.empty() ? UINT64_MAX : std::get<0>(quarantine_.front());
+  }
   uint64_t used() const { return used_; }
   uint64_t size() const { return size_; }
 

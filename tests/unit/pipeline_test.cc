@@ -182,6 +182,7 @@ TEST(Pipeline, IntervalsProduceOneBatchEach) {
   rig.pipeline.start();
   for (int round = 0; round < 3; ++round) {
     rig.pipeline.on_sample(user_sample(getpid(), {0x10}));
+    rig.pipeline.on_drained();
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
   }
   rig.pipeline.stop();
@@ -213,6 +214,7 @@ TEST(Pipeline, ALateFlushEndsTheIntervalWhenItWasDue) {
   pipeline.start();
   for (int i = 0; i < 24; ++i) {  // a few samples in every interval
     pipeline.on_sample(user_sample(getpid(), {0x10}));
+    pipeline.on_drained();
     std::this_thread::sleep_for(milliseconds(50));
   }
   pipeline.stop();

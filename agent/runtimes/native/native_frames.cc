@@ -50,6 +50,7 @@ NativeFrameSymbolizer::SnapshotState& NativeFrameSymbolizer::state_for(
     // while this entry exists.
     it->second.snap = snap;
     it->second.mappings.resize(snap->mappings.size());
+    it->second.binaries.resize(snap->mappings.size());
   }
   return it->second;
 }
@@ -74,12 +75,13 @@ std::shared_ptr<const Mapping> NativeFrameSymbolizer::mapping_for(SnapshotState&
 FrameSymbolizer::Symbolized NativeFrameSymbolizer::symbolize(
     const StackFrame& f, const std::shared_ptr<const ProcessSnapshot>& process, uint64_t) {
   SnapshotState& st = state_for(process);
-  UserSymbol us = symbolizer_.resolve_user(*st.snap, f.address, f.return_address);
+  const MapEntry* m = st.snap->find(f.address);
+  Symbolizer::BinaryMemo* memo = m ? &st.binaries[size_t(m - st.snap->mappings.data())] : nullptr;
+  UserSymbol us = symbolizer_.resolve_user(*st.snap, f.address, f.return_address, memo);
   auto loc = std::make_shared<Location>();
   loc->address = f.address;
   loc->origin = us.jit ? origin::kJit : us.binary && us.binary->go_binary() ? origin::kGo
                                                                             : origin::kNative;
-  const MapEntry* m = st.snap->find(f.address);
   if (m) {
     loc->mapping = mapping_for(st, *m, us.binary.get());
   } else if (us.via_exec_hint) {

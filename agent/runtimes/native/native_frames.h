@@ -8,8 +8,11 @@
 // marks the Location origin::kGo; one from a perf map, origin::kJit.
 //
 // The symbolizer interns one Mapping per mapping of a process snapshot, so
-// pprof mappings stay in the process's own address space; that table is
-// dropped at the end of every interval, like the stage's Location table.
+// pprof mappings stay in the process's own address space, and remembers the
+// Binary of each, so a mapping's file is opened once per snapshot and
+// interval; both tables are dropped at the end of every interval, like the
+// stage's Location table (their bound: the mappings of the snapshots seen in
+// one interval).
 // Runs on the pipeline thread.
 #pragma once
 
@@ -39,6 +42,7 @@ class NativeFrameSymbolizer final : public FrameSymbolizer {
   struct SnapshotState {
     std::shared_ptr<const ProcessSnapshot> snap;  // keeps the key's address unique
     std::vector<std::shared_ptr<const Mapping>> mappings;  // by index in snap->mappings
+    std::vector<Symbolizer::BinaryMemo> binaries;          // by index in snap->mappings
     std::shared_ptr<const Mapping> hint_mapping;           // exe placed by exec hint
   };
   SnapshotState& state_for(const std::shared_ptr<const ProcessSnapshot>& snap);
