@@ -88,6 +88,13 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
 
   SamplerOptions sa;
   sa.frequency_hz = c.frequency_hz;
+  // A tenth of the interval, between 100 ms and 1 s: samples of long-lived
+  // processes reach their interval's profile however late in it they come,
+  // and the agent at its default 10 s drains once a second (a quarter of
+  // the CPU it spent draining every 250 ms). One-shot recordings keep 250 ms.
+  if (opts.interval.count() > 0)
+    sa.drain_period = std::clamp<Duration>(opts.interval / 10, std::chrono::milliseconds(100),
+                                           std::chrono::seconds(1));
   sa.ring_buffer_bytes = c.sampler.ring_buffer_bytes;
   sa.filter_targets = opts.filter_targets;
   sa.max_processes = uint32_t(c.sampler.max_processes);

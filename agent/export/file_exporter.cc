@@ -9,6 +9,8 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <tuple>
+#include <vector>
 
 #include "agent/export/flamegraph.h"
 #include "agent/export/folded.h"
@@ -169,25 +171,42 @@ void DirectoryExporter::write_batch(const ProfileBatch& batch) {
     }
     written_.add();
     bytes_.add(data->size());
+    if (batches_since_scan_ < kRescanBatches) {  // else the scan below finds it
+      files_.emplace_back(path, data->size());
+      files_bytes_ += data->size();
+    }
   }
   enforce_retention();
 }
 
-void DirectoryExporter::enforce_retention() {
-  std::vector<std::pair<fs::file_time_type, fs::path>> files;
-  uint64_t total = 0;
+void DirectoryExporter::scan_directory() {
+  std::vector<std::tuple<fs::file_time_type, std::string, uint64_t>> found;
   std::error_code ec;
   for (const auto& ent : fs::directory_iterator(opts_.directory, ec)) {
-    if (!ent.is_regular_file() || !ends_with(ent.path().filename().string(), ".pb.gz")) continue;
-    total += ent.file_size(ec);
-    files.emplace_back(ent.last_write_time(ec), ent.path());
+    if (!ent.is_regular_file(ec) || !ends_with(ent.path().filename().string(), ".pb.gz")) continue;
+    uint64_t size = ent.file_size(ec);
+    if (ec) continue;
+    found.emplace_back(ent.last_write_time(ec), ent.path().string(), size);
   }
-  if (total <= opts_.max_bytes) return;
-  std::sort(files.begin(), files.end());
-  for (const auto& [_, path] : files) {
-    if (total <= opts_.max_bytes) break;
-    uint64_t size = fs::file_size(path, ec);
-    if (fs::remove(path, ec)) total -= size;
+  std::sort(found.begin(), found.end());
+  files_.clear();
+  files_bytes_ = 0;
+  for (auto& [_, path, size] : found) {
+    files_.emplace_back(std::move(path), size);
+    files_bytes_ += size;
+  }
+  batches_since_scan_ = 0;
+}
+
+void DirectoryExporter::enforce_retention() {
+  if (batches_since_scan_ >= kRescanBatches) scan_directory();
+  ++batches_since_scan_;
+  std::error_code ec;
+  while (files_bytes_ > opts_.max_bytes && !files_.empty()) {
+    auto [path, size] = std::move(files_.front());
+    files_.pop_front();
+    fs::remove(path, ec);  // gone already: its bytes are gone too
+    files_bytes_ -= size;
   }
 }
 

@@ -9,7 +9,9 @@
 // output file's extension.
 #pragma once
 
+#include <deque>
 #include <string>
+#include <utility>
 
 #include "agent/export/pprof.h"
 #include "agent/model/stages.h"
@@ -55,8 +57,18 @@ class DirectoryExporter final : public Exporter {
   DirectoryExporter(Options opts, Metrics& metrics);
   void write_batch(const ProfileBatch& batch);
   void enforce_retention();
+  void scan_directory();
 
   Options opts_;
+  // The profiles in the directory, oldest first, with their sizes (writing
+  // thread only). Scanned once, then kept current as files are written and
+  // removed, so a batch costs no directory scan: a scan per batch grows with
+  // the directory (thousands of files at the default 1 GiB). Rescanned every
+  // kRescanBatches batches to notice files others removed or added.
+  static constexpr size_t kRescanBatches = 360;
+  std::deque<std::pair<std::string, uint64_t>> files_;
+  uint64_t files_bytes_ = 0;
+  size_t batches_since_scan_ = kRescanBatches;
   Counter& written_;
   Counter& bytes_;
   Counter& failures_;

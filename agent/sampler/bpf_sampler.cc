@@ -215,10 +215,6 @@ void BpfSampler::SkelDeleter::operator()(profile_bpf* s) const { profile_bpf__de
 void BpfSampler::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void BpfSampler::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
-namespace {
-constexpr int kDrainPollMs = 250;
-}  // namespace
-
 BpfSampler::BpfSampler(RecordFn on_record, DrainedFn on_drained, Metrics& metrics)
     : on_record_(std::move(on_record)), on_drained_(std::move(on_drained)), metrics_(metrics) {
   for (int i = 0; i < EMBER_CTR_MAX; ++i) {
@@ -321,6 +317,8 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   for (const auto& name : opts.disabled_features)
     if (auto st = disable_kernel_feature(&plan.features, name); !st) return st.error();
   s->features_ = plan.features;
+  s->drain_poll_ms_ = int(std::clamp<int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(opts.drain_period).count(), 1, 10'000));
   if (probed.task_pt_regs && !plan.features.task_pt_regs)
     EMBER_INFO("bpf_task_pt_regs is off (sampler.disable_kernel_features): user stacks of "
                "samples taken in the kernel come from the kernel's frame-pointer walk");
@@ -451,13 +449,8 @@ void BpfSampler::drain_loop() {
   while (!stop_.load(std::memory_order_acquire)) {
     // Samples do not wake us (that would cost a wakeup per sample); exec
     // events, a new process's first samples and a quarter-full ring do. So
-    // poll on a timer, then consume everything. Each wakeup of this thread
-    // and the hand-over to the pipeline cost 20-50 us of CPU on a small VM:
-    // at 50 ms they were most of the agent's cost at 100 Hz on 2 CPUs
-    // (bench/overhead/agent_cost.sh); at 250 ms they are a fifth of it, and
-    // samples of long-lived processes wait at most that long, which nothing
-    // downstream notices.
-    int rc = ring_buffer__poll(ring_.get(), kDrainPollMs);
+    // poll on a timer (SamplerOptions::drain_period), then consume everything.
+    int rc = ring_buffer__poll(ring_.get(), drain_poll_ms_);
     if (rc < 0 && rc != -EINTR) {
       EMBER_WARN_LIMITED("ring buffer poll failed: %s", std::strerror(-rc));
     }

@@ -44,6 +44,12 @@ struct SamplerOptions {
   bool user_stacks = true;
   std::string sysfs_root = "/sys";
   bool collect_bpf_stats = false;  // enable kernel run-time stats for our programs
+  // How often the drain thread empties the ring when nothing wakes it
+  // earlier (exec events, a new process's first samples and a quarter-full
+  // ring do). Each drain costs a wakeup of this thread and one of the
+  // pipeline's, 20-50 us of CPU each on a small VM, which at 100 Hz on 2
+  // CPUs was most of the agent's cost (bench/overhead/agent_cost.sh).
+  Duration drain_period = std::chrono::milliseconds(250);
   UnwinderMode unwinder = UnwinderMode::kAuto;
   uint64_t unwind_table_bytes = uint64_t(32) << 20;  // row pages, preallocated
   uint32_t unwind_mapping_entries = 65536;            // process mappings, all processes
@@ -157,6 +163,7 @@ class BpfSampler {
 
   RecordFn on_record_;
   DrainedFn on_drained_;
+  int drain_poll_ms_ = 250;
   Metrics& metrics_;
   SkelPtr skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;  // perf events + tracepoints
