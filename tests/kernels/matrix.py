@@ -666,6 +666,21 @@ def cmd_run(args):
                 elapsed += more
                 if "stall" in res:
                     stalls.append(res["stall"])
+        if "release" not in res and "stall" not in res:
+            # Our init never wrote its first line: the guest kernel died or
+            # stopped while booting, before Ember ran (CI saw debian-testing
+            # hit an int3 oops in enqueue_task_fair 1.2 s into boot under
+            # TCG). Boot once more; the report keeps the first attempt.
+            first = {"step": "boot", "why": "the kernel did not reach init", "registers": "",
+                     "kernel_messages": kernel_trouble(console)}
+            stalls.append(first)
+            log(f"{k.name}: the kernel did not reach init; booting again")
+            for line in first["kernel_messages"]:
+                print(f"  console: {line}", file=sys.stderr)
+            res, more, console = boot(k, initrd, workdir, args.timeout, attempt=2)
+            elapsed += more
+            if "release" not in res:
+                res["stall"] = first
         j = Judge(k, res, feats)
         fails = j.run()
         for st in stalls if "stall" in res else []:
