@@ -1,4 +1,5 @@
 #include "agent/config/config.h"
+#include "agent/config/suggest.h"
 
 #include "agent/config/relabel_config.h"
 
@@ -163,28 +164,8 @@ class Reader {
   }
 
  private:
-  static size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-      cur[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j)
-        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-      std::swap(prev, cur);
-    }
-    return prev[b.size()];
-  }
   static std::string closest(const std::string& key, const std::map<std::string, Handler>& h) {
-    std::string best;
-    size_t best_d = 3;  // suggest only near misses
-    for (const auto& [k, _] : h) {
-      size_t d = edit_distance(key, k);
-      if (d < best_d) {
-        best_d = d;
-        best = k;
-      }
-    }
-    return best;
+    return closest_key(key, h, [](const auto& kv) { return std::string_view(kv.first); });
   }
 
   std::string source_;

@@ -1,4 +1,5 @@
 #include "agent/config/relabel_config.h"
+#include "agent/config/suggest.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -10,18 +11,6 @@
 
 namespace ember {
 namespace {
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 class Errors {
  public:
@@ -87,12 +76,7 @@ bool read_rule(const YAML::Node& item, const std::string& prefix, Errors& errs, 
     }
     if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
       std::string msg = "unknown key";
-      std::string best;
-      size_t best_d = 3;  // suggest only near misses
-      for (const char* cand : kKeys) {
-        size_t d = edit_distance(key, cand);
-        if (d < best_d) best_d = d, best = cand;
-      }
+      std::string best = closest_key(key, kKeys, [](const char* c) { return std::string_view(c); });
       if (!best.empty()) msg += " (did you mean '" + prefix + "." + best + "'?)";
       errs.add(k, full, msg);
       continue;
