@@ -196,6 +196,26 @@ void expect_every_interval(const std::vector<Span>& spans, const Agent& agent, b
   EXPECT_LE(last, int64_t(agent.stop_ns()) + 6'000'000'000);
 }
 
+// The pprof files the agent wrote into `dir`: their paths, and the sum of
+// their samples' first value (the count). Fails the test on a file that is
+// not a gzipped pprof.
+struct WrittenFiles {
+  std::vector<std::string> paths;
+  uint64_t samples = 0;
+};
+WrittenFiles read_written_files(const std::string& dir) {
+  WrittenFiles w;
+  for (const auto& ent : std::filesystem::directory_iterator(dir)) {
+    auto raw = gzip_decompress(read_file(ent.path().string()));
+    EXPECT_TRUE(raw.ok()) << ent.path();
+    perftools::profiles::Profile p;
+    EXPECT_TRUE(raw.ok() && p.ParseFromString(*raw)) << ent.path();
+    for (const auto& sample : p.sample()) w.samples += uint64_t(sample.value(0));
+    w.paths.push_back(ent.path().string());
+  }
+  return w;
+}
+
 uint64_t received_samples(const PyroServer& srv) {
   uint64_t n = 0;
   for (auto& p : srv.profiles()) n += std::stoull(p["samples"]);
@@ -272,18 +292,12 @@ TEST_F(UploadE2E, FilesAndAServerAtOnceGetEveryInterval) {
   Totals t = totals(log, url);
   expect_nothing_lost(t, srv, log);
 
-  uint64_t file_samples = 0;
+  WrittenFiles files = read_written_files(out.path());
   std::string a_file;
-  for (const auto& ent : std::filesystem::directory_iterator(out.path())) {
-    auto raw = gzip_decompress(read_file(ent.path().string()));
-    ASSERT_TRUE(raw.ok()) << ent.path();
-    perftools::profiles::Profile p;
-    ASSERT_TRUE(p.ParseFromString(*raw)) << ent.path();
-    for (const auto& sample : p.sample()) file_samples += uint64_t(sample.value(0));
-    if (ent.path().filename().string().rfind("ratio_fp-cpu-", 0) == 0) a_file = ent.path().string();
-  }
-  report_figure("file_samples", double(file_samples));
-  EXPECT_EQ(file_samples, t.aggregated) << log;
+  for (const auto& path : files.paths)
+    if (std::filesystem::path(path).filename().string().rfind("ratio_fp-cpu-", 0) == 0) a_file = path;
+  report_figure("file_samples", double(files.samples));
+  EXPECT_EQ(files.samples, t.aggregated) << log;
   ASSERT_FALSE(a_file.empty()) << "no ratio_fp-cpu-*.pb.gz in " << out.path();
   auto raw = ember::testing::go_pprof_raw(a_file);
   EXPECT_EQ(raw.exit_code, 0) << raw.err;
@@ -319,17 +333,12 @@ TEST_F(UploadE2E, OtlpAndFilesFromOneRunAgree) {
   EXPECT_EQ(top.exit_code, 0) << top.err;
   EXPECT_NE(top.out.find("caller_a"), std::string::npos) << top.out;
 
-  uint64_t file_samples = 0;
-  for (const auto& ent : std::filesystem::directory_iterator(out.path())) {
-    auto raw = gzip_decompress(read_file(ent.path().string()));
-    ASSERT_TRUE(raw.ok()) << ent.path();
-    perftools::profiles::Profile p;
-    ASSERT_TRUE(p.ParseFromString(*raw)) << ent.path();
-    for (const auto& sample : p.sample()) file_samples += uint64_t(sample.value(0));
-    auto r = ember::testing::go_pprof_raw(ent.path().string());
-    EXPECT_EQ(r.exit_code, 0) << ent.path() << ": " << r.err;
+  WrittenFiles files = read_written_files(out.path());
+  for (const auto& path : files.paths) {
+    auto r = ember::testing::go_pprof_raw(path);
+    EXPECT_EQ(r.exit_code, 0) << path << ": " << r.err;
   }
-  EXPECT_EQ(file_samples, t.aggregated) << log;
+  EXPECT_EQ(files.samples, t.aggregated) << log;
 }
 
 TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {

@@ -489,18 +489,9 @@ func (s *server) decodePush(r *http.Request, body []byte, seq int) ([]fields, in
 	if v := r.Header.Get("Connect-Protocol-Version"); v != "" && v != "1" {
 		return nil, 400, fmt.Sprintf("connect protocol version %q", v)
 	}
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, 400, "gzip: " + err.Error()
-		}
-		if body, err = io.ReadAll(zr); err != nil {
-			return nil, 400, "gzip: " + err.Error()
-		}
-	default:
-		return nil, 501, fmt.Sprintf("content encoding %q", enc)
+	body, _, status, msg := decodeContentEncoding(r, body, 501)
+	if status != 0 {
+		return nil, status, msg
 	}
 	var pr pb.PushRequest
 	if err := proto.Unmarshal(body, &pr); err != nil {
@@ -609,6 +600,30 @@ func (s *server) decodeIngest(r *http.Request, body []byte, seq int) ([]fields, 
 // (samples/count with a cpu/nanoseconds period is process_cpu, its values
 // times the period). The profile is also saved as pprof, so `go tool pprof`
 // can read what the agent sent.
+// decodeContentEncoding undoes a request's Content-Encoding (identity or
+// gzip). It returns the body, whether it was gzipped, and for a bad body or an
+// unknown encoding a non-zero HTTP status with its message. Connect answers an
+// unknown encoding with 501 and the OTLP/HTTP spec with 415, hence the
+// parameter.
+func decodeContentEncoding(r *http.Request, body []byte, unknownStatus int) ([]byte, bool, int, string) {
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+		return body, false, 0, ""
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, false, 400, "gzip: " + err.Error()
+		}
+		out, err := io.ReadAll(zr)
+		if err != nil {
+			return nil, false, 400, "gzip: " + err.Error()
+		}
+		return out, true, 0, ""
+	default:
+		return nil, false, unknownStatus, fmt.Sprintf("content encoding %q", enc)
+	}
+}
+
 func (s *server) decodeOtlp(r *http.Request, body []byte, seq int) ([]fields, int, string) {
 	if r.Method != http.MethodPost {
 		return nil, 405, "POST only"
@@ -616,20 +631,9 @@ func (s *server) decodeOtlp(r *http.Request, body []byte, seq int) ([]fields, in
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-protobuf" && ct != "application/protobuf" {
 		return nil, 415, fmt.Sprintf("content type %q: only application/x-protobuf", ct)
 	}
-	gzipped := false
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, 400, "gzip: " + err.Error()
-		}
-		if body, err = io.ReadAll(zr); err != nil {
-			return nil, 400, "gzip: " + err.Error()
-		}
-		gzipped = true
-	default:
-		return nil, 415, fmt.Sprintf("content encoding %q", enc)
+	body, gzipped, status, msg := decodeContentEncoding(r, body, 415)
+	if status != 0 {
+		return nil, status, msg
 	}
 	var req otlppb.ExportProfilesServiceRequest
 	if err := proto.Unmarshal(body, &req); err != nil {
