@@ -1,6 +1,6 @@
 // Why an HTTP exchange produced no status: libcurl's many error codes folded
 // into the few reasons metrics and logs report. Shared by the upload client
-// (agent/export/http_client) and the Kubernetes pod watcher (k8s/pod_watch),
+// (common/http_client) and the Kubernetes pod watcher (k8s/pod_watch),
 // so `reason`/`status` labels mean the same thing in both.
 #pragma once
 

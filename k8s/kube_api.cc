@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "common/url.h"
+
 namespace ember {
 namespace {
 
@@ -185,38 +187,36 @@ Result<KubeClientOptions> resolve_in_cluster(const KubeClientOptions& opts, cons
   return o;
 }
 
-std::string url_query_escape(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out += char(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+namespace {
+
+std::string pods_url(const std::string& api_server,
+                     std::initializer_list<std::pair<std::string_view, std::string>> query) {
+  auto url = Url::parse(api_server + "/api/v1/pods");
+  if (!url.ok()) return "";
+  for (const auto& [name, value] : query)
+    if (!url->append_query(name, value).ok()) return "";
+  return url->str();
 }
 
-static std::string pods_base(const std::string& api_server, const std::string& node_name) {
-  return api_server + "/api/v1/pods?fieldSelector=" + url_query_escape("spec.nodeName=" + node_name);
-}
+}  // namespace
 
 std::string pod_list_url(const std::string& api_server, const std::string& node_name, int limit,
                          const std::string& continue_token) {
-  std::string u = pods_base(api_server, node_name) + "&limit=" + std::to_string(limit);
-  if (!continue_token.empty()) u += "&continue=" + url_query_escape(continue_token);
-  return u;
+  if (continue_token.empty())
+    return pods_url(api_server, {{"fieldSelector", "spec.nodeName=" + node_name},
+                                 {"limit", std::to_string(limit)}});
+  return pods_url(api_server, {{"fieldSelector", "spec.nodeName=" + node_name},
+                               {"limit", std::to_string(limit)},
+                               {"continue", continue_token}});
 }
 
 std::string pod_watch_url(const std::string& api_server, const std::string& node_name,
                           const std::string& resource_version, int timeout_seconds) {
-  return pods_base(api_server, node_name) + "&watch=1&resourceVersion=" +
-         url_query_escape(resource_version) + "&allowWatchBookmarks=true&timeoutSeconds=" +
-         std::to_string(timeout_seconds);
+  return pods_url(api_server, {{"fieldSelector", "spec.nodeName=" + node_name},
+                               {"watch", "1"},
+                               {"resourceVersion", resource_version},
+                               {"allowWatchBookmarks", "true"},
+                               {"timeoutSeconds", std::to_string(timeout_seconds)}});
 }
 
 const char* watch_event_type_name(WatchEvent::Type t) {

@@ -66,9 +66,8 @@ Result<KubeClientOptions> resolve_in_cluster(const KubeClientOptions& opts, cons
 
 // --- requests -----------------------------------------------------------------
 
-// Percent-encodes a query parameter value (RFC 3986 unreserved kept).
-std::string url_query_escape(std::string_view s);
-
+// URLs are built with common/url.h (libcurl's URL API); api_server must
+// parse as a URL (PodWatcher::create checks), else these return "".
 // GET <server>/api/v1/pods?fieldSelector=spec.nodeName%3D<node>&limit=<n>[&continue=<token>]
 std::string pod_list_url(const std::string& api_server, const std::string& node_name, int limit,
                          const std::string& continue_token);

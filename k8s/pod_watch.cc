@@ -1,7 +1,6 @@
 #include "k8s/pod_watch.h"
 #include "common/thread_name.h"
 
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <fstream>
@@ -9,6 +8,8 @@
 #include <sstream>
 
 #include "common/curl_failure.h"
+#include "common/http_client.h"
+#include "common/url.h"
 #include "common/log.h"
 
 namespace ember {
@@ -121,12 +122,12 @@ bool PodStore::remove(const std::string& pod_uid) {
   return true;
 }
 
-// --- Api: one libcurl connection to the API server -------------------------------
+// --- Api: the watcher's requests to the API server ------------------------------
 
 // Owned and used by the watcher thread alone, except wakeup(), which any
-// thread may call to interrupt a transfer (curl_multi_wakeup is thread-safe).
-// The multi handle keeps the connection open between requests, so a re-watch
-// after a normal end pays no new TLS handshake.
+// thread may call to interrupt a transfer. One HttpClient (common/) keeps
+// the connection open between requests, so a re-watch after a normal end
+// pays no new TLS handshake.
 class PodWatcher::Api {
  public:
   struct Response {
@@ -139,136 +140,54 @@ class PodWatcher::Api {
   };
   // Gets each chunk of the body with the HTTP status; returns false to end
   // the transfer.
-  using Sink = std::function<bool(std::string_view chunk, int status)>;
+  using Sink = HttpClient::BodySink;
 
   static Result<std::unique_ptr<Api>> create(std::string ca_file) {
-    static std::once_flag once;
-    static CURLcode init_rc = CURLE_OK;
-    std::call_once(once, [] { init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-    if (init_rc != CURLE_OK) return Errorf("cannot initialize libcurl: %s", curl_easy_strerror(init_rc));
-    std::unique_ptr<Api> a(new Api(std::move(ca_file)));
-    a->easy_ = curl_easy_init();
-    a->multi_ = curl_multi_init();
-    if (!a->easy_ || !a->multi_) return Errorf("cannot create libcurl handles");
-    return a;
-  }
-  ~Api() {
-    if (multi_) curl_multi_cleanup(multi_);
-    if (easy_) curl_easy_cleanup(easy_);
-  }
-
-  void wakeup() { curl_multi_wakeup(multi_); }
-
-  Response get(const std::string& url, const std::string& token, Duration timeout, const Sink& sink,
-               const std::atomic<bool>& stop) {
-    Response resp;
-    struct Ctx {
-      CURL* easy;
-      const Sink* sink;
-      bool stopped = false;
-    } ctx{easy_, &sink};
-    auto on_body = +[](char* data, size_t size, size_t n, void* p) -> size_t {
-      auto* c = static_cast<Ctx*>(p);
-      long status = 0;
-      curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-      if (!(*c->sink)(std::string_view(data, size * n), int(status))) {
-        c->stopped = true;
-        return 0;  // CURLE_WRITE_ERROR ends the transfer
-      }
-      return size * n;
-    };
-
-    curl_slist* headers = nullptr;
-    // Built in a local and dropped right after use; never logged.
-    std::string auth = "Authorization: Bearer " + token;
-    headers = curl_slist_append(headers, auth.c_str());
-    headers = curl_slist_append(headers, "Accept: application/json");
-    std::fill(auth.begin(), auth.end(), '\0');
-
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    long timeout_ms = long(std::max<int64_t>(1, timeout.count() / 1'000'000));
-    curl_easy_reset(easy_);
-    curl_easy_setopt(easy_, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 10'000L));
-    curl_easy_setopt(easy_, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);  // never resend the token elsewhere
-    curl_easy_setopt(easy_, CURLOPT_HTTP_VERSION, long(CURL_HTTP_VERSION_1_1));
-    curl_easy_setopt(easy_, CURLOPT_USERAGENT, "ember-pod-watcher");
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(easy_, CURLOPT_ACCEPT_ENCODING, "");  // gzip if the server offers it
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &ctx);
     // TLS is always verified, against the cluster CA alone: no system CA
     // directory, so a publicly trusted certificate is not enough. The CA
     // file is re-read for every new connection (it may be rotated).
-    curl_easy_setopt(easy_, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(easy_, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(easy_, CURLOPT_CAINFO, ca_file_.c_str());
-    curl_easy_setopt(easy_, CURLOPT_CAPATH, static_cast<char*>(nullptr));
-    curl_easy_setopt(easy_, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    TlsOptions tls;
+    tls.ca_file = std::move(ca_file);
+    tls.ca_file_only = true;
+    auto client = HttpClient::create(std::move(tls));
+    if (!client.ok()) return client.error();
+    return std::unique_ptr<Api>(new Api(std::move(*client)));
+  }
 
-    // Driven through the multi interface so stop() can wake a blocked watch
-    // at once (curl_multi_wakeup) instead of waiting for the next progress
-    // callback.
-    CURLcode rc = CURLE_OK;
-    bool done = false;
-    curl_multi_add_handle(multi_, easy_);
-    while (true) {
-      int running = 0;
-      if (curl_multi_perform(multi_, &running) != CURLM_OK) {
-        rc = CURLE_FAILED_INIT;
-        break;
-      }
-      int queued = 0;
-      while (CURLMsg* m = curl_multi_info_read(multi_, &queued)) {
-        if (m->msg == CURLMSG_DONE && m->easy_handle == easy_) {
-          rc = m->data.result;
-          done = true;
-        }
-      }
-      if (done || running == 0) break;
-      if (stop.load(std::memory_order_acquire)) {
-        resp.aborted = true;
-        break;
-      }
-      curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
-      if (stop.load(std::memory_order_acquire)) {
-        resp.aborted = true;
-        break;
-      }
-    }
-    curl_multi_remove_handle(multi_, easy_);
-    curl_slist_free_all(headers);
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, nullptr);
+  void wakeup() { client_->wakeup(); }
 
-    long status = 0;
-    curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
-    resp.sink_stopped = ctx.stopped;
-    if (resp.aborted) return resp;
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && ctx.stopped)) {
-      // A transfer cut mid-body still reports the status it started with;
-      // what matters is that it failed.
-      resp.failure = transport_failure_name(classify_curl_failure(rc));
-      resp.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-      resp.status = 0;
+  Response get(const std::string& url, const std::string& token, Duration timeout, const Sink& sink,
+               const std::atomic<bool>& stop) {
+    HttpRequest req;
+    req.url = url;
+    // Built here and wiped right after use; never logged.
+    req.headers = {"Authorization: Bearer " + token, "Accept: application/json"};
+    req.timeout = timeout;
+    req.connect_timeout = std::min<Duration>(timeout, std::chrono::seconds(10));
+    req.https_only = true;
+    req.accept_encoding = true;  // gzip if the server offers it
+    req.http1_only = true;       // a watch is one long chunked HTTP/1.1 answer
+    req.user_agent = "ember-pod-watcher";
+    HttpResponse r = client_->get(req, sink, [&stop] { return stop.load(std::memory_order_acquire); });
+    std::fill(req.headers[0].begin(), req.headers[0].end(), '\0');
+
+    Response resp;
+    resp.sink_stopped = r.sink_stopped;
+    resp.aborted = r.aborted;
+    if (r.aborted) return resp;
+    if (r.failure != TransportFailure::kNone) {
+      resp.failure = transport_failure_name(r.failure);
+      resp.error = r.error;
       return resp;
     }
-    resp.status = int(status);
-    curl_off_t retry_after = 0;
-    if (curl_easy_getinfo(easy_, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
-      resp.retry_after = std::chrono::seconds(retry_after);
+    resp.status = r.status;
+    resp.retry_after = r.retry_after;
     return resp;
   }
 
  private:
-  explicit Api(std::string ca_file) : ca_file_(std::move(ca_file)) {}
-  std::string ca_file_;
-  CURL* easy_ = nullptr;
-  CURLM* multi_ = nullptr;
+  explicit Api(std::unique_ptr<HttpClient> client) : client_(std::move(client)) {}
+  std::unique_ptr<HttpClient> client_;
 };
 
 // --- PodWatcher ------------------------------------------------------------------
@@ -279,6 +198,8 @@ Result<std::unique_ptr<PodWatcher>> PodWatcher::create(KubeClientOptions opts, M
       opts.ca_file.empty())
     return Errorf("kubernetes: pod watcher needs api_server, node_name, token_file and ca_file "
                   "(see resolve_in_cluster)");
+  if (auto url = Url::parse(opts.api_server); !url.ok())
+    return Errorf("kubernetes: api_server: %s", url.error().message.c_str());
   auto api = Api::create(opts.ca_file);
   if (!api.ok()) return api.error();
   std::unique_ptr<PodWatcher> w(new PodWatcher(std::move(opts), metrics, clock));

@@ -449,6 +449,7 @@ Result<std::unique_ptr<DwarfInfo>> DwarfInfo::open(std::unique_ptr<ElfFile> elf)
 DwarfInfo::DwarfInfo(std::unique_ptr<ElfFile> elf, Dwarf* dw) : elf_(std::move(elf)), dw_(dw) {
   // After dwarf_begin_elf: libdw has decompressed what it will read.
   has_line_sections_ = LineSections::from(*elf_, &line_sections_);
+  elf_->release_mapped_pages();
 }
 
 DwarfInfo::~DwarfInfo() {

@@ -1,7 +1,9 @@
 #include "symbolizer/elf_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -50,6 +52,22 @@ Result<std::unique_ptr<ElfFile>> ElfFile::from_fd(UniqueFd fd, std::string name)
     return Errorf("%s: not an ELF file", name.c_str());
   }
   return std::unique_ptr<ElfFile>(new ElfFile(std::move(fd), elf, std::move(name)));
+}
+
+void ElfFile::release_mapped_pages() const {
+  if (!fd_.valid()) return;  // memory we do not own (the vDSO) or a buffer
+  size_t size = 0;
+  char* raw = elf_rawfile(elf_, &size);
+  if (!raw || size == 0) return;
+  // MADV_PAGEOUT, not MADV_DONTNEED: libelf may have read the file into
+  // malloc'd memory instead of mapping it (it falls back when mmap fails),
+  // and DONTNEED would zero such pages; PAGEOUT only reclaims, keeping the
+  // contents whatever the memory is. Linux 5.4+; older kernels say EINVAL
+  // and the pages simply stay.
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(raw) + page - 1) & ~(page - 1);
+  const uintptr_t end = (uintptr_t(raw) + size) & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
 }
 
 Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {

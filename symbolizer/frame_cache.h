@@ -30,7 +30,12 @@ class FrameCache {
  public:
   static constexpr size_t kDefaultMaxAddresses = size_t(1) << 18;
   static constexpr size_t kDefaultMaxBytes = size_t(32) << 20;
-  static constexpr size_t kBlockBytes = size_t(256) << 10;  // arena block; larger answers are not kept
+  // Arena block; larger answers are not kept. Every binary with a cached
+  // address holds at least one block: at 256 KiB the 14 binaries of this
+  // machine's steady state held 3.7 MiB (heaptrack), mostly empty. An
+  // answer over 32 KiB (dozens of inlined frames with long template names)
+  // is looked up in DWARF each time instead.
+  static constexpr size_t kBlockBytes = size_t(32) << 10;
 
   explicit FrameCache(size_t max_addresses = kDefaultMaxAddresses, size_t max_bytes = kDefaultMaxBytes)
       : max_(max_addresses < 1 ? 1 : max_addresses),

@@ -2,6 +2,12 @@
 // programs included, sorted for binary search. Immutable once loaded; the
 // symbolizer swaps in a fresh instance when it sees addresses it cannot place
 // (a module or BPF program loaded after startup).
+//
+// Memory: the file is parsed as it is read, 64 KiB at a time, and names go
+// into fixed 64 KiB blocks that are never reallocated. On this machine's
+// 6.18 kernel (121,867 lines, 5.4 MB of text) reading the whole file into a
+// string and appending names to one growing pool held 16.4 MiB at the
+X
 #pragma once
 
 #include <cstdint>
@@ -33,13 +39,17 @@ class Kallsyms {
   bool addresses_visible() const { return !syms_.empty(); }
 
  private:
+  class Parser;
+  static constexpr uint32_t kBlockBits = 16;  // 64 KiB name blocks
   struct Sym {
     uint64_t start;
-    uint32_t name;    // offset into pool_
-    uint32_t module;  // offset into pool_, pointing at "" for the core kernel
+    uint32_t name;    // (block << kBlockBits) | offset of a NUL-terminated name
+    uint32_t module;  // the same, or 0: the empty name of the core kernel
   };
+  std::string_view str(uint32_t ref) const;
+
   std::vector<Sym> syms_;
-  std::string pool_;
+  std::vector<std::unique_ptr<char[]>> blocks_;
 };
 
 }  // namespace ember

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/export/pprof.h"
+#include "common/url.h"
 #include "push.pb.h"
 
 namespace ember {
@@ -141,25 +142,9 @@ std::string ingest_query(const EncodedProfile& p) {
   auto [from, until] = ingest_time_range(p);
   // A measured event (off-CPU) has no sampling rate to state.
   std::string rate = p.frequency_hz > 0 ? "&sampleRate=" + std::to_string(p.frequency_hz) : "";
-  return "name=" + percent_encode(ingest_name(p)) + "&from=" + std::to_string(from) +
+  return "name=" + url_escape(ingest_name(p)) + "&from=" + std::to_string(from) +
          "&until=" + std::to_string(until) + "&format=pprof" + rate + "&spyName=ember" +
          "&units=" + std::string(event_type(p.event).ingest_units) + "&aggregationType=sum";
-}
-
-std::string percent_encode(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() * 3);
-  for (unsigned char c : s) {
-    if (is_alpha(char(c)) || is_digit(char(c)) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += char(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
 }
 
 std::string uuid_v4() {

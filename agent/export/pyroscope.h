@@ -80,7 +80,6 @@ std::string ingest_query(const EncodedProfile& p);
 std::pair<int64_t, int64_t> ingest_time_range(const EncodedProfile& p);
 
 // --- helpers ------------------------------------------------------------------
-std::string percent_encode(std::string_view s);  // RFC 3986 unreserved kept
 std::string uuid_v4();
 
 // What to do after an HTTP answer: 2xx sent; 408, 429 and 5xx retried;

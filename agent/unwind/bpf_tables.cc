@@ -339,8 +339,8 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
     no_room_.add();
     return nullptr;
   }
-  uint64_t page_first = rows.front().pc >> 16;
-  uint64_t page_last = rows.back().pc >> 16;
+  uint64_t page_first = t.pc(rows.front()) >> 16;
+  uint64_t page_last = t.pc(rows.back()) >> 16;
   uint64_t page_count = page_last - page_first + 1;
   int64_t row_start = rows_.alloc(rows.size());
   int64_t index_base = index_.alloc(page_count);
@@ -366,7 +366,7 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
   // through a process entry published after both.
   std::vector<ember_unwind_row> packed(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
-    packed[i].pc_low = uint16_t(rows[i].pc & 0xffff);
+    packed[i].pc_low = uint16_t(t.pc(rows[i]) & 0xffff);
     packed[i].rule = rule_ids[rows[i].rule];
   }
   std::vector<ember_text_page> pages(page_count);
@@ -375,7 +375,7 @@ BpfUnwindTables::LoadedBinary* BpfUnwindTables::load_binary(const UnwindTableCac
   for (uint64_t p = 0; p < page_count; ++p) {
     uint64_t page = page_first + p;
     size_t first = r;
-    while (r < rows.size() && (rows[r].pc >> 16) == page) ++r;
+    while (r < rows.size() && (t.pc(rows[r]) >> 16) == page) ++r;
     ember_text_page& e = pages[p];
     e.first_row = uint32_t(uint64_t(row_start) + first);
     size_t count = r - first;

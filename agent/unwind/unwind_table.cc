@@ -367,8 +367,12 @@ bool UnwindTable::bias_for(uint64_t start, uint64_t offset, uint64_t* bias) cons
 }
 
 const UnwindRule& UnwindTable::find(uint64_t vaddr) const {
-  auto it = std::upper_bound(rows_.begin(), rows_.end(), vaddr,
-                             [](uint64_t a, const UnwindRow& r) { return a < r.pc; });
+  if (vaddr < base_) return rules_[0];
+  // Past 4 GiB from the base is past the last row (finish() ends the table
+  // there), whose rule is the end marker kNone.
+  uint32_t off = uint32_t(std::min<uint64_t>(vaddr - base_, UINT32_MAX));
+  auto it = std::upper_bound(rows_.begin(), rows_.end(), off,
+                             [](uint32_t a, const UnwindRow& r) { return a < r.pc_off; });
   if (it == rows_.begin()) return rules_[0];
   return rules_[std::prev(it)->rule];
 }
@@ -522,16 +526,27 @@ class TableBuilder {
     });
     auto& rows = table_->rows_;
     auto& st = table_->stats_;
+    const uint64_t base = entries_.empty() ? 0 : entries_.front().pc;
+    table_->base_ = base;
     for (const Entry& e : entries_) {
+      // Rows hold 32-bit offsets. No ELF has code spread over 4 GiB; if one
+      // did, what lies beyond is cut off with an end marker (kNone: no
+      // rule, the stack ends there with a reason), never given a wrong rule.
+      if (e.pc - base >= UINT32_MAX) {
+        st.unsupported_rows++;
+        rows.push_back(UnwindRow{UINT32_MAX, 0});
+        break;
+      }
+      const uint32_t off = uint32_t(e.pc - base);
       if (!e.is_end) {
         const UnwindRule& r = table_->rules_[e.rule];
         if (r.kind == UnwindRule::kUnsupported) st.unsupported_rows++;
         if (r.kind == UnwindRule::kCfaPlt) st.plt_rows++;
       }
-      if (!rows.empty() && rows.back().pc == e.pc) {
+      if (!rows.empty() && rows.back().pc_off == off) {
         if (!e.is_end) rows.back().rule = e.rule;
       } else if (rows.empty() || rows.back().rule != e.rule) {
-        rows.push_back(UnwindRow{e.pc, e.rule});
+        rows.push_back(UnwindRow{off, e.rule});
       }
     }
     // Merging may leave neighbours with equal rules after replacements.

@@ -58,10 +58,14 @@ struct UnwindRule {
 };
 static_assert(sizeof(UnwindRule) == 12);
 
+// 8 bytes, not 16: a u64 pc padded the row to 16 bytes, and the agent keeps
+// every table it loaded (7.8 MiB of rows for the 57 binaries mapped on this
+// machine, heaptrack at the agent's peak; 3.9 MiB now).
 struct UnwindRow {
-  uint64_t pc = 0;     // ELF virtual address where the rule starts
-  uint32_t rule = 0;   // index into UnwindTable::rules()
+  uint32_t pc_off = 0;  // where the rule starts, from UnwindTable::base()
+  uint32_t rule = 0;    // index into UnwindTable::rules()
 };
+static_assert(sizeof(UnwindRow) == 8);
 
 struct UnwindTableStats {
   // ".eh_frame", ".debug_frame", "debuglink:.debug_frame", ".gopclntab",
@@ -79,6 +83,10 @@ struct UnwindTableStats {
 class UnwindTable {
  public:
   const std::vector<UnwindRow>& rows() const { return rows_; }
+  // The ELF virtual address of the first row; rows count from it.
+  uint64_t base() const { return base_; }
+  // The ELF virtual address where `row` starts.
+  uint64_t pc(const UnwindRow& row) const { return base_ + row.pc_off; }
   const std::vector<UnwindRule>& rules() const { return rules_; }
   const UnwindTableStats& stats() const { return stats_; }
   // The rule covering `vaddr`, or a kNone rule outside every FDE.
@@ -97,6 +105,7 @@ class UnwindTable {
  private:
   friend class TableBuilder;
   bool debug_deferred_ = false;
+  uint64_t base_ = 0;
   std::vector<UnwindRow> rows_;
   std::vector<UnwindRule> rules_;  // rules_[0] is always the kNone rule
   std::vector<LoadSegment> segments_;

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     if (!t) continue;
     std::sort(ms.begin(), ms.end());
     // Kernel bytes: 4 per row, 8 per 64 KiB of text in the index, rules shared.
-    uint64_t pages = t->rows().empty() ? 0 : (t->rows().back().pc >> 16) - (t->rows().front().pc >> 16) + 1;
+    uint64_t pages = t->rows().empty() ? 0 : (t->pc(t->rows().back()) >> 16) - (t->pc(t->rows().front()) >> 16) + 1;
     double per_row = t->rows().empty() ? 0
                                        : double(t->rows().size() * sizeof(ember_unwind_row) +
                                                 pages * sizeof(ember_text_page)) /

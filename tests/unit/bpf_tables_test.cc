@@ -136,7 +136,8 @@ TEST(BpfUnwindTables, LookupThroughTheMapsMatchesTheTableEverywhere) {
     // Every row start, the byte before it, and a point inside: in this
     // mapping's address range.
     for (const auto& row : ref.table->rows()) {
-      for (uint64_t vaddr : {row.pc, row.pc - 1, row.pc + 1}) {
+      const uint64_t pc = ref.table->pc(row);
+      for (uint64_t vaddr : {pc, pc - 1, pc + 1}) {
         uint64_t addr = vaddr + bias;
         if (addr < m.start || addr >= m.end) continue;
         auto got = rig.maps->lookup(100, addr);

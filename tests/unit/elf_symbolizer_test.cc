@@ -205,7 +205,9 @@ size_t expect_plt_names_match_objdump(const std::string& path) {
     for (uint64_t off : {0ull, 4ull, 7ull}) {  // .plt.got entries are 8 bytes
       const Symbol* s = (*bin)->lookup(addr + off);
       EXPECT_NE(s, nullptr) << n << " +" << off;
-      if (s) EXPECT_EQ((*bin)->name_of(*s), n) << "at 0x" << std::hex << addr + off;
+      if (s) {
+        EXPECT_EQ((*bin)->name_of(*s), n) << "at 0x" << std::hex << addr + off;
+      }
     }
     ++checked;
   }

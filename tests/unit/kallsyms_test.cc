@@ -1,6 +1,10 @@
 #include "symbolizer/kallsyms.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
 
 namespace ember {
 namespace {
@@ -78,6 +82,71 @@ TEST(Kallsyms, LoadsFromAnInjectedProcRoot) {
   unlink(path.c_str());
   rmdir(dir);
   EXPECT_FALSE(Kallsyms::load("/nonexistent-root").ok());
+}
+
+TEST(Kallsyms, PaddingSymbolsShareTheirFunctionsName) {
+  // Linux 6.2+: `__pfx_NAME` covers the padding before NAME. Both resolve to
+  // their own names, also when a __pfx_ is not followed by its function.
+  auto ks = Kallsyms::parse(
+      "ffffffff81000ff0 T __pfx_do_work\n"
+      "ffffffff81001000 T do_work\n"
+      "ffffffff81001ff0 t __pfx_orphan\n"
+      "ffffffff81002000 t something_else\n"
+      "ffffffff81002ff0 t __pfx_\n"
+      "ffffffff81003000 t __pfx___pfx_x\n"
+      "ffffffff81003010 t __pfx_x\n"
+      "ffffffff81003020 t x\n");
+  ASSERT_TRUE(ks.ok());
+  EXPECT_EQ((*ks)->lookup(0xffffffff81000ff4)->name, "__pfx_do_work");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81001004)->name, "do_work");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81001ff4)->name, "__pfx_orphan");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81002004)->name, "something_else");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81002ff4)->name, "__pfx_");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81003004)->name, "__pfx___pfx_x");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81003014)->name, "__pfx_x");
+  EXPECT_EQ((*ks)->lookup(0xffffffff81003024)->name, "x");
+}
+
+TEST(Kallsyms, ManyNamesSpanBlocksAndReadsSpanChunks) {
+  // 20,000 symbols of ~40-byte names: about 800 KiB of names (thirteen
+  // 64 KiB name blocks) and a file read in many 64 KiB chunks, lines split
+  // across chunk ends. Every symbol must come back by its own address.
+  std::string text;
+  for (int i = 0; i < 20000; ++i) {
+    char line[128];
+    snprintf(line, sizeof line, "%016llx %c function_with_a_long_name_number_%06d%s\n",
+             0xffffffff81000000ull + uint64_t(i) * 0x40, i % 2 ? 't' : 'T', i,
+             i % 1000 == 0 ? "\t[mod_x]" : "");
+    text += line;
+  }
+  text += "ffffffffa0000000 T " + std::string(3000, 'n') + "\n";  // cut, not an error
+  text += "ffffffffa0001000 T last_without_newline";
+  char dir[] = "/tmp/ember-kallsyms-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/kallsyms";
+  FILE* f = fopen(path.c_str(), "w");
+  fputs(text.c_str(), f);
+  fclose(f);
+  auto loaded = Kallsyms::load(dir);
+  unlink(path.c_str());
+  rmdir(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  auto parsed = Kallsyms::parse(text);
+  ASSERT_TRUE(parsed.ok());
+  for (const auto& ks : {*loaded, *parsed}) {
+    EXPECT_EQ(ks->size(), 20002u);
+    for (int i : {0, 1, 999, 1000, 1001, 12345, 19999}) {
+      auto s = ks->lookup(0xffffffff81000000ull + uint64_t(i) * 0x40 + 3);
+      ASSERT_TRUE(s.has_value()) << i;
+      char want[64];
+      snprintf(want, sizeof want, "function_with_a_long_name_number_%06d", i);
+      EXPECT_EQ(s->name, want);
+      EXPECT_EQ(s->module, i % 1000 == 0 ? "mod_x" : "");
+      EXPECT_EQ(s->offset, 3u);
+    }
+    EXPECT_EQ(ks->lookup(0xffffffffa0000010)->name.size(), 1023u);
+    EXPECT_EQ(ks->lookup(0xffffffffa0001010)->name, "last_without_newline");
+  }
 }
 
 }  // namespace

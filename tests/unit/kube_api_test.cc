@@ -371,12 +371,12 @@ TEST(KubeApi, WorkloadOfEachController) {
 
 TEST(KubeApi, BuildsListAndWatchUrls) {
   EXPECT_EQ(pod_list_url("https://10.96.0.1:443", "node-a", 500, ""),
-            "https://10.96.0.1:443/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&limit=500");
+            "https://10.96.0.1:443/api/v1/pods?fieldSelector=spec.nodeName%3dnode-a&limit=500");
   EXPECT_EQ(pod_list_url("https://k:6443", "ip-10-0-1-2.ec2.internal", 2, "eyJ2Ijo+/=x"),
-            "https://k:6443/api/v1/pods?fieldSelector=spec.nodeName%3Dip-10-0-1-2.ec2.internal"
-            "&limit=2&continue=eyJ2Ijo%2B%2F%3Dx");
+            "https://k:6443/api/v1/pods?fieldSelector=spec.nodeName%3dip-10-0-1-2.ec2.internal"
+            "&limit=2&continue=eyJ2Ijo%2b%2f%3dx");
   EXPECT_EQ(pod_watch_url("https://k:6443", "node-a", "48213", 290),
-            "https://k:6443/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=1"
+            "https://k:6443/api/v1/pods?fieldSelector=spec.nodeName%3dnode-a&watch=1"
             "&resourceVersion=48213&allowWatchBookmarks=true&timeoutSeconds=290");
 }
 

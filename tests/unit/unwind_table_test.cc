@@ -230,7 +230,7 @@ TEST(UnwindTable, SplitDebugInfoIsFoundThroughDebuglink) {
   EXPECT_EQ(split->rows().size(), whole->rows().size());
   // Same rule at every row of the unsplit binary.
   for (const auto& row : whole->rows())
-    EXPECT_EQ(split->find(row.pc), whole->find(row.pc)) << std::hex << row.pc;
+    EXPECT_EQ(split->find(whole->pc(row)), whole->find(whole->pc(row))) << std::hex << whole->pc(row);
 }
 
 TEST(UnwindTable, PltRowsUseTheLinkersFormula) {
