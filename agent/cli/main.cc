@@ -31,8 +31,9 @@ const char* kUsage =
 // CPUs at 100 Hz (bench/overhead/agent_cost.sh 10 40 3 100, six runs each)
 // peaked at 44.2-47.3 MiB instead of 47.5-50.1, its CPU per sample unchanged
 // within noise (median 2.65 against 3.15 us). A fixed 128 KiB threshold
-// saved as much memory but tripled the CPU per sample: per-drain buffers
-// of a few hundred KiB were mapped and unmapped every time.
+// saved as much memory but raised the CPU per sample from 3.96 to 9.73 us
+// (medians of three): per-drain buffers of a few hundred KiB were mapped
+// and unmapped every time.
 void tune_malloc() {
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
