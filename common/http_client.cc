@@ -90,8 +90,10 @@ HttpResponse HttpClient::perform(const HttpRequest& req, bool post, const BodySi
 
   auto url = Url::parse(req.url);
   if (!url.ok()) {
+    // Not the parser's message: it quotes the URL, which may carry
+    // credentials, and this text is logged.
     resp.failure = TransportFailure::kOther;
-    resp.error = url.error().message;
+    resp.error = "the request URL is not a valid URL";
     return resp;
   }
   std::unique_ptr<curl_slist, SlistDeleter> headers;
