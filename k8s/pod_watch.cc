@@ -130,14 +130,6 @@ bool PodStore::remove(const std::string& pod_uid) {
 // pays no new TLS handshake.
 class PodWatcher::Api {
  public:
-  struct Response {
-    int status = 0;            // 0 when failure is set
-    std::string failure;       // transport failure reason ("tls", ...); "" if HTTP answered
-    std::string error;         // libcurl's text for it
-    bool sink_stopped = false;  // the sink ended the transfer
-    bool aborted = false;       // stopping
-    std::optional<Duration> retry_after;
-  };
   // Gets each chunk of the body with the HTTP status; returns false to end
   // the transfer.
   using Sink = HttpClient::BodySink;
@@ -156,8 +148,8 @@ class PodWatcher::Api {
 
   void wakeup() { client_->wakeup(); }
 
-  Response get(const std::string& url, const std::string& token, Duration timeout, const Sink& sink,
-               const std::atomic<bool>& stop) {
+  HttpResponse get(const std::string& url, const std::string& token, Duration timeout, const Sink& sink,
+                   const std::atomic<bool>& stop) {
     HttpRequest req;
     req.url = url;
     // Built here and wiped right after use; never logged.
@@ -170,19 +162,7 @@ class PodWatcher::Api {
     req.user_agent = "ember-pod-watcher";
     HttpResponse r = client_->get(req, sink, [&stop] { return stop.load(std::memory_order_acquire); });
     std::fill(req.headers[0].begin(), req.headers[0].end(), '\0');
-
-    Response resp;
-    resp.sink_stopped = r.sink_stopped;
-    resp.aborted = r.aborted;
-    if (r.aborted) return resp;
-    if (r.failure != TransportFailure::kNone) {
-      resp.failure = transport_failure_name(r.failure);
-      resp.error = r.error;
-      return resp;
-    }
-    resp.status = r.status;
-    resp.retry_after = r.retry_after;
-    return resp;
+    return r;
   }
 
  private:
@@ -336,10 +316,10 @@ PodWatcher::Attempt PodWatcher::list() {
         },
         stopping_);
     if (r.aborted) return {Outcome::kStopped, {}};
-    if (!r.failure.empty()) {
-      count_error(r.failure);
+    if (r.failure != TransportFailure::kNone) {
+      count_error(transport_failure_name(r.failure));
       EMBER_WARN_LIMITED("kubernetes: listing pods from %s failed (%s): %s", opts_.api_server.c_str(),
-                         r.failure.c_str(), r.error.c_str());
+                         transport_failure_name(r.failure), r.error.c_str());
       return {Outcome::kError, {}};
     }
     if (too_large) {
@@ -465,12 +445,12 @@ PodWatcher::Attempt PodWatcher::watch() {
     }
     return {ended, {}};  // kGone, or kError already counted
   }
-  if (!r.failure.empty()) {
+  if (r.failure != TransportFailure::kNone) {
     // A watch cut mid-stream (API server restart, load balancer idle
     // timeout): resume from the last resourceVersion after a backoff.
-    count_error(r.failure);
+    count_error(transport_failure_name(r.failure));
     EMBER_WARN_LIMITED("kubernetes: pod watch on %s failed (%s): %s", opts_.api_server.c_str(),
-                       r.failure.c_str(), r.error.c_str());
+                       transport_failure_name(r.failure), r.error.c_str());
     return {Outcome::kError, {}};
   }
   if (r.status == 410) return {Outcome::kGone, {}};
