@@ -341,16 +341,19 @@ Result<std::shared_ptr<Binary>> Binary::load(std::unique_ptr<ElfFile> file, cons
   if (!own_symtab || (opts.dwarf && !own_dwarf)) {
     DebugLookup found = find_debug_file(*file, file->name(), opts.debug);
     std::string path = found.path;
-    if (path.empty() && opts.debuginfod)
+    if (found.fd.valid()) {
+      auto d = ElfFile::from_fd(std::move(found.fd), path);
+      if (d) debug = std::move(*d);
+    } else if (opts.debuginfod) {
+      // The agent's own cache directory: a path Ember made.
       path = opts.debuginfod->find_debuginfo(file->build_id(), opts.now_ns);
-    bin->debug_deferred_ = path.empty() && found.deferred;
-    if (!path.empty()) {
-      auto d = ElfFile::open(path);
-      if (d) {
-        debug = std::move(*d);
-        bin->debug_file_ = path;
+      if (!path.empty()) {
+        auto d = ElfFile::open(path);
+        if (d) debug = std::move(*d);
       }
     }
+    bin->debug_deferred_ = path.empty() && found.deferred;
+    if (debug) bin->debug_file_ = path;
   }
   if (!own_symtab) {
     // Stripped: the debug file's .symtab is the full table. Failing that,

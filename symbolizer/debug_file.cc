@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/in_root.h"
 #include "common/unique_fd.h"
 
 namespace ember {
@@ -40,30 +41,37 @@ std::optional<DebugLink> read_debuglink(const ElfFile& elf) {
   return std::nullopt;
 }
 
-std::optional<uint32_t> file_crc32(const std::string& path) {
-  // A regular file only, opened without blocking: a FIFO or a device at a
-  // workload's debug path would otherwise hang or never end the read.
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return std::nullopt;
+std::optional<uint32_t> file_crc32(int fd) {
   struct stat st{};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   uLong crc = crc32(0L, Z_NULL, 0);
   unsigned char buf[1 << 16];
-  uint64_t left = uint64_t(st.st_size);  // a file still growing is not read past it
-  while (left > 0) {
-    ssize_t n = ::read(fd.get(), buf, size_t(std::min<uint64_t>(left, sizeof(buf))));
+  uint64_t off = 0;
+  const uint64_t size = uint64_t(st.st_size);  // a file still growing is not read past it
+  while (off < size) {
+    ssize_t n = ::pread(fd, buf, size_t(std::min<uint64_t>(size - off, sizeof(buf))), off_t(off));
     if (n < 0) return std::nullopt;
     if (n == 0) break;
     crc = crc32(crc, buf, uInt(n));
-    left -= uint64_t(n);
+    off += uint64_t(n);
   }
   return uint32_t(crc);
 }
 
+std::optional<uint32_t> file_crc32(const std::string& path) {
+  // A regular file only, opened without blocking: a FIFO or a device at a
+  // workload's debug path would otherwise hang or never end the read.
+  UniqueFd fd = open_in_root(std::string(), path);
+  if (!fd.valid()) return std::nullopt;
+  return file_crc32(fd.get());
+}
+
 namespace {
 
-bool build_id_matches(const std::string& path, const std::string& build_id) {
-  auto f = ElfFile::open(path);
+bool build_id_matches(const UniqueFd& fd, const std::string& name, const std::string& build_id) {
+  UniqueFd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (!dup.valid()) return false;
+  auto f = ElfFile::from_fd(std::move(dup), name);
   return f.ok() && (*f)->build_id() == build_id;
 }
 
@@ -79,15 +87,17 @@ DebugLookup find_debug_file(const ElfFile& elf, const std::string& binary_path,
   const bool live = root_reachable(where.root);
   // A gone root: build-id lookups in our own filesystem only (see the header).
   const std::string root = live ? where.root : "";
+  auto found = [&](UniqueFd fd, const std::string& inner) {
+    out.fd = std::move(fd);
+    out.path = root + inner;
+    return std::move(out);
+  };
   std::string build_id = elf.build_id();
   if (build_id.size() > 2) {
     for (const auto& dir : where.debug_dirs) {
-      std::string p = root + dir + "/.build-id/" + build_id.substr(0, 2) + "/" +
-                      build_id.substr(2) + ".debug";
-      if (::access(p.c_str(), R_OK) == 0 && build_id_matches(p, build_id)) {
-        out.path = p;
-        return out;
-      }
+      std::string p = dir + "/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
+      UniqueFd fd = open_in_root(root, p);
+      if (fd.valid() && build_id_matches(fd, root + p, build_id)) return found(std::move(fd), p);
     }
   }
   if (!live) {
@@ -97,17 +107,14 @@ DebugLookup find_debug_file(const ElfFile& elf, const std::string& binary_path,
   auto link = read_debuglink(elf);
   if (!link) return out;
   std::string dir = binary_path.substr(0, binary_path.rfind('/'));
-  std::vector<std::string> candidates = {root + dir + "/" + link->name,
-                                         root + dir + "/.debug/" + link->name};
-  for (const auto& d : where.debug_dirs) candidates.push_back(root + d + dir + "/" + link->name);
+  std::vector<std::string> candidates = {dir + "/" + link->name, dir + "/.debug/" + link->name};
+  for (const auto& d : where.debug_dirs) candidates.push_back(d + dir + "/" + link->name);
   for (const std::string& candidate : candidates) {
-    if (candidate == root + binary_path) continue;  // a debuglink naming itself
-    if (::access(candidate.c_str(), R_OK) != 0) continue;
-    auto crc = file_crc32(candidate);
-    if (crc && *crc == link->crc) {
-      out.path = candidate;
-      return out;
-    }
+    if (candidate == binary_path) continue;  // a debuglink naming itself
+    UniqueFd fd = open_in_root(root, candidate);
+    if (!fd.valid()) continue;
+    auto crc = file_crc32(fd.get());
+    if (crc && *crc == link->crc) return found(std::move(fd), candidate);
   }
   return out;
 }

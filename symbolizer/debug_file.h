@@ -3,8 +3,9 @@
 //   1. <root><dir>/.build-id/<xx>/<rest>.debug, whose build-id must match;
 //   2. the .gnu_debuglink name next to the binary, in its .debug/ directory,
 //      and under <root><dir>/<binary's directory>, whose CRC32 must match.
-// `root` prefixes every path so binaries of other mount namespaces are looked
-// up in their own filesystem (a process's root, held open by its snapshot).
+// Paths are resolved inside `root` (common/in_root.h), so binaries of other
+// mount namespaces are looked up in their own filesystem (a process's root,
+// held open by its snapshot), and no symlink there leads to a host file.
 //
 // A process's root can be gone by the time its binaries are parsed (it
 // exited and nothing held its root). Then only build-id lookups are made, in
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "symbolizer/elf_file.h"
 
 namespace ember {
@@ -31,11 +33,14 @@ struct DebugLink {
 // The .gnu_debuglink section of `elf`, if any.
 std::optional<DebugLink> read_debuglink(const ElfFile& elf);
 
-// CRC32 of a whole file as .gnu_debuglink computes it; nullopt if unreadable.
+// CRC32 of a whole regular file as .gnu_debuglink computes it; nullopt if
+// unreadable.
+std::optional<uint32_t> file_crc32(int fd);
 std::optional<uint32_t> file_crc32(const std::string& path);
 
 struct DebugLookup {
-  std::string path;       // "" if none was found
+  UniqueFd fd;            // the debug file, opened inside the root; invalid if none
+  std::string path;       // its name: the root's path and the path inside it
   bool deferred = false;  // the root was gone: look again with a live root
 };
 

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "common/files.h"
+#include "common/in_root.h"
 #include "common/unique_fd.h"
 
 namespace ember {
@@ -128,14 +129,16 @@ std::string PerfMapCache::path_for(pid_t pid) const {
         ns_pid = v;
     }
   }
-  return dir + "/root/tmp/perf-" + std::to_string(ns_pid) + ".map";
+  return "/tmp/perf-" + std::to_string(ns_pid) + ".map";
 }
 
 void PerfMapCache::refresh(pid_t pid, State& st) {
   st.checked = true;
   st.checked_ns = clock_.monotonic_ns();
   if (st.path.empty()) st.path = path_for(pid);
-  UniqueFd fd(::open(st.path.c_str(), O_RDONLY | O_CLOEXEC));
+  // Inside the process's root: the workload owns its /tmp, and a symlink
+  // there must not lead to a host file (common/in_root.h).
+  UniqueFd fd = open_in_root(opts_.proc_root + "/" + std::to_string(pid) + "/root", st.path);
   if (!fd.valid()) return;
   struct stat sb{};
   if (::fstat(fd.get(), &sb) != 0) return;

@@ -56,9 +56,10 @@ class PerfMap {
 // Bound: `max_processes` maps, least recently used evicted first; each map
 // keeps at most `max_entries` regions.
 //
-// The file is read through /proc/PID/root, so a containerized process's
-// /tmp is used, under the pid the process has in its own namespace (the
-// last NSpid of /proc/PID/status) since that is the name it writes.
+// The file is opened inside /proc/PID/root (common/in_root.h): a
+// containerized process's own /tmp, where no symlink leads out of it. Its
+// name has the pid the process has in its own namespace (the last NSpid of
+// /proc/PID/status), since that is the name it writes.
 //
 // Threading: any thread; one mutex.
 class PerfMapCache {
@@ -89,7 +90,7 @@ class PerfMapCache {
     uint64_t offset = 0;  // bytes of the file parsed so far
     uint64_t checked_ns = 0;
     bool checked = false;
-    std::string path;  // resolved once: the NSpid does not change
+    std::string path;  // inside the process's root; resolved once: the NSpid does not change
     PerfMap map;
     std::list<pid_t>::iterator lru;
   };

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "common/files.h"
+#include "common/in_root.h"
 #include "symbolizer/process_maps.h"
 
 namespace ember {
@@ -113,8 +114,8 @@ const MapEntry* ProcessSnapshot::find(uint64_t addr) const {
   return addr < it->end ? &*it : nullptr;
 }
 
-std::string ProcessSnapshot::host_path(const MapEntry& m) const {
-  return root_path() + std::string(m.clean_path());
+UniqueFd ProcessSnapshot::open_by_path(const MapEntry& m) const {
+  return open_in_root(root_path(), m.clean_path());
 }
 
 std::string ProcessSnapshot::map_files_path(const MapEntry& m) const {
@@ -133,11 +134,11 @@ UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m) {
   UniqueFd fd;
   if (PinnedFile* pin = pin_of(proc, m); pin && pin->fd() >= 0)
     fd.reset(::fcntl(pin->fd(), F_DUPFD_CLOEXEC, 0));
-  if (!fd.valid()) fd.reset(::open(proc.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) fd.reset(::open(proc.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) fd = open_regular_file(proc.map_files_path(m));
+  if (!fd.valid()) fd = proc.open_by_path(m);
   bool in_our_root = false;
   if (!fd.valid() && !m.deleted()) {
-    fd.reset(::open(std::string(m.clean_path()).c_str(), O_RDONLY | O_CLOEXEC));
+    fd = open_regular_file(std::string(m.clean_path()));  // checked below: the very file
     in_our_root = true;
   }
   if (fd.valid()) {

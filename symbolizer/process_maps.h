@@ -149,16 +149,17 @@ struct ProcessSnapshot {
 
   // The mapping containing `addr`, or null.
   const MapEntry* find(uint64_t addr) const;
-  // Path to open `m` from the host: through the process's root so other mount
-  // namespaces work.
-  std::string host_path(const MapEntry& m) const;
+  // Opens `m` by its path, resolved inside the process's root
+  // (common/in_root.h): other mount namespaces work, and a symlink the
+  // workload put at that path never leads to a host file.
+  UniqueFd open_by_path(const MapEntry& m) const;
   // The map_files entry for `m`: opens the exact mapped file, even if deleted.
   std::string map_files_path(const MapEntry& m) const;
 };
 
 // Opens the file mapped at `m`, best source first: the pinned handle, then
 // /proc/PID/map_files (exactly the mapped file, even deleted or in another
-// mount namespace; needs CAP_SYS_ADMIN), then the path under the process's
+// mount namespace; needs CAP_SYS_ADMIN), then the path inside the process's
 // root, then the path in our own namespace if it is the same inode. An
 // invalid fd if none works.
 UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m);

@@ -2,6 +2,7 @@
 
 #include "agent/label/labeler.h"
 #include "agent/runtimes/register.h"
+#include "common/in_root.h"
 
 namespace ember {
 
@@ -165,6 +166,17 @@ void Session::publish_cache_stats() {
       .set(pm.misses);
   m.gauge("ember_jit_map_processes", "", "Processes whose perf map is held").set(pm.processes);
   m.gauge("ember_jit_map_bytes", "", "Memory held by perf maps").set(pm.bytes);
+  // Every file a workload names is opened inside its root; kept_in_root is
+  // a path that leads out of it the host's way (an absolute symlink or a
+  // ".." above the root), which a hostile container would use.
+  const char* paths_help =
+      "Files named by a workload (mapped files, debug files, perf maps), opened inside its root, by result";
+  for (size_t i = 0; i < kInRootResultCount; ++i) {
+    auto r = InRootResult(i);
+    m.counter("ember_workload_paths_total", std::string("result=\"") + in_root_result_name(r) + "\"",
+              paths_help)
+        .set(in_root_count(r));
+  }
   if (const DebuginfodClient* d = symbolizer_->debuginfod()) {
     auto ds = d->stats();
     const char* help = "Debug files asked of debuginfod servers, by result";

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "common/in_root.h"
+
 namespace ember {
 
 ProcessTable::ProcessTable(Options opts, const Clock& clock, Metrics& metrics)
@@ -77,8 +79,8 @@ void ProcessTable::pin_unknown_files(ProcessSnapshot& s) {
       pin_budget_exhausted_.add();
       continue;
     }
-    UniqueFd fd(::open(s.map_files_path(m).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) fd.reset(::open(s.host_path(m).c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd = open_regular_file(s.map_files_path(m));
+    if (!fd.valid()) fd = s.open_by_path(m);
     if (!fd.valid()) continue;
     struct stat st{};
     if (::fstat(fd.get(), &st) != 0 || st.st_ino != m.inode) continue;
@@ -143,7 +145,7 @@ void ProcessTable::on_exec(const ExecEvent& ev) {
   if (!opts_.file_known || !opts_.file_known(uint64_t(ev.hint.dev), ev.hint.inode)) {
     if (pinned_live_->load(std::memory_order_relaxed) < opts_.max_pinned_total) {
       std::string exe = opts_.proc_root + "/" + std::to_string(ev.pid) + "/exe";
-      UniqueFd raw(::open(exe.c_str(), O_RDONLY | O_CLOEXEC));
+      UniqueFd raw = open_regular_file(exe);
       struct stat st{};
       if (raw.valid() && ::fstat(raw.get(), &st) == 0 && st.st_ino == ev.hint.inode)
         fd = std::make_shared<PinnedFile>(std::move(raw), pinned_live_, opts_.pin_consumers);

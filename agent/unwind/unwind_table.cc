@@ -614,8 +614,8 @@ Result<std::shared_ptr<const UnwindTable>> build_unwind_table(const ElfFile& elf
     // stripping moves to the separate debug file: fill the gaps from there.
     DebugLookup found = find_debug_file(elf, elf.name(), debug);
     b.set_debug_deferred(found.deferred);
-    if (!found.path.empty()) {
-      auto dbg = ElfFile::open(found.path);
+    if (found.fd.valid()) {
+      auto dbg = ElfFile::from_fd(std::move(found.fd), found.path);
       if (dbg) {
         Section ddf = find_section(**dbg, ".debug_frame");
         if (ddf.present) b.add_section(ddf, CfiSection::kDebugFrame, "debuglink:.debug_frame");
