@@ -165,12 +165,16 @@ void MetricsServer::serve(int fd) {
     if (n <= 0) return;  // closed, or the I/O timeout passed
     head.append(buf, size_t(n));
   }
+  write_all(fd, metrics_http_response(head, opts_));
+}
+
+std::string metrics_http_response(std::string_view head, const MetricsServer::Options& opts) {
   size_t sp1 = head.find(' ');
   size_t sp2 = sp1 == std::string::npos ? std::string::npos : head.find(' ', sp1 + 1);
   int status = 200;
   std::string body, type = "text/plain; charset=utf-8";
-  std::string method = sp1 == std::string::npos ? "" : head.substr(0, sp1);
-  std::string target = sp2 == std::string::npos ? "" : head.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string method(sp1 == std::string::npos ? std::string_view() : head.substr(0, sp1));
+  std::string target(sp2 == std::string::npos ? std::string_view() : head.substr(sp1 + 1, sp2 - sp1 - 1));
   std::string path = target.substr(0, target.find('?'));
   if (method.empty() || target.empty()) {
     status = 400;
@@ -179,10 +183,10 @@ void MetricsServer::serve(int fd) {
     status = 405;
     body = "only GET\n";
   } else if (path == "/metrics") {
-    body = opts_.metrics_text ? opts_.metrics_text() : "";
+    body = opts.metrics_text ? opts.metrics_text() : "";
     type = "text/plain; version=0.0.4; charset=utf-8";
   } else if (path == "/healthz" || path == "/health") {
-    auto h = opts_.health ? opts_.health() : std::make_pair(200, std::string("ok\n"));
+    auto h = opts.health ? opts.health() : std::make_pair(200, std::string("ok\n"));
     status = h.first;
     body = h.second;
   } else if (path == "/") {
@@ -196,7 +200,7 @@ void MetricsServer::serve(int fd) {
                      "\r\nContent-Length: " + std::to_string(body.size()) +
                      "\r\nConnection: close\r\n\r\n";
   if (method != "HEAD") resp += body;
-  write_all(fd, resp);
+  return resp;
 }
 
 }  // namespace ember

@@ -15,6 +15,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "agent/config/config.h"
@@ -50,6 +51,10 @@ class MetricsServer {
   int port_ = 0;
   std::thread thread_;
 };
+
+// The whole answer to one request whose head (request line and headers, as
+// received, at most a few KiB) is `head`: status line, headers and body.
+std::string metrics_http_response(std::string_view head, const MetricsServer::Options& opts);
 
 // One Prometheus text document from several registries: a metric family
 // that appears in more than one is written once (one HELP and TYPE line).

@@ -1,6 +1,8 @@
 #include "agent/unwind/cfi.h"
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
 
@@ -17,22 +19,40 @@ constexpr uint8_t kPeAbsptr = 0x00, kPeUleb = 0x01, kPeUdata2 = 0x02, kPeUdata4 
                   kPeSdata8 = 0x0c;
 constexpr uint8_t kPePcrel = 0x10;
 
-// Bounds-checked little-endian reader over a section.
+// Bounds-checked little-endian reader over a section. Invariant:
+// pos_ <= end_ <= d_.size(), so no check below can overflow; positions and
+// lengths come from the file (found by cfi_fuzz: a CIE offset past the
+// section wrapped `pos + 4`, and the read went out of bounds).
 class Reader {
  public:
-  Reader(std::string_view data, size_t pos, size_t end) : d_(data), pos_(pos), end_(end) {}
+  Reader(std::string_view data, size_t pos, size_t end)
+      : d_(data), pos_(pos), end_(std::min(end, data.size())) {
+    if (pos_ > end_) {
+      ok_ = false;
+      pos_ = end_;
+    }
+  }
   bool ok() const { return ok_; }
   size_t pos() const { return pos_; }
   void seek(size_t p) {
     if (p > end_) ok_ = false;
     else pos_ = p;
   }
+  // Moves `n` bytes on (n from the file: it may be anything).
+  void skip(uint64_t n) {
+    if (n > end_ - pos_) {
+      ok_ = false;
+      pos_ = end_;
+    } else {
+      pos_ += size_t(n);
+    }
+  }
   bool at_end() const { return pos_ >= end_; }
 
   template <class T>
   T fixed() {
     T v{};
-    if (pos_ + sizeof(T) > end_) {
+    if (end_ - pos_ < sizeof(T)) {
       ok_ = false;
       pos_ = end_;
       return v;
@@ -69,7 +89,7 @@ class Reader {
       if (shift < 64) v |= int64_t(b & 0x7f) << shift;
       shift += 7;
     } while (b & 0x80);
-    if (shift < 64 && (b & 0x40)) v |= -(int64_t(1) << shift);
+    if (shift < 64 && (b & 0x40)) v |= int64_t(~uint64_t(0) << shift);  // sign-extend
     return v;
   }
   std::string_view cstring() {
@@ -81,8 +101,8 @@ class Reader {
     }
     return d_.substr(start, pos_++ - start);
   }
-  std::string_view bytes(size_t n) {
-    if (pos_ + n > end_) {
+  std::string_view bytes(uint64_t n) {
+    if (n > end_ - pos_) {
       ok_ = false;
       pos_ = end_;
       return {};
@@ -148,14 +168,15 @@ struct State {
 // instructions (to build the initial state), then the FDE's own.
 class Interpreter {
  public:
-  Interpreter(std::string_view section, uint64_t section_addr, const Cie& cie, uint64_t ra_reg)
-      : sec_(section), sec_addr_(section_addr), cie_(cie), ra_reg_(ra_reg) {}
+  Interpreter(std::string_view section, uint64_t section_addr, const Cie& cie)
+      : sec_(section), sec_addr_(section_addr), cie_(cie) {}
 
   // Runs [begin, end). With `emit`, rows are produced from `loc`.
   bool run(size_t begin, size_t end, State& st, const State& initial, uint64_t& loc,
            uint64_t pc_end, const std::function<void(uint64_t, const State&)>* emit) {
     Reader r(sec_, begin, end);
     std::vector<State> stack;
+    overflow_ = false;
     while (!r.at_end() && r.ok()) {
       uint8_t op = r.u8();
       uint8_t high = op & 0xc0, low = op & 0x3f;
@@ -169,7 +190,7 @@ class Interpreter {
         continue;
       }
       if (high == 0x80) {  // DW_CFA_offset
-        set(low, RegRule{RegRule::kOffset, int64_t(r.uleb()) * cie_.data_align, 0, {}}, st);
+        set(low, RegRule{RegRule::kOffset, scaled(r.uleb()), 0, {}}, st);
         continue;
       }
       if (high == 0xc0) {  // DW_CFA_restore
@@ -189,7 +210,7 @@ class Interpreter {
         case 0x04: advance(r.fixed<uint32_t>()); break;
         case 0x05: {  // offset_extended
           uint64_t reg = r.uleb();
-          set(reg, RegRule{RegRule::kOffset, int64_t(r.uleb()) * cie_.data_align, 0, {}}, st);
+          set(reg, RegRule{RegRule::kOffset, scaled(r.uleb()), 0, {}}, st);
           break;
         }
         case 0x06: restore(r.uleb(), st, initial); break;
@@ -232,24 +253,24 @@ class Interpreter {
         }
         case 0x11: {  // offset_extended_sf
           uint64_t reg = r.uleb();
-          set(reg, RegRule{RegRule::kOffset, r.sleb() * cie_.data_align, 0, {}}, st);
+          set(reg, RegRule{RegRule::kOffset, scaled(r.sleb()), 0, {}}, st);
           break;
         }
         case 0x12:  // def_cfa_sf
           st.cfa.kind = CfaRule::kRegOffset;
           st.cfa.reg = uint16_t(r.uleb());
-          st.cfa.offset = r.sleb() * cie_.data_align;
+          st.cfa.offset = scaled(r.sleb());
           st.cfa.expr = {};
           break;
-        case 0x13: st.cfa.offset = r.sleb() * cie_.data_align; break;  // def_cfa_offset_sf
+        case 0x13: st.cfa.offset = scaled(r.sleb()); break;  // def_cfa_offset_sf
         case 0x14: {                                                     // val_offset
           uint64_t reg = r.uleb();
-          set(reg, RegRule{RegRule::kValOffset, int64_t(r.uleb()) * cie_.data_align, 0, {}}, st);
+          set(reg, RegRule{RegRule::kValOffset, scaled(r.uleb()), 0, {}}, st);
           break;
         }
         case 0x15: {  // val_offset_sf
           uint64_t reg = r.uleb();
-          set(reg, RegRule{RegRule::kValOffset, r.sleb() * cie_.data_align, 0, {}}, st);
+          set(reg, RegRule{RegRule::kValOffset, scaled(r.sleb()), 0, {}}, st);
           break;
         }
         case 0x16: {  // val_expression
@@ -262,7 +283,7 @@ class Interpreter {
         case 0x2e: r.uleb(); break;  // GNU_args_size
         case 0x2f: {                 // GNU_negative_offset_extended
           uint64_t reg = r.uleb();
-          set(reg, RegRule{RegRule::kOffset, -int64_t(r.uleb()) * cie_.data_align, 0, {}}, st);
+          set(reg, RegRule{RegRule::kOffset, scaled_negative(r.uleb()), 0, {}}, st);
           break;
         }
         default:
@@ -270,10 +291,31 @@ class Interpreter {
       }
     }
     (void)pc_end;
-    return r.ok();
+    return r.ok() && !overflow_;
   }
 
  private:
+  // A factored offset times the CIE's data alignment. Both come from the
+  // file: a product that does not fit in 64 bits is no real rule, and the
+  // FDE is rejected (found by cfi_fuzz; UB before).
+  int64_t scaled(int64_t factored) {
+    int64_t out = 0;
+    if (__builtin_mul_overflow(factored, cie_.data_align, &out)) overflow_ = true;
+    return out;
+  }
+  int64_t scaled(uint64_t factored) {
+    if (factored > uint64_t(INT64_MAX)) {
+      overflow_ = true;
+      return 0;
+    }
+    return scaled(int64_t(factored));
+  }
+  int64_t scaled_negative(uint64_t factored) {
+    int64_t v = scaled(factored);
+    if (v == INT64_MIN) overflow_ = true;
+    return overflow_ ? 0 : -v;
+  }
+
   void set(uint64_t reg, RegRule rule, State& st) {
     if (reg < kNumRegs) st.regs[reg] = rule;
   }
@@ -284,7 +326,7 @@ class Interpreter {
   std::string_view sec_;
   uint64_t sec_addr_;
   const Cie& cie_;
-  uint64_t ra_reg_;
+  bool overflow_ = false;
 };
 
 Cie parse_cie(std::string_view sec, size_t begin, size_t end, CfiSection kind, bool is64,
@@ -305,7 +347,7 @@ Cie parse_cie(std::string_view sec, size_t begin, size_t end, CfiSection kind, b
   if (!aug.empty() && aug[0] == 'z') {
     c.has_z = true;
     uint64_t len = r.uleb();
-    size_t aug_end = r.pos() + len;
+    const size_t aug_start = r.pos();
     for (char ch : aug.substr(1)) {
       if (ch == 'R') c.fde_encoding = r.u8();
       else if (ch == 'L') r.u8();  // LSDA encoding, unused
@@ -315,7 +357,8 @@ Cie parse_cie(std::string_view sec, size_t begin, size_t end, CfiSection kind, b
       } else if (ch == 'S') c.signal = true;
       // 'B' (AArch64 BTI), 'G' (MTE): no data.
     }
-    r.seek(aug_end);
+    r.seek(aug_start);
+    r.skip(len);
   } else if (aug == "S") {
     c.signal = true;
   }
@@ -344,7 +387,7 @@ Status parse_cfi(std::string_view sec, uint64_t section_addr, CfiSection kind,
     bool is64 = len == 0xffffffff;
     if (is64) len = r.fixed<uint64_t>();
     size_t content = r.pos();
-    if (!r.ok() || content + len > sec.size()) return nullptr;
+    if (!r.ok() || len > sec.size() - content) return nullptr;
     if (is64) r.fixed<uint64_t>();
     else r.fixed<uint32_t>();
     Cie c = parse_cie(sec, r.pos(), content + len, kind, is64, section_addr);
@@ -366,7 +409,7 @@ Status parse_cfi(std::string_view sec, uint64_t section_addr, CfiSection kind,
     bool is64 = len == 0xffffffff;
     if (is64) len = r.fixed<uint64_t>();
     size_t content = r.pos();
-    if (!r.ok() || content + len > sec.size() || len < 4) {
+    if (!r.ok() || len > sec.size() - content || len < 4) {
       ++st.bad_entries;
       break;
     }
@@ -407,7 +450,7 @@ Status parse_cfi(std::string_view sec, uint64_t section_addr, CfiSection kind,
     }
     if (cie->has_z) {
       uint64_t aug_len = r.uleb();
-      r.seek(r.pos() + aug_len);
+      r.skip(aug_len);
     }
     if (!r.ok()) {
       ++st.bad_entries;
@@ -420,7 +463,7 @@ Status parse_cfi(std::string_view sec, uint64_t section_addr, CfiSection kind,
     // Initial state: the CIE's instructions from the architecture default.
     State initial;
     initial.cfa = CfaRule{CfaRule::kRegOffset, kRsp, 8, {}};
-    Interpreter interp(sec, section_addr, *cie, cie->ra_reg);
+    Interpreter interp(sec, section_addr, *cie);
     uint64_t loc = pc_begin;
     if (!interp.run(cie->insns_begin, cie->insns_end, initial, initial, loc, pc_end, nullptr)) {
       ++st.bad_entries;
