@@ -16,8 +16,10 @@ packages=(
   clang llvm libbpf-dev bpftool
   # symbolizer
   libelf-dev libdw-dev elfutils liblzma-dev libdebuginfod-dev
-  # agent (nlohmann-json3-dev: the Kubernetes pod watcher's JSON decoding)
+  # agent (nlohmann-json3-dev: the Kubernetes pod watcher's JSON decoding;
+  # libre2-dev: relabeling regexes with Go's syntax and semantics)
   libcxxopts-dev libyaml-cpp-dev protobuf-compiler libprotobuf-dev zlib1g-dev nlohmann-json3-dev
+  libre2-dev
   # uploads to Pyroscope: libcurl (OpenSSL) is the HTTP(S) client
   libcurl4-openssl-dev
   # tests: GoogleTest, `go tool pprof` judges our pprof, xmllint our SVG,
@@ -38,6 +40,9 @@ packages=(
   # tests: short-lived processes must have the dynamic loader's frames named
   # from its debug file (and libc's from theirs)
   libc6-dbg
+  # tests: scripts/sanitize.sh builds with clang under ASan and UBSan and runs
+  # the libFuzzer targets: their runtimes
+  libclang-rt-14-dev
   # tests: the Helm chart's rendered YAML is checked with Python; the .deb
   # needs dpkg-shlibdeps (dpkg-dev) for its Depends and CPack's DEB generator
   # the `file` utility; systemd-analyze (systemd) verifies the unit

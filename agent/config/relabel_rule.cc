@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <re2/re2.h>
 
 #include "common/utf8.h"
 
@@ -56,117 +57,45 @@ bool valid_name_template(std::string_view s) {
 
 namespace {
 
-// ---------------------------------------------------------------------------
-// Go (RE2) regex syntax -> ECMAScript.
-
-struct Translated {
-  std::string pattern;
-  std::vector<std::string> names{""};  // group 0 is the whole match
-  bool icase = false;
-};
-
-Result<Translated> translate_regex(std::string_view re) {
-  Translated t;
-  bool dotall = false;
-  size_t i = 0;
-  // A leading flag group applies to the whole pattern, which std::regex can
-  // express; flags anywhere else cannot be, so they are rejected below.
-  if (re.starts_with("(?")) {
-    size_t j = 2;
-    while (j < re.size() && std::strchr("imsU", re[j]) && re[j] != '\0') ++j;
-    if (j > 2 && j < re.size() && re[j] == ')') {
-      for (size_t k = 2; k < j; ++k) {
-        if (re[k] == 'i') t.icase = true;
-        else if (re[k] == 's') dotall = true;
-        else return Error{std::string("flag '") + re[k] + "' is not supported (only i and s)"};
-      }
-      i = j + 1;
-    }
-  }
+// Go's regexp (Prometheus's engine) and RE2 share one syntax, with two
+// differences in RE2 2022-06 (Debian 12): Go 1.22 also accepts (?<name>...)
+// for a named group, which this RE2 knows only as (?P<name>...), and Go
+// rejects \C (any byte), which RE2 accepts. This pass rewrites the first and
+// rejects the second, skipping escaped characters and character classes.
+Result<std::string> go_to_re2(std::string_view re) {
+  std::string out;
+  out.reserve(re.size() + 8);
   bool in_class = false;
-  std::string& out = t.pattern;
-  while (i < re.size()) {
+  for (size_t i = 0; i < re.size(); ++i) {
     char c = re[i];
-    if (c == '\\') {
-      if (i + 1 >= re.size()) return Error{"trailing backslash"};
-      char d = re[i + 1];
-      // RE2 has no backreferences; ECMAScript would silently treat \1 as one.
-      if (d >= '1' && d <= '9') return Error{"backreferences like \\1 are not supported"};
-      // Only escapes that mean the same in both dialects: libstdc++ reads an
-      // unknown letter escape (\pL, \z, \Q) as the bare letter, which would
-      // silently match something else than Prometheus does.
-      bool alnum = (d >= 'a' && d <= 'z') || (d >= 'A' && d <= 'Z') || (d >= '0' && d <= '9');
-      bool hex2 = d == 'x' && i + 3 < re.size() && std::isxdigit(uint8_t(re[i + 2])) &&
-                  std::isxdigit(uint8_t(re[i + 3]));
-      if (alnum && !hex2 && !std::strchr(in_class ? "dDwWsSfnrtv" : "dDwWsSbBfnrtv", d))
-        return Error{std::string("escape \\") + d + " is not supported"};
+    if (c == '\\' && i + 1 < re.size()) {
+      if (re[i + 1] == 'C') return Error{"\\C (any byte) is not supported (Go's regexp rejects it)"};
       out += c;
-      out += d;
-      if (hex2) {
-        out += re.substr(i + 2, 2);
-        i += 2;
-      }
-      i += 2;
+      out += re[++i];
       continue;
     }
     if (in_class) {
-      if (c == '[' && i + 1 < re.size() && re[i + 1] == ':') {
-        size_t e = re.find(":]", i + 2);
-        if (e != std::string_view::npos) {
-          out.append(re.substr(i, e + 2 - i));
-          i = e + 2;
-          continue;
-        }
-      }
       if (c == ']') in_class = false;
       out += c;
-      ++i;
       continue;
     }
     if (c == '[') {
-      out += '[';
-      ++i;
-      if (i < re.size() && re[i] == '^') out += re[i++];
-      // In RE2 a ']' right after '[' or '[^' is a literal; in ECMAScript
-      // "[]" is the empty class.
-      if (i < re.size() && re[i] == ']') {
-        out += "\\]";
-        ++i;
-      }
       in_class = true;
+      out += c;
+      // A ']' (after an optional '^') first in a class is a literal.
+      if (i + 1 < re.size() && re[i + 1] == '^') out += re[++i];
+      if (i + 1 < re.size() && re[i + 1] == ']') out += re[++i];
       continue;
     }
-    if (c == '.') {
-      // RE2's '.' excludes only '\n'; ECMAScript's also excludes '\r'.
-      out += dotall ? "[\\s\\S]" : "[^\\n]";
-      ++i;
-      continue;
-    }
-    if (c == '(' && i + 1 < re.size() && re[i + 1] == '?') {
-      size_t j = i + 2;
-      if (j < re.size() && re[j] == 'P') ++j;
-      bool lookbehind = j + 1 < re.size() && (re[j + 1] == '=' || re[j + 1] == '!');
-      if (j < re.size() && re[j] == '<' && !lookbehind) {
-        size_t e = re.find('>', j + 1);
-        std::string_view name = e == std::string_view::npos ? "" : re.substr(j + 1, e - j - 1);
-        if (name.empty() || !std::all_of(name.begin(), name.end(), is_word))
-          return Error{"invalid named group at offset " + std::to_string(i)};
-        t.names.emplace_back(name);
-        out += '(';
-        i = e + 1;
-        continue;
-      }
-      if (j == i + 2 && j < re.size() && std::strchr("imsU-", re[j]) && re[j] != '\0')
-        return Error{"flags are only supported as a leading (?i) or (?s), at offset " + std::to_string(i)};
-      out += "(?";
+    if (c == '(' && re.substr(i, 3) == "(?<" && i + 3 < re.size() && re[i + 3] != '=' &&
+        re[i + 3] != '!') {
+      out += "(?P<";
       i += 2;
       continue;
     }
-    if (c == '(') t.names.emplace_back();
     out += c;
-    ++i;
   }
-  return t;
+  return out;
 }
 
 struct ActionName {
@@ -206,23 +135,17 @@ const char* relabel_action_name(RelabelAction a) {
 }
 
 Status compile_relabel_regex(RelabelRule& rule) {
-  auto t = translate_regex(rule.regex_text);
-  if (!t) return Error{"invalid regex '" + rule.regex_text + "': " + t.error().message};
-  auto flags = std::regex::ECMAScript;
-  if (t->icase) flags |= std::regex::icase;
-  const std::string anchored = "^(?:" + t->pattern + ")$";
-  try {
-    std::regex re(anchored, flags);
-    std::regex re_long(anchored, flags | std::regex_constants::__polynomial);
-    rule.regex = std::move(re);
-    rule.regex_long = std::move(re_long);
-  } catch (const std::regex_error& e) {
-    return Error{"invalid regex '" + rule.regex_text + "': " + e.what()};
-  }
-  rule.group_names = std::move(t->names);
-  // Keep names aligned with std::regex's numbering even if the translator
-  // and the engine ever disagree about what opens a group.
-  rule.group_names.resize(rule.regex.mark_count() + 1);
+  auto pattern = go_to_re2(rule.regex_text);
+  if (!pattern) return Error{"invalid regex '" + rule.regex_text + "': " + pattern.error().message};
+  RE2::Options opts;  // RE2's defaults are Go's syntax: UTF-8, Perl classes, \b
+  opts.set_log_errors(false);
+  // Anchored at both ends, as Prometheus compiles it.
+  auto re = std::make_shared<const RE2>("^(?:" + *pattern + ")$", opts);
+  if (!re->ok()) return Error{"invalid regex '" + rule.regex_text + "': " + re->error()};
+  rule.group_names.assign(size_t(re->NumberOfCapturingGroups()) + 1, "");
+  for (const auto& [index, name] : re->CapturingGroupNames())
+    if (index > 0 && size_t(index) < rule.group_names.size()) rule.group_names[size_t(index)] = name;
+  rule.regex = std::move(re);
   return {};
 }
 

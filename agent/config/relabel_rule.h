@@ -4,13 +4,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace ember {
 
@@ -44,25 +48,21 @@ struct RelabelRule {
   std::vector<std::string> source_labels;
   std::string separator = ";";
   std::string regex_text = "(.*)";  // as written
-  std::regex regex;                 // compiled fully anchored: ^(?:regex_text)$  (ECMAScript)
+  // regex_text compiled by compile_relabel_regex() with RE2, whose syntax and
+  // semantics are Go's (Prometheus's), anchored at both ends: ^(?:regex)$.
+  // Null until compiled (then it matches nothing). Shared because rules are
+  // copied with the Config; an RE2 is immutable and thread-safe.
+  std::shared_ptr<const re2::RE2> regex;
   std::string target_label;
   std::string replacement = "$1";
   uint64_t modulus = 0;
 
-  // Filled in by compile_relabel_regex() along with `regex`.
-  // The same pattern on libstdc++'s non-recursive executor: the default one
-  // recurses once per input character and overflows the stack on values of
-  // tens of KiB, so values over 256 bytes are matched with this one instead.
-  // (The two differ only on patterns like (a*)* in what an inner group
-  // captured.)
-  std::regex regex_long;
   // Names of (?P<name>...) groups by group number ("" for unnamed), for
   // $name / ${name} in replacement and target_label.
   std::vector<std::string> group_names;
 };
 
-// Compiles rule.regex_text into rule.regex, rule.regex_long and
-// rule.group_names. parse_relabel_configs() does this for every rule; call it
+// Compiles rule.regex_text into rule.regex and rule.group_names. parse_relabel_configs() does this for every rule; call it
 // after building a RelabelRule by hand.
 Status compile_relabel_regex(RelabelRule& rule);
 

@@ -6,6 +6,9 @@
 #include <sstream>
 #include <string_view>
 #include <utility>
+#include <vector>
+
+#include <re2/re2.h>
 
 #include "common/utf8.h"
 
@@ -69,31 +72,26 @@ struct Group {
   std::string_view text;
 };
 
-// Inputs longer than this go to the non-recursive executor. The recursive
-// one is 3-4x faster but needs 150-550 bytes of stack per input character
-// (measured, libstdc++ 12), so this caps it near 150 KiB on any thread.
-constexpr size_t kRecursiveMatchLimit = 256;
-
 bool full_match(const RelabelRule& r, std::string_view v, std::vector<Group>* groups) {
   groups->clear();
-  // The default regex, on every replace/keep without one: skip std::regex.
+  // The default regex, on every replace/keep without one: no engine needed.
   if (r.regex_text == "(.*)") {
     if (v.find('\n') != std::string_view::npos) return false;
     groups->push_back({true, v});
     groups->push_back({true, v});
     return true;
   }
-  try {
-    std::match_results<std::string_view::const_iterator> m;
-    const std::regex& re = v.size() > kRecursiveMatchLimit ? r.regex_long : r.regex;
-    if (!std::regex_match(v.begin(), v.end(), m, re)) return false;
-    for (size_t i = 0; i < m.size(); ++i)
-      groups->push_back({m[i].matched, m[i].matched ? v.substr(m[i].first - v.begin(), m[i].length())
-                                                     : std::string_view()});
-    return true;
-  } catch (const std::regex_error&) {
-    return false;  // e.g. error_complexity: treat as no match rather than throw
-  }
+  if (!r.regex) return false;  // never compiled
+  // RE2 runs in time linear in the value and bounded memory, whatever the
+  // pattern: no recursion to overflow on long values.
+  const int n = r.regex->NumberOfCapturingGroups() + 1;
+  std::vector<re2::StringPiece> sub(static_cast<size_t>(n));
+  if (!r.regex->Match(re2::StringPiece(v.data(), v.size()), 0, v.size(), re2::RE2::ANCHOR_BOTH,
+                      sub.data(), n))
+    return false;
+  for (const auto& m : sub)
+    groups->push_back({m.data() != nullptr, m.data() ? std::string_view(m.data(), m.size()) : std::string_view()});
+  return true;
 }
 
 // Go's Regexp.Expand: $$ is '$'; $name and ${name} take the longest run of

@@ -7,20 +7,17 @@
 //
 // Semantics follow Prometheus's relabel_config action by action (same
 // defaults, same validation, same hashmod values), so existing Prometheus
-// snippets work unchanged. Differences, all from using std::regex (ECMAScript)
-// in place of Go's RE2:
-//  - Go syntax that ECMAScript lacks is translated: (?P<name>...) and
-//    (?<name>...) named groups, a leading (?i)/(?s) flag group, and '.' never
-//    matching '\n' (only '\n', as in Go). Other RE2-only syntax (\pL, \Q..\E,
-//    \z, flags mid-pattern) is a config error, never a silent mismatch.
-//    ECMAScript extras (lookahead) are accepted; backreferences are rejected.
+// snippets work unchanged. Regexes are RE2's, whose syntax and semantics are
+// Go's (Prometheus's engine): linear time, no backreferences or lookaround,
+// '.' not matching '\n' unless (?s). Two spellings differ in this RE2 and are
+// handled at compile time: (?<name>...) (Go 1.22) is read as (?P<name>...),
+// and \C, which Go rejects, is a config error. Other differences:
 //  - Label names are validated with the classic rule [a-zA-Z_][a-zA-Z0-9_]*.
 //  - lowercase/uppercase map code points with glibc's C.UTF-8 tables.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <regex>
 #include <string>
 #include <vector>
 
