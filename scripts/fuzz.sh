@@ -6,7 +6,7 @@
 # tests/fuzz/regressions/<target>/; ctest's fuzz_replay.* then replays it).
 #
 #   scripts/fuzz.sh [SECONDS] [BUILD_DIR] [TARGET...]
-#                                  (defaults: 30, build-sanitize, every target)
+#                                  (defaults: 30, build-fuzz, every target)
 #
 # BUILD_DIR must be configured with -DEMBER_FUZZ=ON (scripts/sanitize.sh
 # does). Each target's corpus grows in BUILD/fuzz/corpus/<target> across
@@ -15,10 +15,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
-build="${2:-build-sanitize}"
+build="${2:-build-fuzz}"
 shift $(( $# < 2 ? $# : 2 ))
 only=("$@")
 dir="$build/fuzz"
+# The seed corpora: this build's, or another build's (FUZZ_SEEDS, e.g.
+# build-sanitize/fuzz/seeds, when only the fuzz targets were built here).
+seeds="${FUZZ_SEEDS:-$dir/seeds}"
 if ! ls "$dir"/*_fuzz >/dev/null 2>&1; then
   echo "fuzz.sh: no fuzz targets in $dir (configure with -DEMBER_FUZZ=ON, or run scripts/sanitize.sh)" >&2
   exit 2
@@ -46,7 +49,7 @@ for t in "$dir"/*_fuzz; do
   corpus="$dir/corpus/$name"
   mkdir -p "$corpus"
   extra=()
-  [ -d "$dir/seeds/$(seeds_of "$name")" ] && extra+=("$dir/seeds/$(seeds_of "$name")")
+  [ -d "$seeds/$(seeds_of "$name")" ] && extra+=("$seeds/$(seeds_of "$name")")
   if [ -d "tests/fuzz/regressions/$name" ]; then
     # Stored as hex text (no binaries in the repository): decoded for libFuzzer.
     rm -rf "$dir/regressions/$name" && mkdir -p "$dir/regressions/$name"

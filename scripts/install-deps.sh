@@ -40,8 +40,8 @@ packages=(
   # tests: short-lived processes must have the dynamic loader's frames named
   # from its debug file (and libc's from theirs)
   libc6-dbg
-  # tests: scripts/sanitize.sh builds with clang under ASan and UBSan and runs
-  # the libFuzzer targets: their runtimes
+  # tests: scripts/sanitize.sh's fuzz targets are built with clang under ASan
+  # and UBSan: the runtimes of those and of libFuzzer
   libclang-rt-14-dev
   # tests: the Helm chart's rendered YAML is checked with Python; the .deb
   # needs dpkg-shlibdeps (dpkg-dev) for its Depends and CPack's DEB generator

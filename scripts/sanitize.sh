@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# Builds the whole project with AddressSanitizer and UndefinedBehaviorSanitizer
-# (clang), runs the unit and end-to-end tests under them once, then every fuzz
-# target for FUZZ_SECONDS each. Any sanitizer report fails the run: UBSan
-# aborts on the first error and LeakSanitizer fails a process that leaks.
+# Memory and UB checking, in two builds:
+#   build-sanitize  the whole project with the plain build's compiler (gcc)
+#                   under AddressSanitizer and UndefinedBehaviorSanitizer; the
+#                   unit and end-to-end tests run once against it. The same
+#                   compiler keeps the fixtures' code, whose shape the tests
+#                   know (fixtures themselves are never instrumented).
+#   build-fuzz      clang, for libFuzzer: the fuzz targets (tests/fuzz) under
+#                   ASan and UBSan, each run for FUZZ_SECONDS.
+# Any sanitizer report fails the run: UBSan aborts on the first error and
+# LeakSanitizer fails a process that leaks.
 #
 #   scripts/sanitize.sh [FUZZ_SECONDS]     (default 30; 0 skips fuzzing)
 #
-# The build goes to $SANITIZE_BUILD (default build-sanitize). The kernel
-# matrix is not run here: it checks kernels, which the plain build covers.
-# Run as root (the end-to-end tests load BPF), after scripts/install-deps.sh.
+# The kernel matrix is not run here: it checks kernels, which the plain build
+# covers. Run as root (the end-to-end tests load BPF), after install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_seconds="${1:-30}"
-build="${SANITIZE_BUILD:-build-sanitize}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-  -DCMAKE_CXX_COMPILER=clang++ -DEMBER_SANITIZE=ON -DEMBER_FUZZ=ON
-cmake --build "$build" -j"$(nproc)"
+jobs="$(nproc)"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 rc=0
-ctest --test-dir "$build" --output-on-failure --timeout 900 -LE kernels || rc=$?
+
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBER_SANITIZE=ON
+cmake --build build-sanitize -j"$jobs"
+ctest --test-dir build-sanitize --output-on-failure --timeout 900 -LE kernels || rc=$?
+
 if [ "$fuzz_seconds" -gt 0 ]; then
-  ./scripts/fuzz.sh "$fuzz_seconds" "$build" || rc=1
+  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+    -DCMAKE_CXX_COMPILER=clang++ -DEMBER_SANITIZE=ON -DEMBER_FUZZ=ON
+  # Only the targets: their seeds are build-sanitize's (made from its fixtures).
+  cmake --build build-fuzz -j"$jobs" --target fuzz_targets
+  FUZZ_SEEDS=build-sanitize/fuzz/seeds ./scripts/fuzz.sh "$fuzz_seconds" build-fuzz || rc=1
 fi
 exit "$rc"

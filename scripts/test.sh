@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, and runs the whole test suite: unit tests
-# and the end-to-end tests (which load real BPF programs, so run as root).
+# Installs dependencies, builds, and runs the whole test suite: unit tests,
+# the end-to-end tests (which load real BPF programs, so run as root) and the
+# kernel matrix; then the unit and end-to-end tests under the sanitizers, and
+# the fuzz targets (scripts/sanitize.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,4 +20,8 @@ rc=0
 ctest --output-on-failure --timeout 900 || rc=$?
 # ctest shows only failures: each kernel's figures, passed or not.
 /usr/bin/python3 ../tests/kernels/matrix.py summary kernels/*.json || true
+cd ..
+# The unit and end-to-end tests again under ASan and UBSan, and every fuzz
+# target for 30 s (README: Sanitizers and fuzzing).
+./scripts/sanitize.sh 30 || rc=$?
 exit "$rc"

@@ -69,9 +69,10 @@ DecodedRecord decode_record(const void* data, size_t size) {
       const auto* stack = reinterpret_cast<const uint8_t*>(data) + EMBER_SAMPLE_HDR_SIZE;
       s.kernel_stack.resize(hdr.kstack_len);
       s.user_stack.resize(hdr.ustack_len);
-      std::memcpy(s.kernel_stack.data(), stack, size_t(hdr.kstack_len) * 8);
-      std::memcpy(s.user_stack.data(), stack + size_t(hdr.kstack_len) * 8,
-                  size_t(hdr.ustack_len) * 8);
+      // memcpy of an empty vector's data() (null) is UB even for 0 bytes.
+      if (hdr.kstack_len) std::memcpy(s.kernel_stack.data(), stack, size_t(hdr.kstack_len) * 8);
+      if (hdr.ustack_len)
+        std::memcpy(s.user_stack.data(), stack + size_t(hdr.kstack_len) * 8, size_t(hdr.ustack_len) * 8);
       if (has_copy) {
         const uint8_t* cp = stack + EMBER_STACK_SLOTS * 8;
         size_t avail = size - EMBER_SAMPLE_HDR_SIZE - EMBER_STACK_SLOTS * 8;

@@ -32,6 +32,14 @@ using namespace std::chrono_literals;
 // these tests (whole-system: it depends on what else runs); its queues hold at
 // most 16 MiB each, so growth from an outage would show.
 constexpr uint64_t kRssBoundBytes = 256ull << 20;
+// Under AddressSanitizer (scripts/sanitize.sh) the agent's memory is ASan's
+// shadow and quarantine more than its own (about 370 MiB here): the bound
+// is checked in the plain build only.
+#ifdef EMBER_SANITIZED
+constexpr bool kCheckRss = false;
+#else
+constexpr bool kCheckRss = true;
+#endif
 
 uint64_t now_ns() {
   return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -271,7 +279,7 @@ TEST_F(UploadE2E, ServerDownAtStartThenUpGetsEveryProfile) {
   expect_nothing_lost(totals(log, push_url), push_srv, log);
   expect_nothing_lost(totals(log, ingest_url), ingest_srv, log);
   report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
-  EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  if (kCheckRss) EXPECT_LT(agent.max_rss(), kRssBoundBytes);
   // The catch-up after the outage went in a few push requests, not one per profile.
   EXPECT_LT(push_srv.requests().size(), push_srv.profiles().size());
 }
@@ -382,7 +390,7 @@ TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
   for (size_t i = tail + 1; i < spans.size(); ++i) EXPECT_EQ(spans[i].start, spans[i - 1].end);
   EXPECT_GE(spans.back().end, int64_t(agent.stop_ns()) - 1'000'000'000);
   report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
-  EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  if (kCheckRss) EXPECT_LT(agent.max_rss(), kRssBoundBytes);
 }
 
 // The server misbehaves for a while (`faults`, each a /control query held
@@ -412,7 +420,7 @@ void fault_then_recover(const std::string& api, const std::vector<std::string>& 
   expect_every_interval(workload_spans(srv, api), agent, api == "push");
   expect_nothing_lost(totals(log, srv.url()), srv, log);
   report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
-  EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  if (kCheckRss) EXPECT_LT(agent.max_rss(), kRssBoundBytes);
 }
 
 TEST_F(UploadE2E, Answering500ThenTooManyRequestsWithRetryAfter) {
