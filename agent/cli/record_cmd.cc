@@ -6,6 +6,7 @@
 // sigtimedwait); the session runs the drain and pipeline threads.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -291,6 +292,10 @@ int run_record(int argc, char** argv) {
   // passes, or the user interrupts.
   exit_code = 0;
   bool child_done = child == 0;
+  // The command's CPU time (and that of the descendants it waited for),
+  // from wait4: what a sampler at F Hz should have seen of it, however
+  // busy the machine was.
+  struct rusage child_usage {};
   bool profiling = true;
   int interrupts = 0;
   const uint64_t deadline = duration.count() ? start_mono + uint64_t(duration.count()) : 0;
@@ -315,7 +320,7 @@ int run_record(int argc, char** argv) {
     int sig = sigtimedwait(&wait_set, &si, &ts);
     if (sig == SIGCHLD || (child && !child_done)) {
       int status = 0;
-      if (child && waitpid(child, &status, WNOHANG) == child) {
+      if (child && wait4(child, &status, WNOHANG, &child_usage) == child) {
         child_done = true;
         exit_code = exit_code_of(status);
         stop_profiling();
@@ -375,6 +380,14 @@ int run_record(int argc, char** argv) {
                  (unsigned long long)profile.total_count(), pids.size(), pids.size() == 1 ? "" : "es",
                  secs_recorded, (unsigned long long)m.total("ember_samples_lost_total"),
                  written.c_str());
+    if (child && child_done) {
+      auto secs_of = [](const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; };
+      double user = secs_of(child_usage.ru_utime), sys = secs_of(child_usage.ru_stime);
+      std::fprintf(stderr,
+                   "ember: the command used %.2f s of CPU (%.2f user, %.2f system): about %.0f "
+                   "samples at %d Hz\n",
+                   user + sys, user, sys, (user + sys) * config.frequency_hz, config.frequency_hz);
+    }
     bool verbose = args.count("verbose") > 0;
     for (const auto& row : m.snapshot()) {
       if (row.value == 0) continue;

@@ -22,33 +22,50 @@ TEST_F(AgentE2E, WritesOneProfilePerServicePerInterval) {
                                        "interval: 1s\n"
                                        "labels:\n  env: e2e\n"
                                        "output:\n  directory: " << (tmp / "profiles") << "\n";
-  Proc burner({fixture("ratio_fp"), "8"});
+  Proc burner({fixture("ratio_fp"), "120"});  // killed at the end
   Proc agent({ember_bin(), "agent", "--config", tmp / "ember.yaml"}, tmp / "out", tmp / "err");
-  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+
+  // The workload's finished profiles (temp files are renamed into place).
+  const std::filesystem::path dir = tmp / "profiles";
+  int ratio_files = 0;
+  uint64_t leaf_samples = 0;
+  std::string bad;
+  auto count = [&] {
+    ratio_files = 0;
+    leaf_samples = 0;
+    std::error_code ec;
+    for (const auto& ent : std::filesystem::directory_iterator(dir, ec)) {
+      std::string name = ent.path().filename().string();
+      if (name.rfind("ratio_fp-", 0) != 0 || name.find(".tmp") != std::string::npos) continue;
+      ++ratio_files;
+      auto raw = gzip_decompress(read_file(ent.path().string()));
+      perftools::profiles::Profile p;
+      if (!raw.ok() || !p.ParseFromString(*raw)) {
+        bad = name;
+        continue;
+      }
+      const auto& s = p.string_table();
+      for (const auto& sample : p.sample()) {
+        const auto& loc = p.location(int(sample.location_id(0) - 1));
+        if (loc.line_size() && s[p.function(int(loc.line(0).function_id() - 1)).name()] == "leaf")
+          leaf_samples += uint64_t(sample.value(0));
+      }
+    }
+    return ratio_files >= 3 && leaf_samples >= 250;
+  };
+  // About four 1 s intervals of the workload (on an idle machine ~4.5 s).
+  wait_until(count);
   agent.signal(SIGTERM);
   ASSERT_EQ(agent.wait(std::chrono::seconds(60)), 0) << read_file(tmp / "err");
   std::string log = read_file(tmp / "err");
   EXPECT_NE(log.find("level=info"), std::string::npos) << log;  // structured logs
 
-  int ratio_files = 0;
-  uint64_t leaf_samples = 0;
-  for (const auto& ent : std::filesystem::directory_iterator(tmp / "profiles")) {
+  for (const auto& ent : std::filesystem::directory_iterator(dir)) {
     std::string name = ent.path().filename().string();
-    ASSERT_EQ(name.find(".tmp"), std::string::npos) << "temp file left behind: " << name;
-    if (name.rfind("ratio_fp-", 0) != 0) continue;
-    ++ratio_files;
-    auto raw = gzip_decompress(read_file(ent.path().string()));
-    ASSERT_TRUE(raw.ok()) << name;
-    perftools::profiles::Profile p;
-    ASSERT_TRUE(p.ParseFromString(*raw)) << name;
-    const auto& s = p.string_table();
-    for (const auto& sample : p.sample()) {
-      const auto& loc = p.location(int(sample.location_id(0) - 1));
-      if (loc.line_size() && s[p.function(int(loc.line(0).function_id() - 1)).name()] == "leaf")
-        leaf_samples += uint64_t(sample.value(0));
-    }
+    EXPECT_EQ(name.find(".tmp"), std::string::npos) << "temp file left behind: " << name;
   }
-  // About four 1 s intervals passed while the workload ran.
+  count();
+  EXPECT_EQ(bad, "") << "not a gzipped pprof profile";
   report_figure("profile_files", ratio_files);
   report_figure("leaf_samples", double(leaf_samples));
   EXPECT_GE(ratio_files, 3) << log;

@@ -184,6 +184,38 @@ inline double process_cpu_seconds(pid_t pid) {
   return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
+// Polls `done` every 100 ms until it holds or `timeout` passes; returns its
+// last answer. Tests wait for the amount of work they judge (samples, CPU
+// time) instead of a fixed wall time, so a busy machine makes them slower,
+// never wrong: on 2 CPUs a concurrent build can halve a workload's share.
+template <typename Pred>
+bool wait_until(Pred done, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
+// Direct children of `pid` (from /proc/*/stat), e.g. the command `ember
+// record -- CMD` started.
+inline std::vector<pid_t> child_pids(pid_t pid) {
+  std::vector<pid_t> out;
+  for (const auto& ent : std::filesystem::directory_iterator("/proc")) {
+    std::string name = ent.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = read_file(ent.path().string() + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 4 > stat.size()) continue;
+    std::istringstream in(stat.substr(close + 2));
+    std::string state;
+    long ppid = 0;
+    if (in >> state >> ppid && ppid == pid) out.push_back(pid_t(std::stol(name)));
+  }
+  return out;
+}
+
 // Checks part/whole against a bound and reports it as a figure, so repeated
 // runs show how close each test comes to its threshold.
 inline void expect_share_at_least(const std::string& name, double part, double whole, double bound) {

@@ -323,14 +323,23 @@ TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
 
   Proc agent({ember_bin(), "agent", "--config", config}, tmp_ / "out", tmp_ / "err");
   // The agent has been sampling the container for a while when its pod
-  // shows up in the watch, well inside the first 4 s interval.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
+  // shows up in the watch, well inside the first 4 s interval: 1 s of the
+  // container's CPU after the agent said it is profiling (~1.8 s in all on
+  // an idle machine; a busy machine waits longer, not less).
+  double cpu_from = -1;
+  ASSERT_TRUE(wait_until([&] {
+    if (cpu_from < 0 && read_file(tmp_ / "err").find("profiling ") != std::string::npos)
+      cpu_from = process_cpu_seconds(late.pid());
+    return cpu_from >= 0 && process_cpu_seconds(late.pid()) >= cpu_from + 1.0;
+  }, std::chrono::seconds(30))) << read_file(tmp_ / "err");
+  const double cpu_before_pod = process_cpu_seconds(late.pid()) - cpu_from;
   ASSERT_TRUE(server_->put_pod(make_pod("late", "api-0", uid, "api", "registry.example/api:7", late.id(),
                                         {{"app.kubernetes.io/name", "api"}},
                                         {{"pyroscope.io/service_name", "late-svc"}},
                                         {{{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"name", "api"},
                                           {"uid", random_uid()}, {"controller", true}}})));
   std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  const double cpu_profiled = process_cpu_seconds(late.pid()) - cpu_from;
   agent.signal(SIGTERM);
   ASSERT_EQ(agent.wait(std::chrono::seconds(60)), 0) << read_file(tmp_ / "err");
   std::string log = read_file(tmp_ / "err");
@@ -359,11 +368,22 @@ TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
                (unsigned long long)labeled, (unsigned long long)first_interval, (unsigned long long)other);
   // The first interval began 1.8 s before the pod was known; its samples,
   // those from before included, carry the pod's labels.
-  report_figure("first_interval", double(first_interval));
-  report_figure("labeled", double(labeled));
-  EXPECT_GE(first_interval, 200u) << log;
-  EXPECT_GE(labeled, 400u) << log;
-  EXPECT_GE(log_number(log, "(\\d+) late-pod samples labeled at aggregation"), 100u) << log;
+  // Shares of the container's CPU time (what a 100 Hz sampler should see
+  // of it, however busy the machine): the first interval holds at least the
+  // time before the pod was known; all its samples from the agent's start
+  // to its stop are labeled.
+  expect_share_at_least("first_interval_of_cpu_before_pod", double(first_interval),
+                        cpu_before_pod * 100, 0.75);
+  expect_share_at_least("labeled_of_cpu_profiled", double(labeled), cpu_profiled * 100, 0.75);
+  // Samples labeled only when their interval was aggregated: those the
+  // label stage handled before the pod was known. Samples taken before the
+  // pod but drained after it are labeled at once, so this is less than the
+  // CPU time before the pod (measured: 0.84 idle; 0.93 and 0.73 beside
+  // three busy loops). That they carry the pod's series is checked above;
+  // this shows the late path ran.
+  expect_share_at_least("late_pod_of_cpu_before_pod",
+                        double(log_number(log, "(\\d+) late-pod samples labeled at aggregation")),
+                        cpu_before_pod * 100, 0.4);
 }
 
 }  // namespace

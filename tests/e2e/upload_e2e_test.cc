@@ -279,7 +279,9 @@ TEST_F(UploadE2E, ServerDownAtStartThenUpGetsEveryProfile) {
   expect_nothing_lost(totals(log, push_url), push_srv, log);
   expect_nothing_lost(totals(log, ingest_url), ingest_srv, log);
   report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
-  if (kCheckRss) EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  if (kCheckRss) {
+    EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  }
   // The catch-up after the outage went in a few push requests, not one per profile.
   EXPECT_LT(push_srv.requests().size(), push_srv.profiles().size());
 }
@@ -390,7 +392,9 @@ TEST_F(UploadE2E, OutageLongerThanTheQueueDropsTheOldestAndCountsThem) {
   for (size_t i = tail + 1; i < spans.size(); ++i) EXPECT_EQ(spans[i].start, spans[i - 1].end);
   EXPECT_GE(spans.back().end, int64_t(agent.stop_ns()) - 1'000'000'000);
   report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
-  if (kCheckRss) EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  if (kCheckRss) {
+    EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  }
 }
 
 // The server misbehaves for a while (`faults`, each a /control query held
@@ -420,7 +424,9 @@ void fault_then_recover(const std::string& api, const std::vector<std::string>& 
   expect_every_interval(workload_spans(srv, api), agent, api == "push");
   expect_nothing_lost(totals(log, srv.url()), srv, log);
   report_figure("max_rss_mib", double(agent.max_rss()) / (1 << 20));
-  if (kCheckRss) EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  if (kCheckRss) {
+    EXPECT_LT(agent.max_rss(), kRssBoundBytes);
+  }
 }
 
 TEST_F(UploadE2E, Answering500ThenTooManyRequestsWithRetryAfter) {
