@@ -22,6 +22,9 @@ constexpr size_t kMaxListBody = 64u << 20;
 // One watch event is one pod; the same reasoning.
 constexpr size_t kMaxWatchLine = 8u << 20;
 constexpr size_t kMaxErrorBody = 64u << 10;
+constexpr const char* kIgnoredHelp =
+    "Pods the API server sent that were not indexed, by reason: other_node, too_many (the "
+    "index holds 10000)";
 // A Retry-After beyond this is not honoured verbatim: the index must not go
 // stale for hours because of one header.
 constexpr Duration kMaxRetryAfter = std::chrono::minutes(5);
@@ -105,6 +108,7 @@ void PodStore::replace_all(std::vector<PodRecord> pods) {
 bool PodStore::upsert(PodRecord pod) {
   std::unique_lock lock(mu_);
   auto it = pods_.find(pod.info.uid);
+  if (it == pods_.end() && pods_.size() >= kMaxPods) return false;
   if (it != pods_.end() && same_info(*it->second.info, pod.info) &&
       it->second.containers == pod.containers)
     return false;
@@ -197,7 +201,9 @@ PodWatcher::PodWatcher(KubeClientOptions opts, Metrics& metrics, const Clock& cl
       relists_expired_(metrics.counter("ember_k8s_pod_relists_total", "reason=\"expired\"",
                                        "Full re-lists because the resourceVersion expired (410 Gone)")),
       ignored_other_node_(metrics.counter("ember_k8s_pods_ignored_total", "reason=\"other_node\"",
-                                          "Pods the API server sent that run on another node")),
+                                          kIgnoredHelp)),
+      ignored_too_many_(metrics.counter("ember_k8s_pods_ignored_total", "reason=\"too_many\"",
+                                        kIgnoredHelp)),
       pods_gauge_(metrics.gauge("ember_k8s_pods_tracked", "", "Pods in the pod index")),
       containers_gauge_(metrics.gauge("ember_k8s_containers_tracked", "", "Containers in the pod index")),
       synced_gauge_(metrics.gauge("ember_k8s_pods_synced", "", "1 once the first pod list was indexed")),
@@ -336,10 +342,24 @@ PodWatcher::Attempt PodWatcher::list() {
       EMBER_WARN_LIMITED("kubernetes: %s", page.error().message.c_str());
       return {Outcome::kError, {}};
     }
-    for (auto& p : page->pods)
-      if (keep(p)) pods.push_back(std::move(p));
+    for (auto& p : page->pods) {
+      if (!keep(p)) continue;
+      if (pods.size() >= PodStore::kMaxPods) {
+        ignored_too_many_.add();
+        continue;
+      }
+      pods.push_back(std::move(p));
+    }
     rv = page->resource_version;
     cont = page->continue_token;
+    if (pods.size() >= PodStore::kMaxPods && !cont.empty()) {
+      // The rest is not read at all: the index is full. The watch starts
+      // from this list's resourceVersion, so later changes still arrive
+      // (and new pods are refused while the index is full).
+      EMBER_WARN_LIMITED("kubernetes: node %s has more than %zu pods; indexing the first %zu",
+                         opts_.node_name.c_str(), PodStore::kMaxPods, PodStore::kMaxPods);
+      break;
+    }
   } while (!cont.empty());
 
   size_t n = pods.size();
@@ -378,9 +398,14 @@ bool PodWatcher::handle_event(std::string_view line, Outcome* why) {
       break;
     case WatchEvent::Type::kAdded:
     case WatchEvent::Type::kModified:
-      if (keep(*ev->pod))
-        store_.upsert(std::move(*ev->pod));
-      else
+      if (keep(*ev->pod)) {
+        const bool known = store_.find_pod(ev->pod->info.uid) != nullptr;
+        if (!store_.upsert(std::move(*ev->pod)) && !known) {
+          ignored_too_many_.add();
+          EMBER_WARN_LIMITED("kubernetes: the pod index holds %zu pods; a new one is not indexed",
+                             PodStore::kMaxPods);
+        }
+      } else
         store_.remove(ev->pod->info.uid);
       break;
     case WatchEvent::Type::kDeleted:
@@ -401,7 +426,11 @@ PodWatcher::Attempt PodWatcher::watch() {
   std::string pending, error_body;
   Outcome ended = Outcome::kOk;
   size_t events = 0;
-  bool line_too_long = false;
+  // Inside an event longer than kMaxWatchLine: its bytes are dropped up to
+  // its newline. The API server stores objects of at most ~1.5 MiB (etcd's
+  // limit), so such an event comes from a broken or hostile server; the
+  // watch goes on with the events after it (that one pod stays as it was).
+  bool skipping = false;
   auto feed_lines = [&](bool final) {
     size_t start = 0, nl;
     while ((nl = pending.find('\n', start)) != std::string::npos) {
@@ -428,23 +457,26 @@ PodWatcher::Attempt PodWatcher::watch() {
           error_body.append(chunk.substr(0, kMaxErrorBody - std::min(kMaxErrorBody, error_body.size())));
           return true;
         }
+        if (skipping) {
+          size_t nl = chunk.find('\n');
+          if (nl == std::string_view::npos) return true;
+          chunk.remove_prefix(nl + 1);
+          skipping = false;
+        }
         pending.append(chunk);
         if (!feed_lines(false)) return false;
         if (pending.size() > kMaxWatchLine) {
-          line_too_long = true;
-          return false;
+          pending.clear();
+          pending.shrink_to_fit();
+          skipping = true;
+          count_error("too_large");
+          EMBER_WARN_LIMITED("kubernetes: a pod watch event exceeds %zu bytes; skipped", kMaxWatchLine);
         }
         return true;
       },
       stopping_);
   if (r.aborted) return {Outcome::kStopped, {}};
-  if (r.sink_stopped) {
-    if (line_too_long) {
-      count_error("too_large");
-      return {Outcome::kError, {}};
-    }
-    return {ended, {}};  // kGone, or kError already counted
-  }
+  if (r.sink_stopped) return {ended, {}};  // kGone, or kError already counted
   if (r.failure != TransportFailure::kNone) {
     // A watch cut mid-stream (API server restart, load balancer idle
     // timeout): resume from the last resourceVersion after a backoff.
@@ -455,8 +487,9 @@ PodWatcher::Attempt PodWatcher::watch() {
   }
   if (r.status == 410) return {Outcome::kGone, {}};
   if (r.status != 200) return {http_error(r.status, error_body, "watching pods"), r.retry_after};
-  // A normal end (timeoutSeconds passed): apply a last unterminated line.
-  if (!feed_lines(true)) return {ended, {}};
+  // A normal end (timeoutSeconds passed): apply a last unterminated line
+  // (not the tail of a skipped one).
+  if (!skipping && !feed_lines(true)) return {ended, {}};
   return {Outcome::kOk, {}, events == 0};
 }
 

@@ -49,8 +49,13 @@ class PodStore final : public PodIndex {
   // Replaces the whole content at once (a full list): readers see either
   // the old set or the new one, never a mix.
   void replace_all(std::vector<PodRecord> pods);
-  // Adds or updates one pod (ADDED, MODIFIED). False if nothing changed.
+  // Adds or updates one pod (ADDED, MODIFIED). False if nothing changed,
+  // or if the pod is new and the store already holds kMaxPods.
   bool upsert(PodRecord pod);
+  // A node runs tens of pods, a few hundred at most (the kubelet's default
+  // max-pods is 110). A list or watch beyond this many is a broken or
+  // hostile server: the store keeps this many and refuses the rest.
+  static constexpr size_t kMaxPods = 10'000;
   // Removes a pod and its containers (DELETED). False if it was unknown.
   bool remove(const std::string& pod_uid);
 
@@ -146,6 +151,7 @@ class PodWatcher final : public PodIndex {
   Counter& watches_;
   Counter& relists_expired_;
   Counter& ignored_other_node_;
+  Counter& ignored_too_many_;
   Counter& pods_gauge_;
   Counter& containers_gauge_;
   Counter& synced_gauge_;

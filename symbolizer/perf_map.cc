@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/files.h"
 #include "common/in_root.h"
+#include "common/log.h"
 #include "common/unique_fd.h"
 
 namespace ember {
@@ -37,40 +39,57 @@ std::string_view next_field(std::string_view* line) {
 
 }  // namespace
 
-size_t PerfMap::append(std::string_view text, size_t max_entries) {
+size_t PerfMap::append(std::string_view text, const Limits& limits) {
+  // Per region: the map node, the entry and the name's heap block.
+  constexpr size_t kNodeBytes = 64;
   size_t consumed = 0;
-  for (;;) {
+  while (!full_) {
     size_t nl = text.find('\n', consumed);
     if (nl == std::string_view::npos) break;
     std::string_view line = text.substr(consumed, nl - consumed);
-    consumed = nl + 1;
+    const size_t next = nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
+    if (line.empty()) {
+      consumed = next;
+      continue;
+    }
     uint64_t start = 0, size = 0;
     std::string_view rest = line;
     if (!parse_hex(next_field(&rest), &start) || !parse_hex(next_field(&rest), &size) || size == 0 ||
         start + size < start) {
       ++malformed_;
+      consumed = next;
       continue;
     }
     size_t name_at = rest.find_first_not_of(" \t");
     std::string_view name = name_at == std::string_view::npos ? std::string_view() : rest.substr(name_at);
     if (name.empty()) {
       ++malformed_;
+      consumed = next;
       continue;
     }
-    if (regions_.size() >= max_entries) {
-      ++dropped_;
-      continue;
+    std::string kept;
+    if (name.size() > limits.max_name) {
+      kept.assign(name.substr(0, limits.max_name));
+      kept += "...";
+      ++truncated_;
+    } else {
+      kept.assign(name);
     }
-    insert(start, start + size, std::string(name));
+    // Checked before the insert: a replaced region frees its bytes, but a
+    // full map stays full (it is read no further).
+    if (regions_.size() >= limits.max_entries || bytes_ + kNodeBytes + kept.capacity() > limits.max_bytes) {
+      full_ = true;
+      break;
+    }
+    consumed = next;
+    insert(start, start + size, std::move(kept));
   }
   return consumed;
 }
 
 void PerfMap::insert(uint64_t start, uint64_t end, std::string name) {
-  // Per region: the map node, the entry and the name's heap block.
-  constexpr size_t kNodeBytes = 64;
+  constexpr size_t kNodeBytes = 64;  // as in append()
   auto it = regions_.lower_bound(start);
   // A region starting before us that reaches into [start, end): keep the part
   // before `start` (and any part after `end`, which still holds old code).
@@ -142,34 +161,66 @@ void PerfMapCache::refresh(pid_t pid, State& st) {
   if (!fd.valid()) return;
   struct stat sb{};
   if (::fstat(fd.get(), &sb) != 0) return;
+  const size_t bytes_before = st.map.memory_bytes();
+  size_t malformed_before = st.map.malformed(), truncated_before = st.map.truncated();
   if (uint64_t(sb.st_dev) != st.dev || uint64_t(sb.st_ino) != st.ino || uint64_t(sb.st_size) < st.offset) {
     // Another file (a recycled pid) or one rewritten from scratch.
     st.map = PerfMap();
+    malformed_before = truncated_before = 0;
     st.offset = 0;
     st.dev = sb.st_dev;
     st.ino = sb.st_ino;
   }
-  if (uint64_t(sb.st_size) <= st.offset) return;
-  ++stats_.reads;
-  // Read what was appended, in bounded chunks; a partial last line is read
-  // again next time.
-  constexpr size_t kChunk = 4 << 20;
-  std::string buf;
-  while (st.offset + buf.size() < uint64_t(sb.st_size)) {
-    size_t keep = buf.size();  // an unfinished line, starting at st.offset
-    size_t want = size_t(std::min<uint64_t>(kChunk, uint64_t(sb.st_size) - st.offset - keep));
-    buf.resize(keep + want);
-    ssize_t n = ::pread(fd.get(), buf.data() + keep, want, off_t(st.offset + keep));
-    if (n <= 0) {
-      buf.resize(keep);
-      break;
+  // A full map is read no further (until the file is replaced, above).
+  if (uint64_t(sb.st_size) > st.offset && !st.map.full()) {
+    ++stats_.reads;
+    // Read what was appended, in bounded chunks, up to the per-refresh
+    // budget; a partial last line is read again next time.
+    constexpr size_t kChunk = 4 << 20;
+    const uint64_t stop_at = std::min<uint64_t>(uint64_t(sb.st_size), st.offset + opts_.max_read_per_refresh);
+    std::string buf;
+    while (st.offset + buf.size() < stop_at && !st.map.full()) {
+      size_t keep = buf.size();  // an unfinished line, starting at st.offset
+      size_t want = size_t(std::min<uint64_t>(kChunk, stop_at - st.offset - keep));
+      buf.resize(keep + want);
+      ssize_t n = ::pread(fd.get(), buf.data() + keep, want, off_t(st.offset + keep));
+      if (n <= 0) {
+        buf.resize(keep);
+        break;
+      }
+      buf.resize(keep + size_t(n));
+      size_t used = st.map.append(buf, opts_.limits);
+      st.offset += used;
+      buf.erase(0, used);
+      if (size_t(n) < want) break;
+      if (buf.size() >= kChunk) {  // a "line" longer than a chunk: not a perf map
+        st.map.set_full();
+        break;
+      }
     }
-    buf.resize(keep + size_t(n));
-    size_t used = st.map.append(buf, opts_.max_entries);
-    st.offset += used;
-    buf.erase(0, used);
-    if (size_t(n) < want) break;
-    if (buf.size() >= kChunk) break;  // a "line" longer than a chunk: not a perf map
+    if (st.map.full()) {
+      ++stats_.filled;
+      EMBER_WARN_LIMITED("perf map %s of pid %d reached its bound (%zu regions, %zu bytes held); "
+                         "JIT code it names later stays unnamed",
+                         st.path.c_str(), int(pid), st.map.size(), st.map.memory_bytes());
+    }
+  }
+  total_bytes_ = total_bytes_ - bytes_before + st.map.memory_bytes();
+  stats_.malformed += st.map.malformed() - malformed_before;  // cumulative
+  stats_.truncated += st.map.truncated() - truncated_before;
+}
+
+void PerfMapCache::enforce_total_bytes(pid_t keep) {
+  // Least recently used first; the map just read stays.
+  auto it = lru_.end();
+  while (total_bytes_ > opts_.max_total_bytes && it != lru_.begin()) {
+    --it;
+    if (*it == keep) continue;
+    auto p = procs_.find(*it);
+    total_bytes_ -= p->second.map.memory_bytes();
+    procs_.erase(p);
+    it = lru_.erase(it);
+    ++stats_.evicted_for_bytes;
   }
 }
 
@@ -181,7 +232,9 @@ std::string PerfMapCache::lookup(pid_t pid, uint64_t addr) {
     lru_.push_front(pid);
     st.lru = lru_.begin();
     while (procs_.size() > opts_.max_processes) {
-      procs_.erase(lru_.back());
+      auto victim = procs_.find(lru_.back());
+      total_bytes_ -= victim->second.map.memory_bytes();
+      procs_.erase(victim);
       lru_.pop_back();
       ++stats_.evictions;
     }
@@ -191,6 +244,7 @@ std::string PerfMapCache::lookup(pid_t pid, uint64_t addr) {
   const PerfMap::Entry* e = st.map.lookup(addr);
   if (!e && (!st.checked || clock_.monotonic_ns() - st.checked_ns >= opts_.recheck_ns)) {
     refresh(pid, st);
+    enforce_total_bytes(pid);
     e = st.map.lookup(addr);
   }
   if (!e) {
@@ -205,6 +259,7 @@ void PerfMapCache::forget(pid_t pid) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = procs_.find(pid);
   if (it == procs_.end()) return;
+  total_bytes_ -= it->second.map.memory_bytes();
   lru_.erase(it->second.lru);
   procs_.erase(it);
 }
@@ -216,6 +271,7 @@ PerfMapCache::Stats PerfMapCache::stats() const {
   for (const auto& [pid, st] : procs_) {
     s.entries += st.map.size();
     s.bytes += st.map.memory_bytes();
+
   }
   return s;
 }

@@ -186,6 +186,14 @@ Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string
   for (auto& e : *entries) {
     if (e.executable) snap->mappings.push_back(std::move(e));
   }
+  if (snap->mappings.size() > kMaxSnapshotMappings) {
+    // Files name code through their symbols and debug files; anonymous
+    // regions only through a perf map. Keep the files.
+    std::stable_partition(snap->mappings.begin(), snap->mappings.end(),
+                          [](const MapEntry& m) { return m.is_file() || m.path == "[vdso]"; });
+    snap->mappings_dropped = snap->mappings.size() - kMaxSnapshotMappings;
+    snap->mappings.resize(kMaxSnapshotMappings);
+  }
   // /proc/PID/maps is sorted already; keep the invariant explicit for find().
   std::sort(snap->mappings.begin(), snap->mappings.end(),
             [](const MapEntry& a, const MapEntry& b) { return a.start < b.start; });

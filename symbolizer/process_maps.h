@@ -131,6 +131,9 @@ struct ProcessSnapshot {
   std::string cgroup_text;
   std::string cmdline_raw;
   std::vector<MapEntry> mappings;  // executable mappings plus [vdso]
+  // Executable mappings left out past kMaxSnapshotMappings (anonymous ones
+  // first); an address in one is symbolized as unmapped.
+  size_t mappings_dropped = 0;
   // Open handles to mapped files the symbolizer had not parsed yet when the
   // snapshot was taken (parallel to `mappings`; null where not needed). They
   // let a process that exits before symbolization still be symbolized, even
@@ -166,8 +169,15 @@ UniqueFd open_mapped_file(const ProcessSnapshot& proc, const MapEntry& m);
 // The pin of `m`, if any (for release once the file is cached).
 PinnedFile* pin_of(const ProcessSnapshot& proc, const MapEntry& m);
 
+// A process can map tens of thousands of executable regions (a hostile one,
+// or a JIT making one mapping per function); a snapshot, copied with every
+// re-read, keeps at most this many: file-backed ones first, then anonymous
+// ones by address. Real processes have a few hundred.
+constexpr size_t kMaxSnapshotMappings = 16384;
+
 // Reads /proc/PID/maps (and exe, comm) under `proc_root` into a snapshot.
-// Only executable mappings are kept. Fails if the process is gone.
+// Only executable mappings are kept, at most kMaxSnapshotMappings. Fails if
+// the process is gone.
 Result<std::shared_ptr<ProcessSnapshot>> read_process_snapshot(const std::string& proc_root,
                                                               pid_t pid);
 

@@ -221,6 +221,7 @@ int run_agent(int argc, char** argv) {
   if (!config.metrics.listen.empty()) {
     MetricsServer::Options mo;
     mo.address = *parse_listen_address(config.metrics.listen);  // validated
+    mo.metrics = &agent_metrics;
     mo.metrics_text = [&] {
       stats.refresh(false);
       return prometheus_text({&s.metrics(), &exporter_metrics, &agent_metrics, &k8s_metrics});

@@ -166,6 +166,14 @@ void Session::publish_cache_stats() {
       .set(pm.misses);
   m.gauge("ember_jit_map_processes", "", "Processes whose perf map is held").set(pm.processes);
   m.gauge("ember_jit_map_bytes", "", "Memory held by perf maps").set(pm.bytes);
+  // A perf map is written by the workload: its bounds are counted, so a
+  // hostile or runaway map shows up here rather than in the agent's RSS.
+  const char* jit_bound_help = "Perf map lines or maps cut by a bound, by reason";
+  m.counter("ember_jit_map_bounded_total", "reason=\"map_full\"", jit_bound_help).set(pm.filled);
+  m.counter("ember_jit_map_bounded_total", "reason=\"evicted_for_bytes\"", jit_bound_help)
+      .set(pm.evicted_for_bytes);
+  m.counter("ember_jit_map_bounded_total", "reason=\"name_truncated\"", jit_bound_help).set(pm.truncated);
+  m.counter("ember_jit_map_bounded_total", "reason=\"malformed_line\"", jit_bound_help).set(pm.malformed);
   // Every file a workload names is opened inside its root; kept_in_root is
   // a path that leads out of it the host's way (an absolute symlink or a
   // ".." above the root), which a hostile container would use.

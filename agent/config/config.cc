@@ -530,6 +530,49 @@ void read_server(Reader& r, const YAML::Node& node, const std::string& prefix, S
   }
 }
 
+// A YAML alias names a node already built, so a few lines can describe a
+// document that expands to billions of nodes ("billion laughs"), or, in
+// yaml-cpp, a sequence that contains itself (`&a [*a]`). Every walk over
+// the config (ours, and yaml-cpp's own) would then run forever or overflow
+// the stack. So before anything reads it, the document is walked once,
+// aliases expanded, iteratively, and refused past a node budget and a depth
+// far above what any config needs (every key of ember.yaml with a hundred
+// relabel rules is a few thousand nodes).
+constexpr size_t kMaxConfigNodes = 100'000;
+constexpr size_t kMaxConfigDepth = 64;
+
+Status check_expansion(const YAML::Node& root, const std::string& source) {
+  std::vector<std::pair<YAML::Node, size_t>> stack;  // node, depth
+  stack.emplace_back(root, 0);
+  size_t visited = 0;
+  while (!stack.empty()) {
+    const YAML::Node n = stack.back().first;  // (not a structured binding:
+    const size_t depth = stack.back().second;  // clang 14 cannot capture one)
+    stack.pop_back();
+    auto at = [&] {
+      const YAML::Mark m = n.Mark();
+      return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+    };
+    if (++visited > kMaxConfigNodes)
+      return Errorf("%s: the document expands to more than %zu YAML nodes (aliases that "
+                    "repeat aliases?); refused",
+                    at().c_str(), kMaxConfigNodes);
+    if (depth > kMaxConfigDepth)
+      return Errorf("%s: the document nests more than %zu levels deep (or an alias contains "
+                    "itself); refused",
+                    at().c_str(), kMaxConfigDepth);
+    if (n.IsSequence()) {
+      for (auto it = n.begin(); it != n.end(); ++it) stack.emplace_back(*it, depth + 1);
+    } else if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        stack.emplace_back(it->first, depth + 1);
+        stack.emplace_back(it->second, depth + 1);
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& yaml, const std::string& source) {
@@ -543,6 +586,7 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
     return Error{os.str()};
   }
   if (root.IsNull()) return c;  // an empty file means all defaults
+  if (auto st = check_expansion(root, source); !st) return st.error();
 
   Reader r(source);
   using H = Reader::Handler;
@@ -778,11 +822,17 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
 }
 
 Result<Config> load_config_file(const std::string& path) {
+  // A config is a few KiB; a larger file is a mistake (a log, a binary),
+  // refused before yaml-cpp holds all of it.
+  constexpr std::streamsize kMaxConfigBytes = 1 << 20;
   std::ifstream f(path);
   if (!f) return Errorf("cannot read config file %s: %s", path.c_str(), std::strerror(errno));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_config(ss.str(), path);
+  std::string text(size_t(kMaxConfigBytes) + 1, '\0');
+  f.read(text.data(), kMaxConfigBytes + 1);
+  text.resize(size_t(f.gcount()));
+  if (f.gcount() > kMaxConfigBytes)
+    return Errorf("%s: larger than 1MiB; is it the config file?", path.c_str());
+  return parse_config(text, path);
 }
 
 void add_debug_dir(Config* c, const std::string& dir) {

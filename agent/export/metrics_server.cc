@@ -10,8 +10,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <vector>
 
 #include "common/log.h"
 
@@ -20,18 +23,13 @@ namespace {
 
 constexpr int kIoTimeoutMs = 2000;
 constexpr size_t kMaxRequestHead = 8192;
+constexpr size_t kMaxConnections = 64;
+// Connections accepted per poll round, so a flood cannot starve the
+// connections already open of their turn.
+constexpr int kAcceptsPerRound = 64;
 
-bool write_all(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += size_t(n);
-  }
-  return true;
+bool head_complete(const std::string& head) {
+  return head.find("\r\n\r\n") != std::string::npos || head.find("\n\n") != std::string::npos;
 }
 
 std::string reason_phrase(int status) {
@@ -73,9 +71,11 @@ std::string prometheus_text(std::initializer_list<const Metrics*> registries) {
       // A family's placeholder row (no labels) registered only to carry HELP
       // is left out when the family has labeled rows.
       if (labels.empty() && v == 0 && f.rows.size() > 1) continue;
+      // Appended piece by piece (also avoids gcc 12's false -Wrestrict on
+      // string concatenation, PR105329).
       out += name;
-      if (!labels.empty()) out += "{" + labels + "}";
-      out += " " + std::to_string(v) + "\n";
+      if (!labels.empty()) out.append("{").append(labels).append("}");
+      out.append(" ").append(std::to_string(v)).append("\n");
     }
   }
   return out;
@@ -85,7 +85,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::create(Options opts) {
   std::unique_ptr<MetricsServer> s(new MetricsServer(std::move(opts)));
   const ListenAddress& a = s->opts_.address;
   bool v6 = a.host.find(':') != std::string::npos;
-  s->listen_fd_.reset(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  s->listen_fd_.reset(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!s->listen_fd_.valid()) return Errorf("metrics: socket: %s", std::strerror(errno));
   int one = 1;
   ::setsockopt(s->listen_fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -110,7 +110,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::create(Options opts) {
     return Errorf("metrics.listen: cannot listen on %s: %s (set metrics.listen to another "
                   "address, or \"\" to turn the endpoint off)",
                   where.c_str(), std::strerror(errno));
-  if (::listen(s->listen_fd_.get(), 16) != 0)
+  if (::listen(s->listen_fd_.get(), SOMAXCONN) != 0)
     return Errorf("metrics: listen on %s: %s", where.c_str(), std::strerror(errno));
   sockaddr_storage bound{};
   socklen_t blen = sizeof(bound);
@@ -134,38 +134,135 @@ MetricsServer::~MetricsServer() {
   if (thread_.joinable()) thread_.join();
 }
 
+void MetricsServer::count(const char* result) {
+  if (!opts_.metrics) return;
+  // (Appended, not "a" + b + "c": gcc 12 warns falsely on that, PR105329.)
+  std::string labels = "result=\"";
+  labels.append(result).push_back('"');
+  opts_.metrics
+      ->counter("ember_metrics_connections_total", labels,
+                "Connections to the metrics endpoint, by outcome: served, closed by the "
+                "client, timed_out, too_large (request head over 8 KiB), evicted (the "
+                "oldest, when 64 were open)")
+      .add(1);
+}
+
 void MetricsServer::run() {
   name_this_thread("ember-metrics");
+  using Clock = std::chrono::steady_clock;
+  struct Conn {
+    UniqueFd fd;
+    std::string in;          // request head so far
+    std::string out;         // the answer, once the head is complete
+    size_t sent = 0;
+    Clock::time_point deadline;
+    bool closed = false;
+  };
+  std::deque<Conn> conns;  // oldest first
+  std::vector<pollfd> fds;
   for (;;) {
-    pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
-    int n = ::poll(fds, 2, -1);
+    fds.clear();
+    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    fds.push_back({wake_read_.get(), POLLIN, 0});
+    Clock::time_point next_deadline = Clock::time_point::max();
+    for (const Conn& c : conns) {
+      fds.push_back({c.fd.get(), short(c.out.empty() ? POLLIN : POLLOUT), 0});
+      next_deadline = std::min(next_deadline, c.deadline);
+    }
+    int timeout_ms = -1;
+    if (!conns.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_deadline - Clock::now());
+      timeout_ms = int(std::clamp<int64_t>(left.count() + 1, 0, kIoTimeoutMs));
+    }
+    int n = ::poll(fds.data(), nfds_t(fds.size()), timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       EMBER_WARN_LIMITED("metrics: poll failed: %s", std::strerror(errno));
       return;
     }
     if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn.valid()) continue;
-    timeval tv{kIoTimeoutMs / 1000, (kIoTimeoutMs % 1000) * 1000};
-    ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    serve(conn.get());
-  }
-}
 
-void MetricsServer::serve(int fd) {
-  std::string head;
-  char buf[2048];
-  while (head.find("\r\n\r\n") == std::string::npos && head.find("\n\n") == std::string::npos) {
-    if (head.size() > kMaxRequestHead) return;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // closed, or the I/O timeout passed
-    head.append(buf, size_t(n));
+    // Serve the open connections (fds[2 + i] is conns[i]).
+    const auto now = Clock::now();
+    for (size_t i = 0; i < conns.size(); ++i) {
+      Conn& c = conns[i];
+      const short rev = fds[2 + i].revents;
+      if (c.out.empty() && (rev & (POLLIN | POLLHUP | POLLERR))) {
+        char buf[2048];
+        for (;;) {
+          ssize_t r = ::recv(c.fd.get(), buf, sizeof(buf), 0);
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+              c.closed = true;
+              count("closed");
+            }
+            break;
+          }
+          if (r == 0) {
+            c.closed = true;
+            count("closed");
+            break;
+          }
+          c.in.append(buf, size_t(r));
+          if (head_complete(c.in)) {
+            c.out = metrics_http_response(c.in, opts_);
+            break;
+          }
+          if (c.in.size() > kMaxRequestHead) {
+            c.closed = true;
+            count("too_large");
+            break;
+          }
+        }
+      }
+      if (!c.closed && !c.out.empty()) {
+        // Write what the socket takes now; the rest on POLLOUT.
+        while (c.sent < c.out.size()) {
+          ssize_t w = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+              c.closed = true;
+              count("closed");
+            }
+            break;
+          }
+          c.sent += size_t(w);
+        }
+        if (!c.closed && c.sent == c.out.size()) {
+          c.closed = true;
+          count("served");
+        }
+      }
+      if (!c.closed && now >= c.deadline) {
+        c.closed = true;
+        count("timed_out");
+      }
+    }
+    conns.erase(std::remove_if(conns.begin(), conns.end(), [](const Conn& c) { return c.closed; }),
+                conns.end());
+
+    if (!(fds[0].revents & POLLIN)) continue;
+    for (int k = 0; k < kAcceptsPerRound; ++k) {
+      UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!fd.valid()) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE)
+          EMBER_WARN_LIMITED("metrics: cannot accept a connection: %s", std::strerror(errno));
+        break;  // EAGAIN: none left
+      }
+      if (conns.size() >= kMaxConnections) {
+        conns.pop_front();
+        count("evicted");
+      }
+      Conn c;
+      c.fd = std::move(fd);
+      c.deadline = Clock::now() + std::chrono::milliseconds(kIoTimeoutMs);
+      conns.push_back(std::move(c));
+    }
   }
-  write_all(fd, metrics_http_response(head, opts_));
 }
 
 std::string metrics_http_response(std::string_view head, const MetricsServer::Options& opts) {

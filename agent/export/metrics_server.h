@@ -1,10 +1,16 @@
 // MetricsServer: the agent's self-metrics endpoint. Serves
 //   GET /metrics  Prometheus text exposition (version 0.0.4)
 //   GET /healthz  200 "ok" while the agent runs, 503 once it is stopping
-// on one listening socket, from its own thread, one connection at a time
-// (scrapes are rare and small). Each connection gets a short I/O timeout, so
-// a stuck client cannot hold the thread for long, and is closed after one
-// answer.
+// on one listening socket, from its own thread.
+//
+// Anyone who can reach the port can open connections, so the thread never
+// blocks on one: every connection is non-blocking and multiplexed with
+// poll(), has 2 s to send its request head (8 KiB at most) and to take the
+// answer, and is closed after one answer. At most 64 are open at once; a
+// new one past that closes the oldest, so a flood of connections that never
+// send a byte (1,000 in the unit test) delays a real scrape by one poll
+// round, not by a timeout each. Outcomes are counted in
+// ember_metrics_connections_total{result}.
 //
 // The server owns its socket and thread; the callbacks it is given run on
 // its thread and must be thread-safe.
@@ -32,6 +38,9 @@ class MetricsServer {
     std::function<std::string()> metrics_text;
     // Status code and body of /healthz.
     std::function<std::pair<int, std::string>()> health;
+    // Where connection outcomes are counted (optional; must outlive the
+    // server).
+    Metrics* metrics = nullptr;
   };
   static Result<std::unique_ptr<MetricsServer>> create(Options opts);
   ~MetricsServer();  // wakes and joins the thread
@@ -43,7 +52,7 @@ class MetricsServer {
  private:
   explicit MetricsServer(Options opts) : opts_(std::move(opts)) {}
   void run();
-  void serve(int fd);
+  void count(const char* result);
 
   Options opts_;
   UniqueFd listen_fd_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/in_root.h"
+#include "common/log.h"
 
 namespace ember {
 
@@ -26,7 +27,10 @@ ProcessTable::ProcessTable(Options opts, const Clock& clock, Metrics& metrics)
                                "Process entries dropped to stay within max_processes")),
       tracked_(metrics.gauge("ember_processes_tracked", "", "Processes in the process table")),
       roots_not_held_(metrics.counter("ember_process_roots_not_held_total", "",
-                                      "Process roots not held open because max_roots distinct ones were")) {}
+                                      "Process roots not held open because max_roots distinct ones were")),
+      mappings_dropped_(metrics.counter("ember_process_mappings_dropped_total", "",
+                                        "Executable mappings left out of process snapshots past the "
+                                        "per-process bound (16384)")) {}
 
 std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e) {
   uint64_t now = clock_.monotonic_ns();
@@ -36,6 +40,13 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::read(uint32_t pid, Entry& e
   if (snap) {
     snapshots_read_.add();
     s = std::move(*snap);
+    if (s->mappings_dropped) {
+      mappings_dropped_.add(s->mappings_dropped);
+      EMBER_WARN_LIMITED("pid %u maps %zu executable regions; the %zu past the first %zu "
+                         "(anonymous ones first) are not symbolized",
+                         pid, s->mappings.size() + s->mappings_dropped, s->mappings_dropped,
+                         s->mappings.size());
+    }
     pin_unknown_files(*s);
     // The root was opened at exec; a process that predates us gets it here.
     if (!e.root) e.root = open_root(pid);

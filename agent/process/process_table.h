@@ -114,6 +114,7 @@ class ProcessTable {
   Counter& evicted_;
   Counter& tracked_;
   Counter& roots_not_held_;
+  Counter& mappings_dropped_;
   mutable std::mutex mu_;
   std::unordered_map<uint32_t, Entry> table_;
   // Open roots by (device, inode): one descriptor per distinct root. Entries

@@ -133,7 +133,8 @@ class KubeApiServer {
     std::string out;
     return control(what, body, &out);
   }
-  bool control(const std::string& what, const std::string& body, std::string* out) {
+  bool control(const std::string& what, const std::string& body, std::string* out,
+               std::chrono::seconds timeout = std::chrono::seconds(5)) {
     if (!client_) {
       TlsOptions tls;
       tls.ca_file = control_ca_;
@@ -144,7 +145,7 @@ class KubeApiServer {
     HttpRequest req;
     req.url = url() + "/control/" + what;
     req.body = &body;
-    req.timeout = std::chrono::seconds(5);
+    req.timeout = timeout;
     auto r = client_->post(req, nullptr);
     *out = r.body;
     return r.status == 200;
@@ -152,6 +153,15 @@ class KubeApiServer {
   // silent: no watch sees the change (see main.go).
   bool put_pod(const nlohmann::json& pod, bool silent = false) {
     return control(silent ? "pod?silent=1" : "pod", pod.dump());
+  }
+  // `count` copies of `pod`, named NAME-i (silently; see main.go).
+  bool put_pods(const nlohmann::json& pod, int count) {
+    std::string out;
+    return control("pods?count=" + std::to_string(count), pod.dump(), &out, std::chrono::seconds(120));
+  }
+  bool put_pod_slowly(const nlohmann::json& pod) {  // a large body
+    std::string out;
+    return control("pod", pod.dump(), &out, std::chrono::seconds(120));
   }
   bool delete_pod(const std::string& ns, const std::string& name, bool silent = false) {
     return control("delete?namespace=" + ns + "&name=" + name + (silent ? "&silent=1" : ""));

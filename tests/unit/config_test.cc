@@ -2,6 +2,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
 
 namespace ember {
 namespace {
@@ -222,6 +226,72 @@ TEST(Config, Sizes) {
   EXPECT_FALSE(parse_size("lots").ok());
   EXPECT_FALSE(parse_size("5 parsecs").ok());
   EXPECT_EQ(format_size(8u << 20), "8MiB");
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+// "Billion laughs": nine levels of nine aliases describe 9^9 (387 million)
+// nodes in 10 lines. It is refused after the first 100,000, at once.
+TEST(ConfigAbuse, AliasBombIsRefusedQuickly) {
+  std::string yaml = "l0: &l0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    yaml += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int j = 0; j < 9; ++j) yaml += (j ? ", " : "") + prev;
+    yaml += "]\n";
+  }
+  yaml += "relabel_configs: *l9\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto c = parse_config(yaml, "bomb.yaml");
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("bomb.yaml:"));
+  EXPECT_THAT(c.error().message, HasSubstr("more than 100000 YAML nodes"));
+  // Far from the minutes (and gigabytes) a full walk would take.
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST(ConfigAbuse, AnAliasThatContainsItselfIsRefused) {
+  auto c = parse_config("relabel_configs: &a [*a]\n", "loop.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("loop.yaml:1:"));
+}
+
+TEST(ConfigAbuse, DeepNestingIsRefused) {
+  std::string yaml = "labels: " + std::string(200, '[') + std::string(200, ']') + "\n";
+  auto c = parse_config(yaml, "deep.yaml");
+  ASSERT_FALSE(c.ok());
+}
+
+// Anchors have honest uses: one relabel rule shared by two lists.
+TEST(ConfigAbuse, OrdinaryAnchorsStillWork) {
+  auto c = parse_config(
+      "relabel_configs:\n"
+      "  - &drop_batch\n"
+      "    source_labels: [__meta_process_comm]\n"
+      "    regex: batch.*\n"
+      "    action: drop\n"
+      "  - *drop_batch\n",
+      "anchors.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->relabel_configs.size(), 2u);
+}
+
+TEST(ConfigAbuse, AFileOverOneMebibyteIsRefused) {
+  char path[] = "/tmp/ember-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string line = "# " + std::string(1000, 'x') + "\n";
+  for (int i = 0; i < 1100; ++i) ASSERT_EQ(write(fd, line.data(), line.size()), ssize_t(line.size()));
+  close(fd);
+  auto c = load_config_file(path);
+  unlink(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error().message, HasSubstr("larger than 1MiB"));
 }
 
 }  // namespace

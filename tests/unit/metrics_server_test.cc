@@ -6,10 +6,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <vector>
 
 #include "agent/export/bpf_map_stats.h"
 
@@ -95,6 +97,85 @@ TEST(MetricsServer, ServesMetricsAndHealth) {
   EXPECT_THAT(http_get(port, "/metrics"), HasSubstr("ember_test_total 7"));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
   ::close(idle);
+}
+
+// 1,000 connections that never send a byte (a port scan, or a tenant that
+// can reach the node) do not keep Prometheus from scraping: each costs the
+// server nothing until it is closed as the oldest or after 2 s.
+TEST(MetricsServer, AThousandSilentConnectionsDoNotBlockAScrape) {
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_cur < 1200) {
+    rlimit want = rl;
+    want.rlim_cur = std::min<rlim_t>(rl.rlim_max, 1200);
+    ::setrlimit(RLIMIT_NOFILE, &want);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  const int kSilent = int(std::min<rlim_t>(1000, rl.rlim_cur > 100 ? rl.rlim_cur - 100 : 0));
+  ASSERT_GE(kSilent, 500) << "RLIMIT_NOFILE too low for this test: " << rl.rlim_cur;
+
+  Metrics counts, m;
+  m.counter("ember_test_total", "", "A test counter").add(7);
+  MetricsServer::Options o;
+  o.address = *parse_listen_address("127.0.0.1:0");
+  o.metrics_text = [&] { return prometheus_text({&m}); };
+  o.metrics = &counts;
+  auto s = MetricsServer::create(o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  const int port = (*s)->port();
+
+  std::vector<int> silent;
+  for (int i = 0; i < kSilent; ++i) {
+    int fd = connect_to(port);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    silent.push_back(fd);
+  }
+  // Each scrape is answered at once, before any silent connection's
+  // 2 s timeout could have freed the thread.
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_THAT(http_get(port, "/metrics"), HasSubstr("ember_test_total 7"));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1900));
+  }
+  for (int fd : silent) ::close(fd);
+  EXPECT_EQ(counts.counter("ember_metrics_connections_total", "result=\"served\"").value(), 5u);
+  // All but the 64 newest silent connections were closed to make room.
+  EXPECT_GE(counts.counter("ember_metrics_connections_total", "result=\"evicted\"").value(),
+            uint64_t(kSilent - 64));
+}
+
+// A request head that never ends is cut off at 8 KiB; one that stops
+// midway is closed after 2 s.
+TEST(MetricsServer, EndlessAndStalledRequestsAreClosed) {
+  Metrics counts;
+  MetricsServer::Options o;
+  o.address = *parse_listen_address("127.0.0.1:0");
+  o.metrics = &counts;
+  auto s = MetricsServer::create(o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  const int port = (*s)->port();
+
+  int endless = connect_to(port);
+  std::string junk(4096, 'x');
+  for (int i = 0; i < 8; ++i)
+    if (::send(endless, junk.data(), junk.size(), MSG_NOSIGNAL) < 0) break;
+  char buf[256];
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_LE(::read(endless, buf, sizeof(buf)), 0);  // closed without an answer
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+  ::close(endless);
+
+  int stalled = connect_to(port);
+  std::string part = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(::send(stalled, part.data(), part.size(), MSG_NOSIGNAL), ssize_t(part.size()));
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(::read(stalled, buf, sizeof(buf)), 0);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, std::chrono::milliseconds(1500));
+  EXPECT_LT(waited, std::chrono::milliseconds(4000));
+  ::close(stalled);
+  EXPECT_EQ(counts.counter("ember_metrics_connections_total", "result=\"too_large\"").value(), 1u);
+  EXPECT_EQ(counts.counter("ember_metrics_connections_total", "result=\"timed_out\"").value(), 1u);
 }
 
 TEST(MetricsServer, APortInUseIsAClearError) {

@@ -79,10 +79,30 @@ TEST(PerfMap, BoundedEntries) {
     std::snprintf(line, sizeof(line), "%x 10 f%d\n", 0x1000 + i * 0x10, i);
     text += line;
   }
-  m.append(text, 20);
+  size_t used = m.append(text, 20);
   EXPECT_EQ(m.size(), 20u);
-  EXPECT_EQ(m.dropped(), 30u);
+  EXPECT_TRUE(m.full());
+  EXPECT_EQ(used, text.rfind('\n', text.find(" f20\n")) + 1);  // stopped before line 21
   EXPECT_GT(m.memory_bytes(), 20u * 64);
+}
+
+TEST(PerfMap, BoundedBytesAndNames) {
+  PerfMap::Limits l;
+  l.max_bytes = 4096;
+  l.max_name = 100;
+  PerfMap m;
+  std::string text = "1000 10 " + std::string(5000, 'n') + "\n";
+  for (int i = 1; i < 200; ++i) {
+    char line[64];
+    std::snprintf(line, sizeof(line), "%x 10 fn%d\n", 0x1000 + i * 0x10, i);
+    text += line;
+  }
+  m.append(text, l);
+  EXPECT_EQ(m.truncated(), 1u);
+  EXPECT_EQ(name_at(m, 0x1000), std::string(100, 'n') + "...");
+  EXPECT_TRUE(m.full());
+  EXPECT_LE(m.memory_bytes(), 4096u);
+  EXPECT_GT(m.size(), 10u);
 }
 
 // A fixture /proc: PID 77 is PID 5 in its own namespace, with its own /tmp.
@@ -165,6 +185,66 @@ TEST_F(PerfMapCacheTest, LeastRecentlyUsedProcessesAreEvicted) {
   EXPECT_EQ(s.evictions, 1u);
   EXPECT_EQ(cache.lookup(77, 0x7f0000001010), "f");
   EXPECT_EQ(cache.stats().reads, 1u) << "77 must not have been evicted and re-read";
+}
+
+// A workload's perf map of ten million lines (140 MB) costs one bounded
+// read: at most 16 MiB parsed per refresh, at most 64 MiB held, and once
+// full the file is not read again.
+TEST_F(PerfMapCacheTest, TenMillionLinesAreBounded) {
+  {
+    std::ofstream f(map_path(), std::ios::trunc | std::ios::binary);
+    std::string chunk;
+    char line[48];
+    for (uint64_t i = 0; i < 10'000'000; ++i) {
+      int n = std::snprintf(line, sizeof(line), "%llx 10 f\n", (unsigned long long)(0x100000000ull + i * 16));
+      chunk.append(line, size_t(n));
+      if (chunk.size() > (4u << 20)) {
+        f << chunk;
+        chunk.clear();
+      }
+    }
+    f << chunk;
+  }
+  ASSERT_GT(fs::file_size(map_path()), 100u << 20);
+  PerfMapCache cache(opts(), clock_);
+  EXPECT_EQ(cache.lookup(77, 0x100000008), "f");
+  auto s = cache.stats();
+  EXPECT_EQ(s.reads, 1u);
+  EXPECT_EQ(s.filled, 1u);
+  EXPECT_LE(s.bytes, size_t(64) << 20);
+  EXPECT_GT(s.entries, 500'000u);
+  // Full: later misses, however many, do not read the file again.
+  for (int i = 0; i < 20; ++i) {
+    clock_.advance(200'000'000);
+    EXPECT_EQ(cache.lookup(77, 0x100000000ull + 9'999'999ull * 16), "");
+  }
+  EXPECT_EQ(cache.stats().reads, 1u);
+}
+
+// Several maps share one byte budget: past it, the least recently used
+// maps are dropped, never the one just read.
+TEST_F(PerfMapCacheTest, MapsShareAByteBudget) {
+  std::string text;
+  for (int i = 0; i < 1000; ++i) {
+    char line[64];
+    std::snprintf(line, sizeof(line), "%x 10 function_number_%d\n", 0x10000 + i * 16, i);
+    text += line;
+  }
+  for (int pid : {78, 79, 80}) {
+    fs::create_directories(dir_ / ("proc/" + std::to_string(pid)));
+    fs::create_directory_symlink(dir_ / "container", dir_ / ("proc/" + std::to_string(pid) + "/root"));
+    std::ofstream(dir_ / ("container/tmp/perf-" + std::to_string(pid) + ".map")) << text;
+  }
+  PerfMapCache::Options o = opts();
+  o.max_total_bytes = 250'000;  // about two of these maps
+  PerfMapCache cache(o, clock_);
+  EXPECT_EQ(cache.lookup(78, 0x10000), "function_number_0");
+  EXPECT_EQ(cache.lookup(79, 0x10000), "function_number_0");
+  EXPECT_EQ(cache.lookup(80, 0x10000), "function_number_0");
+  auto s = cache.stats();
+  EXPECT_EQ(s.evicted_for_bytes, 1u);
+  EXPECT_EQ(s.processes, 2u);
+  EXPECT_LE(s.bytes, 250'000u);
 }
 
 TEST_F(PerfMapCacheTest, SymbolizerNamesAnonymousExecutableMemory) {

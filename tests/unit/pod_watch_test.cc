@@ -210,6 +210,55 @@ TEST_F(PodWatchTest, ListsPagesThenFollowsAddsUpdatesAndDeletes) {
   EXPECT_EQ(metrics_.total("ember_k8s_api_errors_total"), 0u);
 }
 
+// A server that lists 100,000 pods for one node (a broken or hostile one:
+// the kubelet's default max-pods is 110): the index keeps 10,000, the pages
+// after it are not fetched, and the watch still applies changes to the pods
+// it holds while refusing new ones.
+TEST_F(PodWatchTest, AHundredThousandPodsAreBounded) {
+  start_server();
+  ASSERT_TRUE(server_->put_pods(make_pod("bulk", "node-a", {cid(1)}), 100'000)) << server_->log();
+  auto o = options();
+  o.page_size = 300;  // the 34th page crosses 10,000
+  auto w = start_watcher(o);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(eventually([&] { return w->synced(); }, 60s)) << server_->log();
+  EXPECT_EQ(w->pod_count(), PodStore::kMaxPods);
+  EXPECT_EQ(counter("ember_k8s_pods_ignored_total", "reason=\"too_many\""), 200u);
+  size_t list_pages = 0;
+  for (const auto& r : server_->requests())
+    if (!r["watch"].get<bool>()) ++list_pages;
+  EXPECT_EQ(list_pages, 34u);
+
+  ASSERT_TRUE(eventually([&] { return !watch_requests().empty(); }));
+  ASSERT_TRUE(server_->put_pod(make_pod("one-more", "node-a", {cid(7)})));
+  ASSERT_TRUE(eventually([&] { return events("added") == 1; }));
+  EXPECT_FALSE(w->find_container(cid(7)).has_value());
+  EXPECT_EQ(counter("ember_k8s_pods_ignored_total", "reason=\"too_many\""), 201u);
+  EXPECT_EQ(w->pod_count(), PodStore::kMaxPods);
+}
+
+// A 64 MiB watch event (the API server never sends one: etcd stores
+// objects of at most ~1.5 MiB) is skipped, counted and logged, and the
+// events after it still apply.
+TEST_F(PodWatchTest, A64MiBWatchEventIsSkipped) {
+  start_server();
+  ASSERT_TRUE(server_->put_pod(make_pod("web-1", "node-a", {cid(1)})));
+  auto w = start_watcher(options());
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(eventually([&] { return w->synced(); })) << server_->log();
+  ASSERT_TRUE(eventually([&] { return !watch_requests().empty(); }));
+
+  json huge = make_pod("huge", "node-a", {cid(2)});
+  huge["metadata"]["annotations"] = {{"junk", std::string(64u << 20, 'x')}};
+  ASSERT_TRUE(server_->put_pod_slowly(huge));
+  ASSERT_TRUE(server_->put_pod(make_pod("web-3", "node-a", {cid(3)})));
+  ASSERT_TRUE(eventually([&] { return w->find_container(cid(3)).has_value(); }, 60s)) << server_->log();
+  EXPECT_EQ(errors("too_large"), 1u);
+  EXPECT_FALSE(w->find_container(cid(2)).has_value());
+  EXPECT_TRUE(w->find_container(cid(1)).has_value());
+  EXPECT_EQ(events("added"), 1u);  // web-3 only
+}
+
 TEST_F(PodWatchTest, RewatchesFromTheLastResourceVersionAndBookmark) {
   start_server();
   ASSERT_TRUE(server_->control("set?watch_max_events=1"));  // every watch ends after one event

@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <sys/sysmacros.h>
 
 #include "symbolizer/process_maps.h"
@@ -108,6 +110,33 @@ TEST(ProcMaps, ReadsAFixtureProcTree) {
   EXPECT_EQ((*snap)->exe_path, "/usr/bin/dash");
   EXPECT_EQ((*snap)->mappings.size(), 6u);  // executable ones only
   EXPECT_EQ((*snap)->proc_root, root);
+  ASSERT_EQ(system(("rm -rf " + root).c_str()), 0);
+}
+
+// A process with 100,000 executable mappings (a hostile one; the kernel
+// allows it once vm.max_map_count is raised): the snapshot keeps 16,384,
+// the file-backed ones first, and counts the rest.
+TEST(ProcMaps, AHundredThousandMappingsAreBounded) {
+  char dir[] = "/tmp/ember-proc-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string root = dir;
+  ASSERT_EQ(system(("mkdir -p " + root + "/78").c_str()), 0);
+  FILE* f = fopen((root + "/78/maps").c_str(), "w");
+  for (int i = 0; i < 100000; ++i)
+    fprintf(f, "%llx-%llx r-xp 00000000 00:00 0 \n", 0x10000000ull + i * 0x2000ull,
+            0x10001000ull + i * 0x2000ull);
+  fputs("7f1c2a230000-7f1c2a3b0000 r-xp 00028000 fe:00 262151 /usr/lib/x86_64-linux-gnu/libc.so.6\n", f);
+  fclose(f);
+  auto snap = read_process_snapshot(root, 78);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  const auto& s = **snap;
+  EXPECT_EQ(s.mappings.size(), kMaxSnapshotMappings);
+  EXPECT_EQ(s.mappings_dropped, 100001u - kMaxSnapshotMappings);
+  ASSERT_NE(s.find(0x7f1c2a230100), nullptr) << "the file-backed mapping must be kept";
+  EXPECT_EQ(s.find(0x7f1c2a230100)->inode, 262151u);
+  EXPECT_NE(s.find(0x10000100), nullptr);  // the lowest anonymous ones are kept
+  EXPECT_TRUE(std::is_sorted(s.mappings.begin(), s.mappings.end(),
+                             [](const MapEntry& a, const MapEntry& b) { return a.start < b.start; }));
   ASSERT_EQ(system(("rm -rf " + root).c_str()), 0);
 }
 

@@ -22,6 +22,7 @@
 // Control endpoints (no auth; any method):
 //
 //	/control/pod           body: a Pod; added, or modified if it exists
+//	/control/pods?count=N  body: a Pod; N copies named NAME-i (silently)
 //	/control/delete?namespace=&name=
 //	                       with silent=1, either changes the store and the
 //	                       resourceVersion but no watch sees it (events lost,
@@ -390,6 +391,41 @@ func (s *server) handleControl(w http.ResponseWriter, r *http.Request) {
 		if q.Get("silent") != "1" {
 			s.history = append(s.history, event{s.rv, typ, p})
 			s.notifyLocked()
+		}
+		fmt.Fprintf(w, "%d\n", s.rv)
+	case "pods":
+		// count copies of the template pod in the body, silently (no
+		// watch sees them; a list does): NAME-i, uid UID-i, and container
+		// ids numbered from 1<<32 up, so the abuse tests need not post
+		// 100,000 pods one by one.
+		var tmpl map[string]interface{}
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &tmpl); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		count, _ := strconv.Atoi(q.Get("count"))
+		meta, _ := tmpl["metadata"].(map[string]interface{})
+		name, _ := meta["name"].(string)
+		uid, _ := meta["uid"].(string)
+		nextID := uint64(1) << 32
+		for i := 0; i < count; i++ {
+			s.rv++
+			p := withRV(tmpl, s.rv) // a deep copy
+			m := p["metadata"].(map[string]interface{})
+			m["name"] = fmt.Sprintf("%s-%d", name, i)
+			m["uid"] = fmt.Sprintf("%s-%d", uid, i)
+			if st, ok := p["status"].(map[string]interface{}); ok {
+				if cs, ok := st["containerStatuses"].([]interface{}); ok {
+					for _, c := range cs {
+						if cm, ok := c.(map[string]interface{}); ok {
+							cm["containerID"] = fmt.Sprintf("containerd://%064x", nextID)
+							nextID++
+						}
+					}
+				}
+			}
+			s.pods[podKey(p)] = p
 		}
 		fmt.Fprintf(w, "%d\n", s.rv)
 	case "delete":
