@@ -142,14 +142,6 @@ bool file_readable_nonempty(const std::string& path, std::string* why) {
 
 }  // namespace
 
-EnvGetter process_env() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (!v) return std::nullopt;
-    return std::string(v);
-  };
-}
-
 Result<KubeClientOptions> resolve_in_cluster(const KubeClientOptions& opts, const EnvGetter& env,
                                              const std::string& root) {
   KubeClientOptions o = opts;

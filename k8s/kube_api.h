@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "common/env.h"
 #include "common/result.h"
 #include "k8s/pod_index.h"
 
@@ -47,11 +48,6 @@ struct KubeClientOptions {
 };
 
 inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-// Looks up an environment variable; nullopt when unset.
-using EnvGetter = std::function<std::optional<std::string>(const std::string&)>;
-// The process environment (getenv).
-EnvGetter process_env();
 
 // Fills the blanks of `opts` from the in-cluster environment:
 //   api_server  https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT

@@ -22,6 +22,7 @@ LAYERS = [
     "agent/label",
     "agent/aggregate",
     "agent/export",
+    "agent/analyze",     # profiles read back from files: report, diff
     "agent/pipeline",    # the threads that run the stages
     "agent/sampler",     # BPF
     "agent/cli",

@@ -34,6 +34,8 @@ seeds_of() {
     config_fuzz) echo config ;;
     kube_json_fuzz) echo kube ;;
     metrics_request_fuzz) echo http ;;
+    ring_record_fuzz) echo ring ;;
+    profile_reader_fuzz) echo profile ;;
     *) echo none ;;
   esac
 }

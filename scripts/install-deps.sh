@@ -63,6 +63,8 @@ if [ "${1:-}" = "--bench" ]; then
   # bench/symbolize resolves python3.11d's return addresses with Ember,
   # llvm-symbolizer, eu-addr2line and addr2line
   packages+=(python3.11-dbg binutils)
+  # bench/demangle compares Ember's Rust demangler with LLVM's and libiberty's
+  packages+=(llvm-14-dev libiberty-dev)
 fi
 
 missing=()

@@ -8,6 +8,8 @@ int run_record(int argc, char** argv);
 int run_agent(int argc, char** argv);
 int run_targets(int argc, char** argv);
 int run_kernel_check(int argc, char** argv);
+int run_report(int argc, char** argv);
+int run_diff(int argc, char** argv);
 
 // Exit codes shared by the subcommands.
 constexpr int kExitUsage = 2;        // bad flags or config

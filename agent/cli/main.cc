@@ -18,6 +18,9 @@ const char* kUsage =
     "  ember agent --config FILE                     run the continuous profiling daemon\n"
     "  ember targets --config FILE [--json] [--all]  list what the agent would profile, with labels\n"
     "  ember kernel-check [--btf FILE]...            check that Ember loads on this (or that) kernel\n"
+    "  ember report FILE                             the top functions of a profile (pprof or folded)\n"
+    "  ember diff [--fail-above PP] BASE NEW         what changed between two profiles, and whether\n"
+    "                                                it is more than noise\n"
     "  ember version\n"
     "\n"
     "Run 'ember <command> --help' for its options.\n";
@@ -54,6 +57,8 @@ int main(int argc, char** argv) {
   if (cmd == "agent") return ember::run_agent(argc - 1, argv + 1);
   if (cmd == "targets") return ember::run_targets(argc - 1, argv + 1);
   if (cmd == "kernel-check") return ember::run_kernel_check(argc - 1, argv + 1);
+  if (cmd == "report") return ember::run_report(argc - 1, argv + 1);
+  if (cmd == "diff") return ember::run_diff(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "ember " << EMBER_VERSION << std::endl;
     return 0;

@@ -1,5 +1,7 @@
 // `ember record`: profile a command (and its descendants), a pid, or the
-// whole system, then write one file whose format follows its extension.
+// whole system, then write one file whose format follows its extension, and,
+// with --server or servers in --config, ship the profile with the agent's
+// uploader (labels: service_name, --tag, and the CI run's, agent/config/ci_labels.h).
 //
 // Threads: the main thread forks/waits and handles signals (SIGINT, SIGTERM
 // and SIGCHLD are blocked everywhere and taken synchronously with
@@ -11,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <cxxopts.hpp>
+#include <fstream>
 #include <iostream>
 #include <set>
 
@@ -22,7 +26,10 @@
 #include "agent/cli/commands.h"
 #include "agent/cli/preflight.h"
 #include "agent/cli/session.h"
+#include "agent/config/ci_labels.h"
+#include "agent/config/relabel_rule.h"
 #include "agent/export/file_exporter.h"
+#include "agent/export/upload_exporter.h"
 #include "common/log.h"
 
 namespace ember {
@@ -52,6 +59,8 @@ class CollectingExporter final : public Exporter {
     if (!out.labels) out.labels = std::make_shared<const LabelSet>();
     return out;
   }
+  // Each interval's profile, as the agent would ship it (copies).
+  const std::vector<Profile>& intervals() const { return profiles_; }
 
  private:
   std::vector<Profile> profiles_;
@@ -78,6 +87,118 @@ int exit_code_of(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
+}
+
+// What shipping needs, from the command line and --config.
+struct ShipPlan {
+  std::vector<ServerConfig> servers;  // empty: nothing is shipped
+  Labels labels;                      // service_name, CI labels, static labels and --tag
+  Duration timeout{std::chrono::seconds(30)};
+  bool required = false;
+};
+
+// The servers: --server URL (with --api), or the servers of --config; with
+// both, the file's one server gets the URL (so tokens and TLS come from the
+// file). Labels, later ones winning: the file's static labels, the CI run's,
+// --tag, then service_name (--service-name, or the default given).
+Result<ShipPlan> plan_shipping(const cxxopts::ParseResult& args, const Config& file,
+                               const std::string& default_service) {
+  ShipPlan plan;
+  plan.servers = file.servers;
+  std::optional<ServerConfig::Api> api;
+  if (args.count("api")) {
+    std::string a = args["api"].as<std::string>();
+    if (a == "push") api = ServerConfig::Api::kPush;
+    else if (a == "ingest") api = ServerConfig::Api::kIngest;
+    else if (a == "otlp") api = ServerConfig::Api::kOtlp;
+    else return Errorf("--api must be push, ingest or otlp");
+  }
+  if (args.count("server")) {
+    if (plan.servers.size() > 1)
+      return Errorf("--server: the config file names %zu servers; give the URL there, or keep one",
+                    plan.servers.size());
+    if (plan.servers.empty()) plan.servers.emplace_back();
+    plan.servers[0].url = args["server"].as<std::string>();
+    if (auto st = validate_server(plan.servers[0]); !st) return Errorf("--server: %s", st.error().message.c_str());
+  }
+  if (api)
+    for (auto& srv : plan.servers) srv.api = *api;
+  if (plan.servers.empty()) {
+    for (const char* flag : {"api", "service-name", "tag", "upload-required"})
+      if (args.count(flag)) return Errorf("--%s needs --server (or servers in --config)", flag);
+    return plan;
+  }
+  plan.labels = file.labels;
+  if (!args.count("no-ci-labels"))
+    for (auto& [k, v] : ci_labels(process_env())) plan.labels[k] = v;
+  if (args.count("tag")) {
+    for (const auto& t : args["tag"].as<std::vector<std::string>>()) {
+      size_t eq = t.find('=');
+      std::string key = t.substr(0, eq);
+      if (eq == std::string::npos || !valid_label_name(key) || key.rfind("__", 0) == 0)
+        return Errorf("--tag %s: expected KEY=VALUE, KEY of letters, digits and '_', not starting with a "
+                      "digit or '__'", t.c_str());
+      plan.labels[key] = t.substr(eq + 1);
+    }
+  }
+  std::string service = args.count("service-name") ? args["service-name"].as<std::string>() : default_service;
+  if (service.empty()) return Errorf("--service-name: must not be empty");
+  plan.labels["service_name"] = service;
+  auto timeout = parse_duration(args["upload-timeout"].as<std::string>());
+  if (!timeout || timeout->count() <= 0)
+    return Errorf("--upload-timeout: %s", timeout ? "must be positive" : timeout.error().message.c_str());
+  plan.timeout = *timeout;
+  plan.required = args.count("upload-required") > 0;
+  return plan;
+}
+
+// Ships each interval's profile to every server, with the agent's retries,
+// until `plan.timeout`; reports each server on stderr. False if some server
+// did not take every profile.
+bool ship(const ShipPlan& plan, const std::vector<Profile>& intervals, bool quiet) {
+  Metrics metrics;
+  UploadExporter::Options uo;
+  uo.servers = plan.servers;
+  uo.shutdown_timeout = plan.timeout;
+  // Every interval is handed over at once: none may be dropped for want of room.
+  uo.max_queued_batches = std::max<size_t>(uo.max_queued_batches, intervals.size() + 1);
+  auto up = UploadExporter::create(uo, metrics);
+  if (!up) {
+    std::cerr << "ember: upload: " << up.error().message << std::endl;
+    return false;
+  }
+  auto labels = std::make_shared<const LabelSet>(plan.labels);
+  size_t profiles = 0;
+  for (const auto& p : intervals) {
+    if (p.samples.empty()) continue;
+    ProfileBatch batch;
+    batch.profiles.push_back(p);
+    batch.profiles.back().labels = labels;
+    (*up)->export_batch(std::move(batch));
+    ++profiles;
+  }
+  if (profiles == 0) {
+    if (!quiet) std::cerr << "ember: nothing to ship: no samples" << std::endl;
+    return true;
+  }
+  (*up)->begin_shutdown();  // the deadline runs from now
+  (*up)->flush();
+  bool all = true;
+  for (const auto& u : (*up)->servers()) {
+    uint64_t sent = metrics.counter("ember_upload_profiles_sent_total", u->metric_labels()).value();
+    auto st = u->status();
+    bool ok = sent == profiles;
+    all = all && ok;
+    if (!ok) {
+      std::cerr << "ember: upload to " << u->name() << " (" << api_name(u->api()) << ") failed: " << sent << " of "
+                << profiles << " profile" << (profiles == 1 ? "" : "s") << " sent"
+                << (st.last_error.empty() ? "" : "; last error: " + st.last_error) << std::endl;
+    } else if (!quiet) {
+      std::cerr << "ember: sent " << profiles << " profile" << (profiles == 1 ? "" : "s") << " to " << u->name()
+                << " (" << api_name(u->api()) << ") as " << labels->to_string() << std::endl;
+    }
+  }
+  return all;
 }
 
 }  // namespace
@@ -121,6 +242,21 @@ int run_record(int argc, char** argv) {
        cxxopts::value<std::vector<std::string>>())
       ("debuginfod-cache", "Cache directory for debuginfod downloads",
        cxxopts::value<std::string>()->default_value("/var/cache/ember/debuginfod"))
+      ("server", "Also ship the profile to this Pyroscope (or OTLP) server, e.g. http://pyroscope:4040",
+       cxxopts::value<std::string>())
+      ("api", "How to ship: push (default), ingest or otlp", cxxopts::value<std::string>())
+      ("c,config", "YAML file with the agent's server keys (servers: url, tokens, tenant, TLS, "
+       "headers) and static labels", cxxopts::value<std::string>())
+      ("service-name", "service_name of the shipped profile (default: the command's name, the "
+       "process's, or 'system' with -a)", cxxopts::value<std::string>())
+      ("tag", "Label KEY=VALUE on the shipped profile (repeatable)", cxxopts::value<std::vector<std::string>>())
+      ("no-ci-labels", "Do not label the shipped profile with the CI run's commit, repository, "
+       "branch, job and link")
+      ("interval", "Ship one profile per interval of a longer run",
+       cxxopts::value<std::string>()->default_value("1m"))
+      ("upload-timeout", "How long to keep retrying the upload after the run",
+       cxxopts::value<std::string>()->default_value("30s"))
+      ("upload-required", "Exit non-zero (3) if the upload fails, even if the command succeeded")
       ("idle", "With -a, also count idle CPU time")
       ("bpf-stats", "Report the kernel-measured cost of the BPF sampler")
       ("q,quiet", "Print nothing but errors")
@@ -202,6 +338,36 @@ int run_record(int argc, char** argv) {
     return kExitUsage;
   }
 
+  // Shipping is planned before anything runs, so a bad flag costs no profile.
+  ShipPlan ship_plan;
+  {
+    auto file = load_config_option(args, "ember record", &exit_code);
+    if (!file) return exit_code;
+    std::string default_service = "system";
+    if (!command.empty()) {
+      default_service = command[0].substr(command[0].rfind('/') + 1);
+    } else if (target_pid) {
+      std::ifstream comm("/proc/" + std::to_string(target_pid) + "/comm");
+      std::string name;
+      if (std::getline(comm, name) && !name.empty()) default_service = name;
+    }
+    auto plan = plan_shipping(args, *file, default_service);
+    if (!plan) {
+      std::cerr << "ember record: " << plan.error().message << std::endl;
+      return kExitUsage;
+    }
+    ship_plan = std::move(*plan);
+    if (!ship_plan.servers.empty()) {
+      auto interval = parse_duration(args["interval"].as<std::string>());
+      if (!interval || *interval < std::chrono::seconds(1)) {
+        std::cerr << "ember record: --interval: " << (interval ? "at least 1s" : interval.error().message)
+                  << std::endl;
+        return kExitUsage;
+      }
+      config.interval = *interval;
+    }
+  }
+
   auto pre = preflight(config.paths.sys);
   for (const auto& w : pre.warnings) EMBER_WARN("%s", w.c_str());
   if (!pre.ok()) {
@@ -253,6 +419,9 @@ int run_record(int argc, char** argv) {
   CollectingExporter collector;
   SessionOptions so;
   so.config = config;
+  // One interval, ended by the run's end; when shipping, one per --interval
+  // of a longer run (each is shipped as its own profile).
+  if (!ship_plan.servers.empty()) so.interval = config.interval;
   so.single_series = true;
   so.filter_targets = child != 0 || target_pid != 0;
   so.collect_bpf_stats = args.count("bpf-stats") > 0;
@@ -343,6 +512,10 @@ int run_record(int argc, char** argv) {
   stop_profiling();
   const uint64_t end_mono = SystemClock::instance().monotonic_ns();
 
+  // Shipped before the intervals are merged for the files (which moves them).
+  bool upload_failed = false;
+  if (!ship_plan.servers.empty()) upload_failed = !ship(ship_plan, collector.intervals(), quiet);
+
   Profile profile = collector.merged(EventKind::kCpu, config.frequency_hz, start_real,
                                      start_real + (end_mono - start_mono));
   WriteOptions wo;
@@ -403,7 +576,10 @@ int run_record(int argc, char** argv) {
                    ps.run_count ? double(ps.run_time_ns) / double(ps.run_count) : 0.0);
     }
   }
-  return child ? exit_code : 0;
+  int result = child ? exit_code : 0;
+  // A failed upload was reported; it changes the exit code only when asked.
+  if (upload_failed && ship_plan.required && result == 0) result = kExitCannotRun;
+  return result;
 }
 
 }  // namespace ember

@@ -247,6 +247,24 @@ std::string color_for(std::string_view name) {
   return out;
 }
 
+// Differential graphs: white for no change, towards red (grew) or blue
+// (shrank) in proportion to the change against the largest one.
+std::string diff_color(double delta, double max_abs) {
+  double t = max_abs > 0 ? std::min(1.0, std::fabs(delta) / max_abs) : 0;
+  auto fade = static_cast<unsigned>(std::lround(250 - 190 * t));  // the other two channels
+  std::string out = "#";
+  if (delta >= 0) {
+    append_hex2(out, 250);
+    append_hex2(out, fade);
+    append_hex2(out, fade);
+  } else {
+    append_hex2(out, fade);
+    append_hex2(out, fade);
+    append_hex2(out, 250);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 // Call tree
 // ---------------------------------------------------------------------------
@@ -259,6 +277,7 @@ struct Interned {
   std::vector<uint32_t> frames;         // ranks of all kept stacks, back to back
   std::vector<size_t> begin;            // kept stack i is frames[begin[i] .. begin[i+1])
   std::vector<uint64_t> count;
+  std::vector<uint64_t> base;  // base_count of each kept stack (differential graphs)
   uint64_t total = 0;
 };
 
@@ -285,6 +304,7 @@ Interned intern(const std::vector<FlameStack>& stacks) {
     }
     in.begin.push_back(in.frames.size());
     in.count.push_back(st.count);
+    in.base.push_back(st.base_count);
     in.total += st.count;
     prev = &st;
   }
@@ -311,6 +331,7 @@ struct Placed {
   uint64_t x;      // left edge, in counts from the left of "all"
   uint64_t total;
   uint64_t self;
+  uint64_t base;   // differential graphs: the node's inclusive count in the base profile
 };
 
 // Merges the stacks into a call tree and lays it out in one pass, keeping
@@ -335,10 +356,11 @@ std::vector<Placed> merge_and_layout(const Interned& in, double px_per_count, do
     uint32_t name;
     uint64_t x;
     uint64_t self;
+    uint64_t x_base;  // cum_base when the node was opened
   };
-  std::vector<Open> path{{kRoot, 0, 0}};
+  std::vector<Open> path{{kRoot, 0, 0, 0}};
   std::vector<Placed> out;
-  uint64_t cum = 0;
+  uint64_t cum = 0, cum_base = 0;
   auto close_deepest = [&] {
     const Open& o = path.back();
     const auto depth = static_cast<uint32_t>(path.size() - 1);
@@ -346,7 +368,7 @@ std::vector<Placed> merge_and_layout(const Interned& in, double px_per_count, do
     // A child is never wider than its parent, so dropping a box never leaves
     // a visible box floating over a gap.
     if (depth == 0 || static_cast<double>(total) * px_per_count >= min_px) {
-      out.push_back({o.name, depth, o.x, total, o.self});
+      out.push_back({o.name, depth, o.x, total, o.self, cum_base - o.x_base});
     }
     path.pop_back();
   };
@@ -356,9 +378,10 @@ std::vector<Placed> merge_and_layout(const Interned& in, double px_per_count, do
     size_t common = 0;
     while (common + 1 < path.size() && common < len && path[common + 1].name == fr[common]) ++common;
     while (path.size() > common + 1) close_deepest();
-    for (size_t d = common; d < len; ++d) path.push_back({fr[d], cum, 0});
+    for (size_t d = common; d < len; ++d) path.push_back({fr[d], cum, 0, cum_base});
     path.back().self += in.count[s];
     cum += in.count[s];
+    cum_base += in.base[s];
   }
   while (!path.empty()) close_deepest();
 
@@ -770,6 +793,16 @@ std::string render_svg(const std::vector<FlameStack>& stacks, const FlamegraphOp
   std::string unit_escaped;
   append_escaped(unit_escaped, sanitize(opts.count_name));
 
+  // Differential: each box's change in share, in percentage points.
+  const bool differential = opts.base_total > 0;
+  auto change_of = [&](const Placed& p) {
+    return 100.0 * (static_cast<double>(p.total) / static_cast<double>(total) -
+                    static_cast<double>(p.base) / static_cast<double>(opts.base_total));
+  };
+  double max_change = 0;
+  if (differential)
+    for (const Placed& p : placed) max_change = std::max(max_change, std::fabs(change_of(p)));
+
   out.reserve(out.size() + placed.size() * 220);
   out += "<g class=\"frames\">\n";
   for (const Placed& p : placed) {
@@ -788,6 +821,11 @@ std::string render_svg(const std::vector<FlameStack>& stacks, const FlamegraphOp
       name_esc = &escaped[id];
       color = &fill[id];
     }
+    std::string change_fill;
+    if (differential) {
+      change_fill = diff_color(change_of(p), max_change);
+      color = &change_fill;
+    }
     const double x = kPadX + static_cast<double>(p.x) * px_per_count;
     const double w = static_cast<double>(p.total) * px_per_count;
     const double y = base - (p.depth + 1.0) * kFrameH;
@@ -804,6 +842,15 @@ std::string render_svg(const std::vector<FlameStack>& stacks, const FlamegraphOp
     out += *name_esc;
     out += '\n';
     append_amount(out, p.total, total, unit_escaped, opts.ns_per_count);
+    if (differential) {
+      const double c = change_of(p);
+      out += '\n';
+      out += c >= 0 ? "+" : "-";
+      append_fixed(out, std::fabs(c), 2);
+      out += " points against the base (";
+      append_fixed(out, 100.0 * static_cast<double>(p.base) / static_cast<double>(opts.base_total), 2);
+      out += "% there)";
+    }
     out += "</title><rect x=\"";
     append_fixed(out, x, 2);
     out += "\" y=\"";

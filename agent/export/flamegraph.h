@@ -13,6 +13,7 @@ namespace ember {
 struct FlameStack {
   std::vector<std::string> frames;
   uint64_t count = 0;
+  uint64_t base_count = 0;  // differential graphs only: the same stack in the base profile
 };
 
 struct FlamegraphOptions {
@@ -25,6 +26,13 @@ struct FlamegraphOptions {
   // parents): they cannot be seen or clicked, and with big profiles they would
   // otherwise dominate the file size.
   double min_frame_width_px = 0.1;
+  // Non-zero: a differential flame graph (as FlameGraph's difffolded.pl and
+  // flamegraph.pl draw one). Boxes are as wide as in the new profile (`count`)
+  // and coloured by how the frame's share of its profile changed against the
+  // base (`base_count` out of `base_total`): red where it grew, blue where it
+  // shrank, white where it stayed, the most changed frame at full colour.
+  // Stacks only in the base are not drawn.
+  uint64_t base_total = 0;
 };
 
 // A standalone interactive SVG (opens in any browser, no network access needed).

@@ -9,7 +9,7 @@ fx=$1
 out=$2
 src=$3
 rm -rf "$out"
-mkdir -p "$out/elf" "$out/cfi" "$out/text" "$out/config" "$out/kube" "$out/http"
+mkdir -p "$out/elf" "$out/cfi" "$out/text" "$out/config" "$out/kube" "$out/http" "$out/ring" "$out/profile"
 
 # ELF files, small first: C, C++, a shared object, split debug files,
 # MiniDebugInfo, .debug_frame only, and one stripped Go binary (.gopclntab).
@@ -95,5 +95,42 @@ pod='{"metadata":{"name":"web-1","namespace":"shop","uid":"1c4e3a1b-2f6d-4b7e-9a
 
 printf 'GET /metrics HTTP/1.1\r\nHost: node-a:9799\r\nAccept: */*\r\n\r\n' >"$out/http/metrics"
 printf 'HEAD /healthz?x=1 HTTP/1.0\n\n' >"$out/http/healthz"
+
+# Ring buffer records (bpf/ember_abi.h), little-endian. A sample with kernel
+# and user frames; one whose walk BPF left to user space, with a stack copy
+# (pc is an offset into the fuzz target's own text, where it moves it); an
+# exec and an exit event.
+u8() { printf "\\$(printf '%03o' "$1")"; }
+u16() { u8 $(($1 & 255)); u8 $(($1 >> 8 & 255)); }
+u32() { u16 $(($1 & 65535)); u16 $(($1 >> 16 & 65535)); }
+u64() { u32 $(($1 & 4294967295)); u32 $(($1 >> 32 & 4294967295)); }
+zeros() { head -c "$1" /dev/zero; }
+sample_header() {  # kernel frames, user frames, flags, unwind stop
+  u32 1; u32 4242; u32 4243; u32 1; u64 123456789; u64 77; u32 0; u32 0
+  u16 "$1"; u16 "$2"; u16 "$3"; u8 "$4"; u8 0; printf 'seedcomm'; zeros 8; u64 10000000
+}
+{ sample_header 2 3 2 0
+  u32 0x81000010; u32 0xffffffff; u32 0x81000020; u32 0xffffffff
+  u64 0x401010; u64 0x402020; u64 0x403030; } >"$out/ring/sample"
+{ sample_header 1 2 4 7
+  u32 0x81000010; u32 0xffffffff; u64 0x401010; u64 0x1234; zeros $((253 * 8))
+  u64 0x1234; u64 0x7ffc00001100; u64 0x7ffc00001180; u64 0x7ffc00001000; zeros 128
+  u32 4096; u8 0; u8 1; u16 0
+  zeros 256; u64 0x7ffc00001200; u64 0x2345; zeros $((4096 - 272)); } >"$out/ring/stack_copy"
+{ u32 2; u32 4242; u64 123456789; u64 1234; u32 0x800001; u32 0; u64 0x400000; u64 0x500000
+  u64 0x401000; printf 'seedcomm'; zeros 8; printf '/usr/bin/seed'; zeros 243; } >"$out/ring/exec"
+{ u32 3; u32 4242; u64 123456789; } >"$out/ring/exit"
+
+# Profiles for ember report and diff: folded stacks, and a minimal pprof
+# (one sample type cpu/nanoseconds, one sample of main) by hand, plain and
+# gzipped.
+printf '%s\n' "# perf script | stackcollapse" "app;main;parse;lex 20" "app;main;solve;kernel_[k] 30" \
+  "app;main;std::vector<int, std::allocator<int> >::push_back(int const&) 5" >"$out/profile/folded"
+{ printf '\012\004\010\001\020\002'                 # sample_type {type 1, unit 2}
+  printf '\022\006\012\001\001\022\001\005'         # sample {location_id [1], value [5]}
+  printf '\042\006\010\001\042\002\010\001'         # location {id 1, line {function_id 1}}
+  printf '\052\004\010\001\020\003'                 # function {id 1, name 3}
+  printf '\062\000\062\003cpu\062\013nanoseconds\062\004main'; } >"$out/profile/pprof"
+gzip -c "$out/profile/pprof" >"$out/profile/pprof.gz"
 
 touch "$out/stamp"

@@ -548,6 +548,43 @@ TEST(DemangleRustV0, MalformedComesBackUnchanged) {
   }
 }
 
+// a::f::<u8, (u8, u8), ((u8, u8), (u8, u8)), ...>: every generic argument is a
+// tuple of two backreferences to the one before, so the output doubles with
+// each ten bytes of input. LLVM 14 and libiberty print 12.6 MB for 20 levels
+// and run for more than 20 s at 28 (bench/demangle); the output cap refuses it.
+TEST(DemangleRustV0, DoublingBackreferencesAreRefusedQuickly) {
+  auto base62 = [](size_t n) {
+    if (n == 0) return std::string("_");
+    const char* digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    std::string s;
+    for (--n;; n /= 62) {
+      s.insert(s.begin(), digits[n % 62]);
+      if (n < 62) break;
+    }
+    return s + "_";
+  };
+  auto doubling = [&](int levels) {
+    std::string s = "INvC1a1f";
+    size_t prev = s.size();
+    s += "h";
+    for (int i = 0; i < levels; ++i) {
+      size_t at = s.size();
+      s += "TB" + base62(prev) + "B" + base62(prev) + "E";
+      prev = at;
+    }
+    return "_R" + s + "E";
+  };
+  // Ten levels print 12,266 bytes: the chain itself is well formed.
+  std::string ten = demangle(doubling(10));
+  EXPECT_EQ(ten.size(), 12266u);
+  EXPECT_EQ(ten.rfind("a::f::<u8, (u8, u8), ((u8, u8), (u8, u8)), ", 0), 0u) << ten.substr(0, 80);
+  for (int levels : {20, 28, 40, 200}) {
+    std::string m = doubling(levels);
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(demangle(m), m) << levels;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2)) << levels;
+  }
+}
 // ---------------------------------------------------------------------------
 // Rust, compiled with rustc 1.63 both ways and compared with the binutils /
 // LLVM demanglers.

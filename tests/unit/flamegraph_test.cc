@@ -263,6 +263,32 @@ TEST(Flamegraph, MergesStacksAndSizesBoxesByCount) {
   EXPECT_NEAR(e.x, b.x + b.width, 0.02);
 }
 
+// A differential graph: widths from the new profile, colour from the change
+// in each frame's share against the base (difffolded.pl's red and blue).
+TEST(Flamegraph, DifferentialColoursByChangeInShare) {
+  std::vector<FlameStack> stacks = {stack({"main", "grew"}, 70), stack({"main", "shrank"}, 30),
+                                    stack({"main", "gone"}, 0)};
+  stacks[0].base_count = 30;
+  stacks[1].base_count = 60;
+  stacks[2].base_count = 10;
+  FlamegraphOptions o;
+  o.base_total = 100;
+  const std::string svg = render_flamegraph_svg(stacks, o);
+  expect_well_formed(svg);
+  Box main = find_box(svg, "main"), grew = find_box(svg, "grew"), shrank = find_box(svg, "shrank");
+  ASSERT_TRUE(main.found && grew.found && shrank.found);
+  EXPECT_FALSE(find_box(svg, "gone").found);  // only in the base: nothing to draw
+  EXPECT_EQ(grew.n, 70u);
+  // grew: 30% -> 70%, the largest change, at full red; shrank: 60% -> 30%,
+  // three quarters of it in blue; main: 90% -> 100%, a quarter in red.
+  EXPECT_EQ(grew.fill, "#fa3c3c");
+  EXPECT_EQ(shrank.fill, "#6c6cfa");
+  EXPECT_EQ(main.fill, "#facbcb");
+  EXPECT_NE(svg.find("<title>grew\n70 samples (70.00%)\n+40.00 points against the base (30.00% there)"),
+            std::string::npos);
+  EXPECT_NE(svg.find("-30.00 points against the base (60.00% there)"), std::string::npos);
+}
+
 TEST(Flamegraph, RootIsAtTheBottom) {
   const std::string svg = render_flamegraph_svg({stack({"a", "b"}, 1)}, {});
   auto y_of = [&](const std::string& name) {
