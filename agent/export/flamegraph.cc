@@ -666,6 +666,10 @@ const char* const kScript = R"JS(
   searchBtn.addEventListener('click', function () {
     if (query) clearSearch(); else ask();
   });
+  // For the HTML page's views (kViewsScript): its search box searches here
+  // too, and the sandwich starts from the frame zoomed into.
+  svg.emberSearch = function (src) { if (src) runSearch(src); else clearSearch(); };
+  svg.emberZoomed = function () { return zoomed >= 0 ? names[zoomed] : ''; };
   window.addEventListener('keydown', function (e) {
     var k = e.key;
     if ((e.ctrlKey || e.metaKey) && !e.altKey && (k === 'f' || k === 'F')) { e.preventDefault(); ask(); }
@@ -686,6 +690,236 @@ const char* const kScript = R"JS(
     cw = measured;
     resetZoom();
   }
+})();
+)JS";
+
+// The HTML page's other views, over the stacks themselves (embedded as JSON
+// in #ember-data, so nothing is lost to the flame graph's culling of thin
+// boxes): a table of functions by self and total, sortable and searchable,
+// and a sandwich: one function's callers above it and its callees below,
+// merged over every stack it is in. The toolbar's search box filters the
+// table and searches the flame graph. Static text, like kScript.
+const char* const kViewsScript = R"JS(
+(function () {
+  'use strict';
+  var dataEl = document.getElementById('ember-data');
+  if (!dataEl) return;
+  var data = JSON.parse(dataEl.textContent);
+  var names = data.names, stacks = data.stacks, unit = data.unit || 'samples', nsPer = data.ns || 0;
+  var NS = 'http://www.w3.org/2000/svg';
+  var total = 0;
+  for (var i = 0; i < stacks.length; i++) total += stacks[i][0];
+  var svg = document.getElementById('ember-flamegraph');
+  var views = { flame: document.getElementById('ember-view-flame'),
+                table: document.getElementById('ember-view-table'),
+                sandwich: document.getElementById('ember-view-sandwich') };
+  var buttons = document.querySelectorAll('.ember-toolbar button[data-view]');
+  var search = document.getElementById('ember-search');
+
+  function pct(v, of) { return of > 0 ? (100 * v / of).toFixed(2) + '%' : '0.00%'; }
+  function dur(ns) {
+    if (ns < 1e3) return ns.toFixed(0) + ' ns';
+    if (ns < 1e6) return (ns / 1e3).toFixed(2) + ' \u00b5s';
+    if (ns < 1e9) return (ns / 1e6).toFixed(2) + ' ms';
+    return (ns / 1e9).toFixed(2) + ' s';
+  }
+  function amount(v) { return v + ' ' + unit + (nsPer > 0 ? ' (' + dur(v * nsPer) + ')' : ''); }
+
+  // Self: stacks ending in the function. Total: stacks containing it, once
+  // each however deep it recurses.
+  var self = new Float64Array(names.length), incl = new Float64Array(names.length),
+      seen = new Int32Array(names.length);
+  seen.fill(-1);
+  for (var s = 0; s < stacks.length; s++) {
+    var st = stacks[s], c = st[0];
+    for (var k = 1; k < st.length; k++) {
+      var f = st[k];
+      if (seen[f] !== s) { seen[f] = s; incl[f] += c; }
+    }
+    if (st.length > 1) self[st[st.length - 1]] += c;
+  }
+  var fns = [];
+  for (var f2 = 0; f2 < names.length; f2++) if (incl[f2] > 0) fns.push(f2);
+
+  // ---- table ----
+  var sortKey = 'self', sortDesc = true, filter = null, MAXROWS = 2000;
+  function renderTable() {
+    var rows = fns.filter(function (f) { return !filter || filter.test(names[f]); });
+    rows.sort(function (a, b) {
+      var d = sortKey === 'name' ? (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0)
+            : sortKey === 'self' ? self[a] - self[b] : incl[a] - incl[b];
+      if (!d) d = incl[a] - incl[b] || (names[a] < names[b] ? 1 : -1);
+      return sortDesc ? -d : d;
+    });
+    var t = document.createElement('table');
+    t.className = 'ember-table';
+    var head = t.createTHead().insertRow();
+    [['name', 'Function'], ['self', 'Self'], ['self', 'Self %'], ['total', 'Total'], ['total', 'Total %']]
+      .forEach(function (h) {
+        var th = document.createElement('th');
+        th.textContent = h[1] + (sortKey === h[0] ? (sortDesc ? ' \u25bc' : ' \u25b2') : '');
+        th.setAttribute('data-sort', h[0]);
+        th.addEventListener('click', function () {
+          if (sortKey === h[0]) sortDesc = !sortDesc; else { sortKey = h[0]; sortDesc = h[0] !== 'name'; }
+          renderTable();
+        });
+        head.appendChild(th);
+      });
+    var body = t.createTBody();
+    rows.slice(0, MAXROWS).forEach(function (f) {
+      var r = body.insertRow();
+      r.setAttribute('data-function', names[f]);
+      r.title = names[f] + '\nself: ' + amount(self[f]) + ', ' + pct(self[f], total) +
+                '\ntotal: ' + amount(incl[f]) + ', ' + pct(incl[f], total) + '\nclick: sandwich';
+      [names[f], String(self[f]), pct(self[f], total), String(incl[f]), pct(incl[f], total)].forEach(function (v, i) {
+        var td = r.insertCell();
+        td.textContent = v;
+        if (i > 0) td.className = 'num';
+      });
+      r.addEventListener('click', function () { showSandwich(f); });
+    });
+    var note = document.createElement('p');
+    note.className = 'ember-note';
+    note.textContent = rows.length + ' of ' + fns.length + ' functions' +
+        (rows.length > MAXROWS ? ' (the first ' + MAXROWS + ' shown)' : '') + '; ' + amount(total) + ' in all. ' +
+        'Click a column to sort, a row for its sandwich.';
+    views.table.textContent = '';
+    views.table.appendChild(note);
+    views.table.appendChild(t);
+  }
+
+  // ---- sandwich ----
+  function node(name) { return { name: name, v: 0, kids: {}, order: [] }; }
+  function child(n, name) {
+    var k = n.kids[name];
+    if (!k) { k = n.kids[name] = node(name); n.order.push(k); }
+    return k;
+  }
+  // Callers: each stack from the function's outermost call up to the root;
+  // callees: from there down to the leaf. A stack counts once in each.
+  function build(f) {
+    var up = node(f), down = node(f);
+    for (var s = 0; s < stacks.length; s++) {
+      var st = stacks[s], c = st[0], at = -1;
+      for (var k = 1; k < st.length; k++) if (st[k] === f) { at = k; break; }
+      if (at < 0) continue;
+      var n = up;
+      n.v += c;
+      for (var j = at - 1; j >= 1; j--) { n = child(n, st[j]); n.v += c; }
+      n = down;
+      n.v += c;
+      for (var j2 = at + 1; j2 < st.length; j2++) { n = child(n, st[j2]); n.v += c; }
+    }
+    return { up: up, down: down };
+  }
+  function depthOf(n) {
+    var d = 0;
+    n.order.forEach(function (k) { d = Math.max(d, 1 + depthOf(k)); });
+    return d;
+  }
+  function color(name, focus) {
+    if (focus) return '#d946ef';
+    var h = 2166136261;
+    for (var i = 0; i < name.length; i++) { h ^= name.charCodeAt(i); h = Math.imul(h, 16777619) >>> 0; }
+    return 'rgb(' + (205 + h % 51) + ',' + (60 + (h >>> 8) % 160) + ',' + (10 + (h >>> 16) % 55) + ')';
+  }
+  var FH = 16, W = 1180, PAD = 10, CW = 7.23;
+  function clip(s, px) {
+    var fit = Math.floor(px / CW);
+    if (s.length <= fit) return s;
+    return fit < 3 ? '' : s.slice(0, fit - 2) + '..';
+  }
+  // Lays out the tree from (x, row) with `dir` -1 (rows go up) or +1 (down).
+  function draw(g, n, x, w, row, dir, rowY, scale, focusTotal, focus) {
+    if (w < 0.5) return;
+    var y = rowY(row);
+    var box = document.createElementNS(NS, 'g');
+    box.setAttribute('class', 'sw-frame');
+    box.setAttribute('data-name', names[n.name]);
+    box.setAttribute('data-side', dir < 0 ? 'callers' : 'callees');
+    var title = document.createElementNS(NS, 'title');
+    title.textContent = names[n.name] + '\n' + amount(n.v) + ', ' + pct(n.v, total) + ' of all, ' +
+                        pct(n.v, focusTotal) + ' of ' + names[focus];
+    box.appendChild(title);
+    var r = document.createElementNS(NS, 'rect');
+    r.setAttribute('x', x.toFixed(2)); r.setAttribute('y', y);
+    r.setAttribute('width', w.toFixed(2)); r.setAttribute('height', FH - 1);
+    r.setAttribute('rx', 2);
+    r.setAttribute('fill', color(names[n.name], row === 0));
+    box.appendChild(r);
+    var label = clip(names[n.name], w - 6);
+    if (label) {
+      var t = document.createElementNS(NS, 'text');
+      t.setAttribute('x', (x + 3).toFixed(2)); t.setAttribute('y', y + FH - 4);
+      t.textContent = label;
+      box.appendChild(t);
+    }
+    box.addEventListener('click', function () { showSandwich(n.name); });
+    g.appendChild(box);
+    var kids = n.order.slice().sort(function (a, b) { return names[a.name] < names[b.name] ? -1 : 1; });
+    var cx = x;
+    kids.forEach(function (k) {
+      var kw = k.v * scale;
+      draw(g, k, cx, kw, row + 1, dir, rowY, scale, focusTotal, focus);
+      cx += kw;
+    });
+  }
+  var current = -1;
+  function showSandwich(f) {
+    current = f;
+    var t = build(f), du = depthOf(t.up), dd = depthOf(t.down);
+    var top = 30, mid = top + du * FH;  // the function's own row
+    var H = mid + (dd + 1) * FH + 20;
+    var box = document.createElementNS(NS, 'svg');
+    box.setAttribute('xmlns', NS);
+    box.setAttribute('viewBox', '0 0 ' + (W + 2 * PAD) + ' ' + H);
+    box.setAttribute('width', W + 2 * PAD);
+    box.setAttribute('class', 'ember-sandwich');
+    var head = document.createElementNS(NS, 'text');
+    head.setAttribute('x', PAD); head.setAttribute('y', 18);
+    head.setAttribute('class', 'sw-title');
+    head.textContent = names[f] + ': ' + amount(t.up.v) + ', ' + pct(t.up.v, total) +
+                       ' of all. Callers above, callees below; click a frame to center on it.';
+    box.appendChild(head);
+    var g = document.createElementNS(NS, 'g');
+    box.appendChild(g);
+    var scale = W / t.up.v;
+    // The function's row is drawn once, by the callers' tree; the callees'
+    // tree starts below it.
+    draw(g, t.up, PAD, W, 0, -1, function (row) { return mid - row * FH; }, scale, t.up.v, f);
+    var cx = PAD;
+    t.down.order.slice().sort(function (a, b) { return names[a.name] < names[b.name] ? -1 : 1; })
+      .forEach(function (k) {
+        draw(g, k, cx, k.v * scale, 1, 1, function (row) { return mid + row * FH; }, scale, t.up.v, f);
+        cx += k.v * scale;
+      });
+    views.sandwich.textContent = '';
+    views.sandwich.appendChild(box);
+    show('sandwich');
+  }
+
+  // ---- views ----
+  function show(view) {
+    for (var v in views) if (views[v]) views[v].hidden = v !== view;
+    for (var b = 0; b < buttons.length; b++)
+      buttons[b].classList.toggle('on', buttons[b].getAttribute('data-view') === view);
+    if (view === 'table') renderTable();
+    if (view === 'sandwich' && current < 0) {
+      var z = svg && svg.emberZoomed ? svg.emberZoomed() : '', pick = -1;
+      if (z) pick = names.indexOf(z);
+      if (pick < 0) fns.forEach(function (f) { if (pick < 0 || self[f] > self[pick]) pick = f; });
+      if (pick >= 0) showSandwich(pick);
+    }
+  }
+  for (var b = 0; b < buttons.length; b++)
+    buttons[b].addEventListener('click', function (e) { show(e.currentTarget.getAttribute('data-view')); });
+  search.addEventListener('input', function () {
+    var src = search.value;
+    try { filter = src ? new RegExp(src) : null; search.classList.remove('bad'); }
+    catch (err) { search.classList.add('bad'); return; }
+    if (svg && svg.emberSearch) svg.emberSearch(src);
+    if (!views.table.hidden) renderTable();
+  });
 })();
 )JS";
 
@@ -894,6 +1128,54 @@ std::string render_svg(const std::vector<FlameStack>& stacks, const FlamegraphOp
   return out;
 }
 
+// The stacks as JSON for kViewsScript: {"unit", "ns", "names": [...],
+// "stacks": [[count, name index, ...], ...]} (root first). Inside a
+// <script> element, so '<' is escaped and "</script>" cannot occur.
+void append_views_data(std::string& out, const std::vector<FlameStack>& stacks, const FlamegraphOptions& opts) {
+  auto json_string = [&](std::string_view raw) {
+    const std::string clean = sanitize(raw);  // valid UTF-8, no control characters
+    out += '"';
+    for (char c : clean) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (c == '<') {
+        out += "\\u003c";
+      } else {
+        out += c;
+      }
+    }
+    out += '"';
+  };
+  std::unordered_map<std::string_view, uint32_t> ids;
+  std::vector<std::string_view> names;
+  out += "<script type=\"application/json\" id=\"ember-data\">{\"unit\":";
+  json_string(opts.count_name);
+  out += ",\"ns\":";
+  append_u64(out, opts.ns_per_count);
+  std::string rows;
+  for (const FlameStack& st : stacks) {
+    if (st.count == 0) continue;
+    rows += rows.empty() ? "[" : ",[";
+    append_u64(rows, st.count);
+    for (const std::string& f : st.frames) {
+      auto [it, fresh] = ids.try_emplace(f, static_cast<uint32_t>(names.size()));
+      if (fresh) names.push_back(f);
+      rows += ',';
+      append_u64(rows, it->second);
+    }
+    rows += ']';
+  }
+  out += ",\"names\":[";
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i) out += ',';
+    json_string(names[i]);
+  }
+  out += "],\"stacks\":[";
+  out += rows;
+  out += "]}</script>\n";
+}
+
 }  // namespace
 
 std::string render_flamegraph_svg(const std::vector<FlameStack>& stacks, const FlamegraphOptions& opts) {
@@ -921,9 +1203,36 @@ std::string render_flamegraph_html(const std::vector<FlameStack>& stacks, const 
       "px}\n"
       ".ember-flamegraph-wrap svg{display:block;width:100%;height:auto;"
       "box-shadow:0 1px 4px rgba(0,0,0,.2)}\n"
-      "</style>\n</head>\n<body>\n<div class=\"ember-flamegraph-wrap\">\n";
+      ".ember-toolbar{display:flex;gap:6px;align-items:center;margin:0 0 8px;font:13px sans-serif}\n"
+      ".ember-toolbar button{font:13px sans-serif;padding:4px 10px;border:1px solid #999;border-radius:4px;"
+      "background:#f6f6f6;cursor:pointer}\n"
+      ".ember-toolbar button.on{background:#1d4ed8;color:#fff;border-color:#1d4ed8}\n"
+      ".ember-toolbar input{margin-left:auto;font:13px monospace;padding:4px 6px;width:320px}\n"
+      ".ember-toolbar input.bad{outline:2px solid #dc2626}\n"
+      ".ember-table{border-collapse:collapse;width:100%;background:#fff;font:12px Menlo,Consolas,"
+      "\"DejaVu Sans Mono\",monospace}\n"
+      ".ember-table th{position:sticky;top:0;background:#e5e7eb;cursor:pointer;text-align:left;padding:4px 8px}\n"
+      ".ember-table td{padding:2px 8px;border-top:1px solid #eee;white-space:nowrap}\n"
+      ".ember-table td.num{text-align:right}\n"
+      ".ember-table tbody tr{cursor:pointer}\n"
+      ".ember-table tbody tr:hover{background:#fef3c7}\n"
+      ".ember-note{font:13px sans-serif;margin:4px 0 8px}\n"
+      ".ember-sandwich{display:block;width:100%;height:auto;background:#fafafa;box-shadow:0 1px 4px rgba(0,0,0,.2)}\n"
+      ".ember-sandwich text{font:12px Menlo,Consolas,\"DejaVu Sans Mono\",monospace;fill:#111;pointer-events:none}\n"
+      ".ember-sandwich .sw-title{font:13px sans-serif}\n"
+      ".ember-sandwich g.sw-frame{cursor:pointer}\n"
+      ".ember-sandwich g.sw-frame:hover rect{stroke:#1a1a1a;stroke-width:0.8}\n"
+      "</style>\n</head>\n<body>\n<div class=\"ember-flamegraph-wrap\">\n"
+      "<div class=\"ember-toolbar\"><button data-view=\"flame\" class=\"on\">Flame graph</button>"
+      "<button data-view=\"table\">Table</button><button data-view=\"sandwich\">Sandwich</button>"
+      "<input id=\"ember-search\" type=\"search\" placeholder=\"Search functions (regular expression)\">"
+      "</div>\n<div id=\"ember-view-flame\">\n";
   out += svg;
-  out += "</div>\n</body>\n</html>\n";
+  out += "</div>\n<div id=\"ember-view-table\" hidden></div>\n<div id=\"ember-view-sandwich\" hidden></div>\n";
+  append_views_data(out, stacks, opts);
+  out += "<script>";
+  out += kViewsScript;
+  out += "</script>\n</div>\n</body>\n</html>\n";
   return out;
 }
 

@@ -289,6 +289,28 @@ TEST(Flamegraph, DifferentialColoursByChangeInShare) {
   EXPECT_NE(svg.find("-30.00 points against the base (60.00% there)"), std::string::npos);
 }
 
+// The HTML page embeds the stacks for its table and sandwich views (the
+// browser test clicks through them): names once each, stacks as
+// [count, name indices root first], and nothing that could end the script.
+TEST(Flamegraph, HtmlEmbedsTheStacksForItsOtherViews) {
+  FlamegraphOptions opts;
+  opts.count_name = "samples";
+  const std::vector<FlameStack> stacks = {stack({"main", "work", "compute"}, 7), stack({"main", "io_[k]"}, 3),
+                                          stack({"main", "</script><b>\"x\\"}, 1), stack({"gone"}, 0)};
+  const std::string html = render_flamegraph_html(stacks, opts);
+  size_t begin = html.find("<script type=\"application/json\" id=\"ember-data\">");
+  ASSERT_NE(begin, std::string::npos);
+  size_t end = html.find("</script>", begin);
+  const std::string data = html.substr(begin, end - begin);
+  EXPECT_NE(data.find("{\"unit\":\"samples\",\"ns\":0,\"names\":[\"main\",\"work\",\"compute\",\"io_[k]\","
+                      "\"\\u003c/script>\\u003cb>\\\"x\\\\\"],\"stacks\":[[7,0,1,2],[3,0,3],[1,0,4]]}"),
+            std::string::npos)
+      << data;
+  EXPECT_EQ(data.find("gone"), std::string::npos);  // no samples, not embedded
+  for (const char* id : {"ember-view-flame", "ember-view-table", "ember-view-sandwich", "ember-search"})
+    EXPECT_NE(html.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
+}
+
 TEST(Flamegraph, RootIsAtTheBottom) {
   const std::string svg = render_flamegraph_svg({stack({"a", "b"}, 1)}, {});
   auto y_of = [&](const std::string& name) {
