@@ -85,10 +85,13 @@ Result<ProfileDiff> diff_profiles(const StackProfile& base, const StackProfile& 
   fold_in(base, true);
   fold_in(next, false);
 
-  d.tests = 2 * by_name.size();
+  // Nanoseconds taken for samples would make every change look significant.
+  d.tested = d.unit == "count" || (base.samples_known && next.samples_known);
+  d.tests = d.tested ? 2 * by_name.size() : 0;
   for (auto& [name, f] : by_name) {
     f.name = name;
     for (ShareChange* c : {&f.self, &f.total}) {
+      if (!d.tested) continue;  // p stays 1
       double p = two_proportion_p(c->base_samples, d.base_samples, c->next_samples, d.next_samples);
       c->p = std::min(1.0, p * double(d.tests));
       c->significant = c->p < opts.alpha;
@@ -120,13 +123,20 @@ std::vector<const FunctionChange*> regressions(const ProfileDiff& diff, double p
 std::string render_diff_text(const ProfileDiff& d, size_t rows) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line,
-                "%s/%s: base %s (%lld samples), new %s (%lld samples)\n"
-                "shares of each profile's total; * significant: two-proportion z-test, "
-                "Bonferroni over %zu tests, alpha %g\n",
-                d.sample_type.c_str(), d.unit.c_str(), format_value(d.base_value, d.unit).c_str(),
-                static_cast<long long>(d.base_samples), format_value(d.next_value, d.unit).c_str(),
-                static_cast<long long>(d.next_samples), d.tests, d.alpha);
+  std::snprintf(line, sizeof line, "%s/%s: base %s (%lld samples), new %s (%lld samples)\n", d.sample_type.c_str(),
+                d.unit.c_str(), format_value(d.base_value, d.unit).c_str(), static_cast<long long>(d.base_samples),
+                format_value(d.next_value, d.unit).c_str(), static_cast<long long>(d.next_samples));
+  out += line;
+  if (d.tested) {
+    std::snprintf(line, sizeof line,
+                  "shares of each profile's total; * significant: two-proportion z-test, "
+                  "Bonferroni over %zu tests, alpha %g\n",
+                  d.tests, d.alpha);
+  } else {
+    std::snprintf(line, sizeof line,
+                  "shares of each profile's total; significance not tested: a profile does not say how many "
+                  "samples made its values\n");
+  }
   out += line;
   std::snprintf(line, sizeof line, "%10s %8s %8s %1s %10s %8s %8s %1s  %s\n", "self", "base", "new", "", "total",
                 "base", "new", "", "function");
@@ -185,13 +195,18 @@ std::string render_diff_markdown(const ProfileDiff& d, size_t rows, double fail_
       out += "\n\n";
     }
   }
-  std::snprintf(line, sizeof line,
-                "Base %s (%lld samples), new %s (%lld samples). Shares of each profile's total; "
-                "bold changes are significant (two-proportion z-test, Bonferroni over %zu tests, alpha %g).\n\n",
+  std::snprintf(line, sizeof line, "Base %s (%lld samples), new %s (%lld samples). Shares of each profile's total; ",
                 format_value(d.base_value, d.unit).c_str(), static_cast<long long>(d.base_samples),
-                format_value(d.next_value, d.unit).c_str(), static_cast<long long>(d.next_samples), d.tests,
-                d.alpha);
+                format_value(d.next_value, d.unit).c_str(), static_cast<long long>(d.next_samples));
   out += line;
+  if (d.tested) {
+    std::snprintf(line, sizeof line,
+                  "bold changes are significant (two-proportion z-test, Bonferroni over %zu tests, alpha %g).\n\n",
+                  d.tests, d.alpha);
+    out += line;
+  } else {
+    out += "significance not tested (a profile does not say how many samples made its values).\n\n";
+  }
   out += "| function | self base | self new | self change | total base | total new | total change |\n";
   out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   size_t shown = 0;
@@ -220,6 +235,7 @@ std::string render_diff_json(const ProfileDiff& d, double fail_above) {
   j["base"] = {{"value", d.base_value}, {"samples", d.base_samples}};
   j["new"] = {{"value", d.next_value}, {"samples", d.next_samples}};
   j["test"] = {{"name", "two-proportion z-test, two-sided, Bonferroni-corrected"},
+               {"tested", d.tested},
                {"tests", d.tests},
                {"alpha", d.alpha}};
   j["functions"] = json::array();

@@ -42,6 +42,10 @@ struct ProfileDiff {
   int64_t base_samples = 0, next_samples = 0;
   size_t tests = 0;
   double alpha = 0.01;
+  // False when a profile says neither how many samples made its values (no
+  // samples/count type, no sampling period) nor counts in samples: then no
+  // change is marked significant, and --fail-above cannot judge.
+  bool tested = true;
   // Every function of either profile, largest change (of self or inclusive
   // share, whichever moved more) first.
   std::vector<FunctionChange> functions;

@@ -28,25 +28,59 @@ int64_t StackProfile::total_samples() const {
 
 namespace {
 
+constexpr size_t kMaxNameBytes = 4096;
+
+// A name as every output may print it: control characters (C0, DEL and the
+// UTF-8 spelling of C1) become spaces, so a name cannot end a line of a table,
+// a folded file or a CI log, nor carry a terminal escape; and at most
+// kMaxNameBytes long.
+std::string printable_name(std::string_view n) {
+  std::string out;
+  out.reserve(std::min(n.size(), kMaxNameBytes));
+  for (size_t i = 0; i < n.size() && out.size() < kMaxNameBytes; ++i) {
+    auto c = uint8_t(n[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += ' ';
+    } else if (c == 0xc2 && i + 1 < n.size() && uint8_t(n[i + 1]) >= 0x80 && uint8_t(n[i + 1]) <= 0x9f) {
+      out += ' ';
+      ++i;
+    } else {
+      out += char(c);
+    }
+  }
+  if (out.size() >= kMaxNameBytes) {
+    while (!out.empty() && (uint8_t(out.back()) & 0xc0) == 0x80) out.pop_back();  // a whole character
+    if (!out.empty() && uint8_t(out.back()) >= 0xc0) out.pop_back();
+    out += "...";
+  }
+  return out;
+}
+
 // Builds a StackProfile: interns names and merges identical stacks, keeping
-// the totals within int64 and the expanded frames within the budget.
+// the totals within int64 and the expanded frames within the budgets: their
+// number, and the bytes of their names (what a folded file or a diff spells
+// out, frame by frame).
 class Builder {
  public:
-  Builder(StackProfile* out, size_t max_frames) : out_(out), frames_left_(max_frames) {}
+  Builder(StackProfile* out, size_t max_frames, size_t max_frame_bytes)
+      : out_(out), frames_left_(max_frames), bytes_left_(max_frame_bytes) {}
 
-  uint32_t name(std::string_view n) {
-    auto it = name_ids_.find(std::string(n));
+  uint32_t name(std::string_view raw) {
+    std::string n = printable_name(raw);
+    auto it = name_ids_.find(n);
     if (it != name_ids_.end()) return it->second;
     uint32_t id = uint32_t(out_->names.size());
-    out_->names.emplace_back(n);
-    name_ids_.emplace(out_->names.back(), id);
+    out_->names.push_back(n);
+    name_ids_.emplace(std::move(n), id);
     return id;
   }
+  size_t name_bytes(uint32_t id) const { return out_->names[id].size() + 1; }  // with its separator
 
-  // False when the frame budget is spent.
-  bool charge(size_t frames) {
-    if (frames > frames_left_) return false;
+  // False when a budget is spent.
+  bool charge(size_t frames, size_t bytes) {
+    if (frames > frames_left_ || bytes > bytes_left_) return false;
     frames_left_ -= frames;
+    bytes_left_ -= bytes;
     return true;
   }
 
@@ -76,7 +110,7 @@ class Builder {
     }
   };
   StackProfile* out_;
-  size_t frames_left_;
+  size_t frames_left_, bytes_left_;
   int64_t total_value_ = 0, total_samples_ = 0;
   std::unordered_map<std::string, uint32_t> name_ids_;
   std::unordered_map<std::vector<uint32_t>, size_t, Hash> stack_ids_;
@@ -150,15 +184,72 @@ std::string_view basename_of(std::string_view path) {
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
+// Counts the messages of a serialized Profile without building them:
+// protobuf would make an object of about 100 bytes of each, even of an empty
+// one that took two bytes of a file that gzip shrank a thousandfold. Top-level
+// messages count, and the lines inside each location.
+Status check_message_count(std::string_view b, size_t max_messages) {
+  auto varint = [](std::string_view d, size_t* pos, uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (*pos >= d.size()) return false;
+      auto c = uint8_t(d[(*pos)++]);
+      *v |= uint64_t(c & 0x7f) << shift;
+      if (!(c & 0x80)) return true;
+    }
+    return false;
+  };
+  // Visits the fields of one message; `on_message(field, body)` for each
+  // length-delimited one. False when the bytes are not a message.
+  auto fields = [&](std::string_view d, auto&& on_message) {
+    size_t pos = 0;
+    while (pos < d.size()) {
+      uint64_t tag, v;
+      if (!varint(d, &pos, &tag)) return false;
+      switch (tag & 7) {
+        case 0: if (!varint(d, &pos, &v)) return false; break;
+        case 1: if (d.size() - pos < 8) return false; pos += 8; break;
+        case 5: if (d.size() - pos < 4) return false; pos += 4; break;
+        case 2:
+          if (!varint(d, &pos, &v) || v > d.size() - pos) return false;
+          on_message(tag >> 3, d.substr(pos, size_t(v)));
+          pos += size_t(v);
+          break;
+        default: return false;
+      }
+    }
+    return true;
+  };
+  size_t count = 0;
+  bool ok = fields(b, [&](uint64_t field, std::string_view body) {
+    ++count;
+    if (field == 4)  // a Location: its lines (field 4) are messages too
+      (void)fields(body, [&](uint64_t f, std::string_view) { count += f == 4; });
+  });
+  if (!ok) return Errorf("pprof: not a profile.proto message");
+  if (count > max_messages) return Errorf("pprof: more than %zu messages", max_messages);
+  return {};
+}
+
+// Parses a Profile that is not (or no longer) gzipped.
+Result<StackProfile> parse_pprof(std::string_view bytes, const ProfileReadOptions& opts);
+
 }  // namespace
 
 Result<StackProfile> read_pprof(std::string_view bytes, const ProfileReadOptions& opts) {
   std::string inflated;
   if (auto st = inflate_if_gzip(&bytes, &inflated, opts.max_bytes); !st) return st.error();
+  return parse_pprof(bytes, opts);
+}
+
+namespace {
+
+Result<StackProfile> parse_pprof(std::string_view bytes, const ProfileReadOptions& opts) {
   if (bytes.size() > opts.max_bytes) {
     return Errorf("pprof: larger than %zu bytes", opts.max_bytes);
   }
   if (bytes.size() > size_t(INT32_MAX)) return Errorf("pprof: larger than 2 GiB");
+  if (auto st = check_message_count(bytes, opts.max_messages); !st) return st.error();
   pb::Profile p;
   // proto3 strings must be UTF-8 (Pyroscope's decoder, in Go, refuses them
   // too); protobuf says so on stderr, and this says what it means.
@@ -218,10 +309,15 @@ Result<StackProfile> read_pprof(std::string_view bytes, const ProfileReadOptions
     locations.emplace(l.id(), &l);
   }
 
-  Builder b(&out, opts.max_frames);
-  // Each location's frames, innermost first, named once.
-  std::unordered_map<uint64_t, std::vector<uint32_t>> location_frames;
-  auto frames_of = [&](uint64_t id) -> Result<const std::vector<uint32_t>*> {
+  Builder b(&out, opts.max_frames, opts.max_frame_bytes);
+  // Each location's frames, innermost first, named once, and the bytes of
+  // their names.
+  struct LocationFrames {
+    std::vector<uint32_t> frames;
+    size_t bytes = 0;
+  };
+  std::unordered_map<uint64_t, LocationFrames> location_frames;
+  auto frames_of = [&](uint64_t id) -> Result<const LocationFrames*> {
     if (auto it = location_frames.find(id); it != location_frames.end()) return &it->second;
     auto lit = locations.find(id);
     if (lit == locations.end()) return Errorf("pprof: a sample refers to location %llu, which is not in the profile",
@@ -249,7 +345,10 @@ Result<StackProfile> read_pprof(std::string_view bytes, const ProfileReadOptions
       }
       names.push_back(b.name(name));
     }
-    return &location_frames.emplace(id, std::move(names)).first->second;
+    LocationFrames lf;
+    for (uint32_t n : names) lf.bytes += b.name_bytes(n);
+    lf.frames = std::move(names);
+    return &location_frames.emplace(id, std::move(lf)).first->second;
   };
 
   std::vector<uint32_t> frames;
@@ -258,15 +357,21 @@ Result<StackProfile> read_pprof(std::string_view bytes, const ProfileReadOptions
     if (s.value_size() != p.sample_type_size())
       return Errorf("pprof: sample %d has %d values for %d sample types", si, s.value_size(), p.sample_type_size());
     int64_t value = s.value(index);
-    int64_t samples = count_index >= 0 ? s.value(count_index) : period > 0 ? (value + period / 2) / period : value;
-    if (value < 0 || samples < 0) return Errorf("pprof: sample %d has a negative value", si);
+    if (value < 0) return Errorf("pprof: sample %d has a negative value", si);
+    // value / period, rounded, without overflowing near 2^63.
+    int64_t samples = count_index >= 0 ? s.value(count_index)
+                      : period > 0     ? value / period + (value % period >= (period + 1) / 2)
+                                       : value;
+    if (samples < 0) return Errorf("pprof: sample %d has a negative value", si);
     if (value == 0 && samples == 0) continue;
     frames.clear();
     for (int li = s.location_id_size() - 1; li >= 0; --li) {  // leaf first in the file
       auto f = frames_of(s.location_id(li));
       if (!f.ok()) return f.error();
-      if (!b.charge((*f)->size())) return Errorf("pprof: more than %zu frames in all", opts.max_frames);
-      frames.insert(frames.end(), (*f)->rbegin(), (*f)->rend());  // innermost first within a location
+      if (!b.charge((*f)->frames.size(), (*f)->bytes))
+        return Errorf("pprof: more than %zu frames or %zu bytes of frame names in all", opts.max_frames,
+                      opts.max_frame_bytes);
+      frames.insert(frames.end(), (*f)->frames.rbegin(), (*f)->frames.rend());  // innermost first within a location
     }
     if (!b.add(std::move(frames), value, samples)) return Errorf("pprof: the values add up past 2^63");
     frames = {};
@@ -274,13 +379,15 @@ Result<StackProfile> read_pprof(std::string_view bytes, const ProfileReadOptions
   return out;
 }
 
+}  // namespace
+
 Result<StackProfile> read_folded(std::string_view text, const ProfileReadOptions& opts) {
   if (text.size() > opts.max_bytes) return Errorf("folded: larger than %zu bytes", opts.max_bytes);
   StackProfile out;
   out.format = "folded";
   out.sample_type = "samples";
   out.unit = "count";
-  Builder b(&out, opts.max_frames);
+  Builder b(&out, opts.max_frames, opts.max_frame_bytes);
   size_t line_no = 0;
   std::vector<uint32_t> frames;
   for (size_t pos = 0; pos < text.size();) {
@@ -302,7 +409,9 @@ Result<StackProfile> read_folded(std::string_view text, const ProfileReadOptions
     while (!stack.empty() && stack.back() == ' ') stack.remove_suffix(1);
     frames.clear();
     size_t n = std::count(stack.begin(), stack.end(), ';') + 1;
-    if (!b.charge(n)) return Errorf("folded: more than %zu frames in all", opts.max_frames);
+    if (!b.charge(n, stack.size() + 1))
+      return Errorf("folded: more than %zu frames or %zu bytes of frame names in all", opts.max_frames,
+                    opts.max_frame_bytes);
     for (size_t at = 0;;) {
       size_t semi = stack.find(';', at);
       std::string_view frame = stack.substr(at, semi == std::string_view::npos ? std::string_view::npos : semi - at);
@@ -320,7 +429,7 @@ Result<StackProfile> read_folded(std::string_view text, const ProfileReadOptions
 Result<StackProfile> read_profile(std::string_view bytes, const ProfileReadOptions& opts) {
   std::string inflated;
   if (auto st = inflate_if_gzip(&bytes, &inflated, opts.max_bytes); !st) return st.error();
-  if (looks_binary(bytes)) return read_pprof(bytes, opts);
+  if (looks_binary(bytes)) return parse_pprof(bytes, opts);  // inflated once, not again
   if (!opts.sample_type.empty() && opts.sample_type != "samples")
     return Errorf("folded stacks have one value; there is no sample type '%s'", opts.sample_type.c_str());
   return read_folded(bytes, opts);

@@ -44,14 +44,22 @@ struct ProfileReadOptions {
   // pprof: the sample type to read, by name ("cpu", "samples"); empty for the
   // file's default (its default_sample_type, else the last, as pprof does).
   std::string sample_type;
-  // Bounds on hostile input: bytes after gunzip, and frames over all samples
-  // before identical stacks are merged (inlined frames included).
-  size_t max_bytes = size_t(1) << 30;
+  // Bounds on hostile input. Bytes after gunzip; pprof messages (samples,
+  // locations, lines, functions, mappings, strings: protobuf keeps each as an
+  // object of about 100 bytes, however few bytes it took in the file); and,
+  // over all samples before identical stacks are merged, frames (inlined
+  // ones included) and the bytes of their names, which is what a folded file
+  // or a diff spells out. Names are cut at 4 KiB. So a file cannot make the
+  // reader hold much more than a few times max_bytes, whatever it says.
+  size_t max_bytes = size_t(256) << 20;
+  size_t max_messages = 8'000'000;
   size_t max_frames = 50'000'000;
+  size_t max_frame_bytes = size_t(1) << 30;
 };
 
-// Sniffs the format: gzip is inflated first; bytes with control characters
-// other than tab, CR and LF are pprof, the rest folded text.
+// Sniffs the format: gzip is inflated first (once); bytes with control
+// characters other than tab, CR and LF are pprof, the rest folded text.
+// Frame names come back printable: control characters are spaces.
 Result<StackProfile> read_profile(std::string_view bytes, const ProfileReadOptions& opts = {});
 Result<StackProfile> read_pprof(std::string_view bytes, const ProfileReadOptions& opts = {});
 Result<StackProfile> read_folded(std::string_view text, const ProfileReadOptions& opts = {});

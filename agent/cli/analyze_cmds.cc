@@ -222,6 +222,12 @@ int run_diff(int argc, char** argv) {
     std::cerr << "ember diff: " << diff.error().message << std::endl;
     return kExitUsage;
   }
+  if (args.count("fail-above") && !diff->tested) {
+    std::cerr << "ember diff: --fail-above: cannot tell a change from noise: a profile does not say how many "
+                 "samples made its values (no samples/count sample type or sampling period)"
+              << std::endl;
+    return kExitUsage;
+  }
   size_t rows = args["top"].as<size_t>();
   std::cout << (args.count("json") ? render_diff_json(*diff, fail_above) : render_diff_text(*diff, rows));
   for (const auto& o : outputs) {

@@ -102,35 +102,40 @@ std::optional<Found> detect(const EnvGetter& env) {
 
 std::string repository_web_url(const std::string& raw) {
   std::string s = trim(raw);
-  std::string scheme = "https";
-  std::string rest;
-  size_t sep = s.find("://");
-  if (sep != std::string::npos) {
-    std::string given = s.substr(0, sep);
-    if (given == "http") scheme = "http";
-    else if (given != "https" && given != "ssh" && given != "git" && given != "git+ssh") return "";
+  // A query or fragment can carry a token (?private_token=...): never kept.
+  s = s.substr(0, s.find_first_of("?#"));
+  std::string scheme;
+  std::string rest = s;
+  if (size_t sep = s.find("://"); sep != std::string::npos) {
+    scheme = s.substr(0, sep);
+    if (scheme != "http" && scheme != "https" && scheme != "ssh" && scheme != "git" && scheme != "git+ssh")
+      return "";
     rest = s.substr(sep + 3);
-  } else {
-    // scp-style "[user@]host:path": a ':' before any '/'.
-    size_t colon = s.find(':'), slash = s.find('/');
-    if (colon == std::string::npos || (slash != std::string::npos && slash < colon)) return "";
-    rest = s.substr(0, colon) + "/" + s.substr(colon + 1);
-    scheme = "https";
   }
-  size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  std::string path = slash == std::string::npos ? "" : rest.substr(slash + 1);
-  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);  // credentials
-  // A port names the git transport's server (ssh's 22, say), not the web
-  // page's, unless the URL was already http(s).
-  if (sep == std::string::npos || (s.compare(0, 4, "http") != 0)) {
-    if (size_t colon = authority.find(':'); colon != std::string::npos) authority = authority.substr(0, colon);
+  // Credentials end at the last '@' (a password may hold '/' or ':').
+  if (size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  std::string host, path;
+  size_t colon = rest.find(':'), slash = rest.find('/');
+  if (scheme.empty() && colon != std::string::npos && (slash == std::string::npos || colon < slash)) {
+    host = rest.substr(0, colon);  // scp-style host:path
+    path = rest.substr(colon + 1);
+  } else {
+    host = rest.substr(0, slash);
+    path = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    // A port names the git transport's server (ssh's 22, say), not the web
+    // page's, unless the URL was already http(s).
+    if (scheme != "http" && scheme != "https") host = host.substr(0, host.find(':'));
   }
   while (!path.empty() && path.back() == '/') path.pop_back();
   if (path.size() > 4 && path.compare(path.size() - 4, 4, ".git") == 0) path.resize(path.size() - 4);
   while (!path.empty() && path.front() == '/') path.erase(0, 1);
-  if (authority.empty() || path.empty()) return "";
-  return scheme + "://" + authority + "/" + path;
+  if (host.empty() || path.empty()) return "";
+  // Fail closed: anything left that could be a credential or is not a plain
+  // host and path drops the label.
+  for (char c : host + path)
+    if (c == '@' || c == ' ' || uint8_t(c) < 0x20 || c == 0x7f || c == '\\') return "";
+  if (path.find(':') != std::string::npos) return "";
+  return (scheme == "http" ? "http" : "https") + std::string("://") + host + "/" + path;
 }
 
 std::vector<std::pair<std::string, std::string>> ci_labels(const EnvGetter& env) {

@@ -281,14 +281,16 @@ struct Interned {
   uint64_t total = 0;
 };
 
-Interned intern(const std::vector<FlameStack>& stacks) {
+// `differential`: stacks only in the base (count 0, base_count > 0) are kept,
+// with no width, so their base counts still reach their ancestors.
+Interned intern(const std::vector<FlameStack>& stacks, bool differential) {
   Interned in;
   std::unordered_map<std::string_view, uint32_t> ids;
   std::vector<std::string_view> by_id;
   in.begin.push_back(0);
   const FlameStack* prev = nullptr;
   for (const FlameStack& st : stacks) {
-    if (st.count == 0) continue;
+    if (st.count == 0 && !(differential && st.base_count > 0)) continue;
     for (size_t d = 0; d < st.frames.size(); ++d) {
       const std::string& f = st.frames[d];
       // Consecutive stacks usually share a long prefix (collectors emit them
@@ -445,16 +447,20 @@ const char* const kScript = R"JS(
   var G = Array.prototype.slice.call(framesG.children), n = G.length;
   var X = new Float64Array(n), N = new Float64Array(n), S = new Float64Array(n),
       Y = new Float64Array(n), D = new Int32Array(n);
-  var names = new Array(n), fills = new Array(n), rects = new Array(n), labels = new Array(n);
+  var names = new Array(n), fills = new Array(n), rects = new Array(n), labels = new Array(n),
+      extras = new Array(n);
   for (var i = 0; i < n; i++) {
     var g = G[i];
     g.__emberIndex = i;
     X[i] = parseFloat(g.getAttribute('data-x'));
     N[i] = parseFloat(g.getAttribute('data-n'));
     S[i] = parseFloat(g.getAttribute('data-s')) || 0;
-    var t = g.querySelector('title'), s = t ? t.textContent : '';
-    var nl = s.lastIndexOf('\n');
-    names[i] = nl >= 0 ? s.slice(0, nl) : s;
+    // The title's first line is the name (names never hold a newline), the
+    // second its amount, and any more (a differential graph's change) are
+    // shown in the tooltip as they are.
+    var t = g.querySelector('title'), s = t ? t.textContent.split('\n') : [''];
+    names[i] = s[0];
+    extras[i] = s.slice(2);
     // The <title> is only the no-script fallback; left in place the browser
     // would pop its own tooltip on top of ours.
     if (t) g.removeChild(t);
@@ -557,6 +563,7 @@ const char* const kScript = R"JS(
     var lines = wrap(names[i], maxc, 6), nameLines = lines.length;
     lines.push(amount(N[i]));
     if (S[i] > 0) lines.push('self: ' + amount(S[i]));
+    for (var x = 0; x < extras[i].length; x++) lines.push(extras[i][x]);
     if (zoomed >= 0 && D[i] > D[zoomed])
       lines.push((100 * N[i] / N[zoomed]).toFixed(2) + '% of ' + clip(names[zoomed], 240));
     while (tipText.firstChild) tipText.removeChild(tipText.firstChild);
@@ -797,6 +804,8 @@ const char* const kViewsScript = R"JS(
   }
   // Callers: each stack from the function's outermost call up to the root;
   // callees: from there down to the leaf. A stack counts once in each.
+  // Each side keeps at most MAXDEPTH rows (drawing recurses once a row).
+  var MAXDEPTH = 512;
   function build(f) {
     var up = node(f), down = node(f);
     for (var s = 0; s < stacks.length; s++) {
@@ -805,10 +814,10 @@ const char* const kViewsScript = R"JS(
       if (at < 0) continue;
       var n = up;
       n.v += c;
-      for (var j = at - 1; j >= 1; j--) { n = child(n, st[j]); n.v += c; }
+      for (var j = at - 1; j >= 1 && at - j <= MAXDEPTH; j--) { n = child(n, st[j]); n.v += c; }
       n = down;
       n.v += c;
-      for (var j2 = at + 1; j2 < st.length; j2++) { n = child(n, st[j2]); n.v += c; }
+      for (var j2 = at + 1; j2 < st.length && j2 - at <= MAXDEPTH; j2++) { n = child(n, st[j2]); n.v += c; }
     }
     return { up: up, down: down };
   }
@@ -985,7 +994,7 @@ std::string render_svg(const std::vector<FlameStack>& stacks, const FlamegraphOp
   std::string out;
   if (xml_declaration) out += "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n";
 
-  const Interned in = intern(stacks);
+  const Interned in = intern(stacks, opts.base_total > 0);
   const uint64_t total = in.total;
 
   if (total == 0) {

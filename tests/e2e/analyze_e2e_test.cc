@@ -74,15 +74,26 @@ TEST_F(AnalyzeE2E, DiffFailsOnTheSlowerCallerAndNotOnNoise) {
   // The differential flame graph: caller_c in red (its share grew), and
   // caller_a in blue.
   std::string html = read_file(tmp / "diff.html");
+  // The widest box of that name: a stack cut short (an unwinding stop) can put
+  // a small one elsewhere, with no counterpart in the base.
   auto fill_of = [&](const std::string& name) {
-    size_t t = html.find("<title>" + name + "\n");
-    if (t == std::string::npos) return std::string();
-    size_t f = html.find("fill=\"", html.find("<rect", t));
-    return html.substr(f + 6, 7);
+    std::string fill;
+    uint64_t widest = 0;
+    const std::string key = "<title>" + name + "\n";
+    for (size_t t = html.find(key); t != std::string::npos; t = html.find(key, t + 1)) {
+      size_t n = html.rfind("data-n=\"", t);
+      uint64_t width = n == std::string::npos ? 0 : std::stoull(html.substr(n + 8, 20));
+      if (width <= widest) continue;
+      widest = width;
+      size_t f = html.find("fill=\"", html.find("<rect", t));
+      fill = html.substr(f + 6, 7);
+    }
+    return fill;
   };
   std::string c_fill = fill_of("caller_c"), a_fill = fill_of("caller_a");
+  std::string diff_folded = read_file(tmp / "diff.folded");
   ASSERT_EQ(c_fill.size(), 7u) << "no caller_c box";
-  EXPECT_EQ(c_fill.substr(1, 2), "fa") << c_fill;  // red channel full, the others faded
+  EXPECT_EQ(c_fill.substr(1, 2), "fa") << c_fill << "\n" << diff_folded;  // red channel full, the others faded
   EXPECT_LT(std::stoi(c_fill.substr(3, 2), nullptr, 16), 0xc0) << c_fill;
   ASSERT_EQ(a_fill.size(), 7u) << "no caller_a box";
   EXPECT_EQ(a_fill.substr(5, 2), "fa") << a_fill;  // blue

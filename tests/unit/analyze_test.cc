@@ -241,7 +241,9 @@ TEST(ReadPprof, MalformedProfilesAreRefusedWithAReason) {
     b.p.mutable_sample(0)->set_value(1, INT64_MAX);
     EXPECT_EQ(read_profile(b.bytes()).error().message, "pprof: the values add up past 2^63");
   }
-  EXPECT_EQ(read_pprof(std::string("\x0a\xff\xff\xff", 4)).error().message,
+  EXPECT_EQ(read_pprof(std::string("\x0a\xff\xff\xff", 4)).error().message, "pprof: not a profile.proto message");
+  // Well-formed on the wire, but a proto3 string that is not UTF-8.
+  EXPECT_EQ(read_pprof(std::string("\x32\x02\xff\xfe", 4)).error().message,
             "pprof: not a profile.proto message (or one with strings that are not UTF-8)");
   std::string gz = gzip(go_like_cpu_profile().bytes());
   EXPECT_EQ(read_profile(gz.substr(0, gz.size() / 2)).error().message, "gzip data is truncated");
@@ -264,13 +266,63 @@ TEST(ReadPprof, DecompressionAndExpansionAreBounded) {
   for (int i = 0; i < 1000; ++i) b.sample({l}, {1, 1});
   o = {};
   o.max_frames = 500'000;
-  EXPECT_EQ(read_profile(b.bytes(), o).error().message, "pprof: more than 500000 frames in all");
+  EXPECT_EQ(read_profile(b.bytes(), o).error().message,
+            "pprof: more than 500000 frames or 1073741824 bytes of frame names in all");
   o.max_frames = 2'000'000;
   auto p = read_profile(b.bytes(), o);
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(p->stacks.size(), 1u);
   EXPECT_EQ(p->stacks[0].frames.size(), 1000u);
   EXPECT_EQ(p->names[p->stacks[0].frames[0]], "f999");  // the outermost is the last line
+}
+
+TEST(ReadPprof, NamesArePrintableAndBounded) {
+  PprofBuilder b;
+  uint64_t evil = b.function("evil\nfake;stack 999\x1b[31m\xc2\x9b");
+  uint64_t huge = b.function(std::string(10000, 'x'));
+  b.sample({b.location({evil}), b.location({huge})}, {1, 1});
+  auto p = read_profile(b.bytes());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  std::vector<std::string> names = names_of(*p, p->stacks[0]);
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[1], "evil fake;stack 999 [31m ");  // no newline, no escape, no C1
+  EXPECT_EQ(names[0].size(), 4096u + 3);
+  EXPECT_EQ(names[0].substr(4090), "xxxxxx...");
+}
+
+TEST(ReadPprof, AFileCannotExpandPastTheBudgets) {
+  // One 4 KiB name in one location, referred to 100,000 times: 400 KB of
+  // file, 400 MB of names once spelled out frame by frame.
+  PprofBuilder b;
+  uint64_t l = b.location({b.function(std::string(4000, 'n'))});
+  for (int i = 0; i < 1000; ++i) b.sample(std::vector<uint64_t>(100, l), {1, 1});
+  ProfileReadOptions o;
+  o.max_frame_bytes = 100 << 20;
+  EXPECT_EQ(read_profile(gzip(b.bytes()), o).error().message,
+            "pprof: more than 50000000 frames or 104857600 bytes of frame names in all");
+  // A million empty samples: two bytes each in the file, a hundred as objects.
+  PprofBuilder empty;
+  for (int i = 0; i < 1'000'000; ++i) empty.p.add_sample();
+  std::string gz = gzip(empty.bytes());
+  EXPECT_LT(gz.size(), 20'000u);
+  o = {};
+  o.max_messages = 500'000;
+  EXPECT_EQ(read_profile(gz, o).error().message, "pprof: more than 500000 messages");
+  // Inside a location, its lines count too.
+  PprofBuilder lines;
+  std::vector<uint64_t> fs(1000, lines.function("f"));
+  for (int i = 0; i < 600; ++i) lines.location(fs);
+  EXPECT_EQ(read_profile(lines.bytes(), o).error().message, "pprof: more than 500000 messages");
+}
+
+TEST(ReadPprof, SamplesFromAPeriodDoNotOverflow) {
+  PprofBuilder b;
+  b.p.clear_sample_type();
+  b.add_type("cpu", "nanoseconds");  // samples = value / period
+  b.sample({b.location({b.function("f")})}, {INT64_MAX});
+  auto p = read_profile(b.bytes());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->total_samples(), INT64_MAX / 10'000'000);  // the remaining 0.48 of a period rounds down
 }
 
 TEST(ReadFolded, LinesCommentsAndMerging) {
@@ -299,7 +351,8 @@ TEST(ReadFolded, ErrorsNameTheLine) {
   EXPECT_EQ(read_profile("a 1\n", o).error().message, "folded stacks have one value; there is no sample type 'cpu'");
   o = {};
   o.max_frames = 5;
-  EXPECT_EQ(read_profile("a;b;c 1\nd;e;f 1\n", o).error().message, "folded: more than 5 frames in all");
+  EXPECT_EQ(read_profile("a;b;c 1\nd;e;f 1\n", o).error().message,
+            "folded: more than 5 frames or 1073741824 bytes of frame names in all");
 }
 
 TEST(Summary, RecursionCountsOncePerStack) {
@@ -435,6 +488,26 @@ TEST(Diff, RenderingsAgree) {
   EXPECT_EQ(j["regressions"], nlohmann::json::array({"b|c"}));
 
   EXPECT_EQ(render_diff_folded(*d), "main;a 60 20\nmain;b|c 40 80\n");
+}
+
+TEST(Diff, WithoutSampleCountsNothingIsMarkedSignificant) {
+  PprofBuilder a, b;
+  for (PprofBuilder* x : {&a, &b}) {
+    x->p.clear_sample_type();
+    x->add_type("cpu", "nanoseconds");
+    x->p.set_period(0);  // no counts, no period: values are nanoseconds only
+  }
+  a.sample({a.location({a.function("f")})}, {10'000'000'000});
+  a.sample({a.location({a.function("g")})}, {10'000'000'000});
+  b.sample({b.location({b.function("f")})}, {10'000'000'000});
+  b.sample({b.location({b.function("g")})}, {11'000'000'000});
+  auto pa = read_profile(a.bytes()), pb = read_profile(b.bytes());
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  auto d = diff_profiles(*pa, *pb);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->tested);
+  for (const auto& f : d->functions) EXPECT_FALSE(f.self.significant || f.total.significant) << f.name;
+  EXPECT_NE(render_diff_text(*d, 5).find("significance not tested"), std::string::npos);
 }
 
 TEST(Diff, IncompatibleOrEmptyProfilesAreRefused) {

@@ -120,6 +120,12 @@ TEST(CiLabels, RepositoryWebUrls) {
   EXPECT_EQ(repository_web_url("/srv/git/repo"), "");
   EXPECT_EQ(repository_web_url("https://github.com/"), "");
   EXPECT_EQ(repository_web_url(""), "");
+  // Credentials never survive, however the URL spells them.
+  EXPECT_EQ(repository_web_url("oauth2:TOKEN@gitlab.com/g/p.git"), "https://gitlab.com/g/p");
+  EXPECT_EQ(repository_web_url("https://u:p/w@host/r"), "https://host/r");
+  EXPECT_EQ(repository_web_url("https://host/r.git?private_token=SECRET#x"), "https://host/r");
+  EXPECT_EQ(repository_web_url("https://host/a b"), "");
+  EXPECT_EQ(repository_web_url("git@host:org/x:y"), "");
 }
 
 }  // namespace

@@ -280,10 +280,11 @@ TEST(Flamegraph, DifferentialColoursByChangeInShare) {
   EXPECT_FALSE(find_box(svg, "gone").found);  // only in the base: nothing to draw
   EXPECT_EQ(grew.n, 70u);
   // grew: 30% -> 70%, the largest change, at full red; shrank: 60% -> 30%,
-  // three quarters of it in blue; main: 90% -> 100%, a quarter in red.
+  // three quarters of it in blue; main: 100% in both (the stack only in the
+  // base counts towards it), so white.
   EXPECT_EQ(grew.fill, "#fa3c3c");
   EXPECT_EQ(shrank.fill, "#6c6cfa");
-  EXPECT_EQ(main.fill, "#facbcb");
+  EXPECT_EQ(main.fill, "#fafafa");
   EXPECT_NE(svg.find("<title>grew\n70 samples (70.00%)\n+40.00 points against the base (30.00% there)"),
             std::string::npos);
   EXPECT_NE(svg.find("-30.00 points against the base (60.00% there)"), std::string::npos);
