@@ -21,16 +21,28 @@ jobs="$(nproc)"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 rc=0
+times=()
+mark=$SECONDS
+step_done() {
+  times+=("$(printf '%-26s %5d s' "$1" $((SECONDS - mark)))")
+  mark=$SECONDS
+}
 
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBER_SANITIZE=ON
 cmake --build build-sanitize -j"$jobs"
+step_done "sanitizer build"
 ctest --test-dir build-sanitize --output-on-failure --timeout 900 -LE kernels || rc=$?
+step_done "tests under sanitizers"
 
 if [ "$fuzz_seconds" -gt 0 ]; then
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
     -DCMAKE_CXX_COMPILER=clang++ -DEMBER_SANITIZE=ON -DEMBER_FUZZ=ON
   # Only the targets: their seeds are build-sanitize's (made from its fixtures).
   cmake --build build-fuzz -j"$jobs" --target fuzz_targets
+  step_done "fuzz build"
   FUZZ_SEEDS=build-sanitize/fuzz/seeds ./scripts/fuzz.sh "$fuzz_seconds" build-fuzz || rc=1
+  step_done "fuzzing"
 fi
+echo "sanitize.sh: time by step"
+printf '  %s\n' "${times[@]}"
 exit "$rc"

@@ -24,6 +24,7 @@
 #include "e2e_util.h"
 #include "profile.pb.h"
 #include "support/kubeapi.h"
+#include "support/scrape.h"
 
 namespace ember::e2e {
 namespace {
@@ -190,11 +191,11 @@ class K8sE2E : public ::testing::Test {
 
   // The agent config: the local API server, and rules that make labels out
   // of pod metadata and drop the "batch" namespace.
-  std::string write_config(const std::string& interval) {
+  std::string write_config(const std::string& interval, const std::string& metrics_listen = "") {
     std::string path = tmp_ / "ember.yaml";
     std::ofstream(path) << "frequency: 100\n"
                            "interval: " << interval << "\n"
-                           "metrics:\n  listen: \"\"\n"
+                           "metrics:\n  listen: \"" << metrics_listen << "\"\n"
                            "output:\n  directory: " << (tmp_ / "profiles") << "\n"
                            "labels:\n  cluster: e2e\n"
                            "kubernetes:\n"
@@ -319,18 +320,34 @@ TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
   std::string uid = random_uid();
   RuncContainer late(tmp_.path(), uid, "besteffort");
   ASSERT_TRUE(late.ok()) << late.log();
-  std::string config = write_config("4s");
+  // One interval holds the whole run (SIGTERM flushes it): what is checked is
+  // that samples taken before the pod was known end up under its labels, and
+  // that must not hinge on where an interval boundary falls on a slow machine.
+  std::string config = write_config("20s", "127.0.0.1:0");
 
   Proc agent({ember_bin(), "agent", "--config", config}, tmp_ / "out", tmp_ / "err");
-  // The agent has been sampling the container for a while when its pod
-  // shows up in the watch, well inside the first 4 s interval: 1 s of the
-  // container's CPU after the agent said it is profiling (~1.8 s in all on
-  // an idle machine; a busy machine waits longer, not less).
+  const auto started = std::chrono::steady_clock::now();
+  int port = 0;
+  auto scrape = [&](const std::string& series) {
+    return port == 0 ? -1 : ember::testing::metric_value(ember::testing::http_get(port, "/metrics"), series);
+  };
+  // The pod shows up in the watch once the agent has sampled the container
+  // for a while (1 s of its CPU after the agent said it is profiling) and
+  // the label stage has handled at least one of its samples without a pod.
+  // Waiting for the label stage, not for a time, is what makes the late path
+  // certain to run: in CI on a loaded machine the pipeline drained the first
+  // second of samples only after the pod was known (6 of 105 went the late
+  // way, and a share bound failed).
   double cpu_from = -1;
   ASSERT_TRUE(wait_until([&] {
-    if (cpu_from < 0 && read_file(tmp_ / "err").find("profiling ") != std::string::npos)
+    std::string err = read_file(tmp_ / "err");
+    if (cpu_from < 0 && err.find("profiling ") != std::string::npos)
       cpu_from = process_cpu_seconds(late.pid());
-    return cpu_from >= 0 && process_cpu_seconds(late.pid()) >= cpu_from + 1.0;
+    std::smatch m;
+    static const std::regex re("serving metrics on http://127\\.0\\.0\\.1:(\\d+)/metrics");
+    if (port == 0 && std::regex_search(err, m, re)) port = std::stoi(m[1]);
+    return cpu_from >= 0 && process_cpu_seconds(late.pid()) >= cpu_from + 1.0 &&
+           scrape("ember_label_processes_total{result=\"pending_pod\"}") >= 1;
   }, std::chrono::seconds(30))) << read_file(tmp_ / "err");
   const double cpu_before_pod = process_cpu_seconds(late.pid()) - cpu_from;
   ASSERT_TRUE(server_->put_pod(make_pod("late", "api-0", uid, "api", "registry.example/api:7", late.id(),
@@ -338,11 +355,20 @@ TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
                                         {{"pyroscope.io/service_name", "late-svc"}},
                                         {{{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"name", "api"},
                                           {"uid", random_uid()}, {"controller", true}}})));
-  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  // The agent's index has the pod before the interval is cut.
+  ASSERT_TRUE(wait_until([&] { return scrape("ember_k8s_pods_tracked") >= 1; }, std::chrono::seconds(20)))
+      << read_file(tmp_ / "err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const double cpu_profiled = process_cpu_seconds(late.pid()) - cpu_from;
+  const double seconds_run =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  report_figure("seconds_to_stop", seconds_run);
   agent.signal(SIGTERM);
   ASSERT_EQ(agent.wait(std::chrono::seconds(60)), 0) << read_file(tmp_ / "err");
   std::string log = read_file(tmp_ / "err");
+  // Past the interval the first profile was cut before the pod was known:
+  // that is the case the other path covers, not this test's.
+  ASSERT_LT(seconds_run, 19.0) << "the machine was too slow for one 20 s interval";
 
   std::string want_series =
       "{cluster=\"e2e\", container=\"api\", namespace=\"late\", node=\"e2e-node\", pod=\"api-0\", "
@@ -366,24 +392,21 @@ TEST_F(K8sE2E, PodSeenAfterItsProcessStartedLabelsEarlierSamples) {
   }
   std::fprintf(stderr, "[ info     ] late pod: %llu samples labeled (%llu in the first interval), %llu otherwise\n",
                (unsigned long long)labeled, (unsigned long long)first_interval, (unsigned long long)other);
-  // The first interval began 1.8 s before the pod was known; its samples,
-  // those from before included, carry the pod's labels.
-  // Shares of the container's CPU time (what a 100 Hz sampler should see
-  // of it, however busy the machine): the first interval holds at least the
-  // time before the pod was known; all its samples from the agent's start
-  // to its stop are labeled.
+  // Shares of the container's CPU time (what a 100 Hz sampler should see of
+  // it, however busy the machine): the first profile holds at least the time
+  // before the pod was known, and all samples from the agent's start to its
+  // stop carry the pod's series.
   expect_share_at_least("first_interval_of_cpu_before_pod", double(first_interval),
                         cpu_before_pod * 100, 0.75);
   expect_share_at_least("labeled_of_cpu_profiled", double(labeled), cpu_profiled * 100, 0.75);
-  // Samples labeled only when their interval was aggregated: those the
-  // label stage handled before the pod was known. Samples taken before the
-  // pod but drained after it are labeled at once, so this is less than the
-  // CPU time before the pod (measured: 0.84 idle; 0.93 and 0.73 beside
-  // three busy loops). That they carry the pod's series is checked above;
-  // this shows the late path ran.
-  expect_share_at_least("late_pod_of_cpu_before_pod",
-                        double(log_number(log, "(\\d+) late-pod samples labeled at aggregation")),
-                        cpu_before_pod * 100, 0.4);
+  // Samples labeled only when their interval was aggregated: those the label
+  // stage handled before the pod was known (at least the one the wait above
+  // saw). How many depends on how far the pipeline lagged behind the ring
+  // when the pod came (0.84 of the time before the pod idle, 0.06 in a loaded
+  // CI run), so the share is a figure and only the path is checked.
+  const uint64_t late_labeled = log_number(log, "(\\d+) late-pod samples labeled at aggregation");
+  report_figure("late_pod_of_cpu_before_pod", double(late_labeled) / (cpu_before_pod * 100));
+  EXPECT_GE(late_labeled, 1u) << log;
 }
 
 }  // namespace

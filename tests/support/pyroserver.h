@@ -23,6 +23,7 @@
 #include "common/http_client.h"
 #include "e2e/e2e_util.h"
 #include "support/eventually.h"
+#include "support/scrape.h"
 
 namespace ember::testing {
 
@@ -186,43 +187,6 @@ class PyroServer {
   std::unique_ptr<e2e::Proc> proc_;
   std::string address_;
 };
-
-// A plain HTTP GET to 127.0.0.1:port (for /metrics and /healthz); returns
-// the whole response, status line and headers included ("" if no connection).
-inline std::string http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!::write(fd, req.data(), req.size());
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
-  ::close(fd);
-  return out;
-}
-
-// The value of one series in Prometheus text ("name{labels}" exactly as
-// exposed, or just "name"); -1 if absent.
-inline int64_t metric_value(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ')
-      return std::stoll(line.substr(series.size() + 1));
-  }
-  return -1;
-}
 
 // Runs `go tool pprof -raw` on a saved profile: it must decode.
 inline e2e::RunResult go_pprof_raw(const std::string& file) {
