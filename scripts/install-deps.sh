@@ -51,6 +51,10 @@ packages=(
   # initramfs of busybox and the build; their images are xz (Debian), zstd
   # (Ubuntu) or lz4 (Debian cloud) compressed
   python3 qemu-system-x86 zstd lz4 ca-certificates
+  # the container image (scripts/build-image.sh): a Debian base made with
+  # mmdebstrap, built and run with podman (daemonless; docker is used instead
+  # when its daemon runs)
+  mmdebstrap podman
   # tests: the HTML flame graph's views are clicked through in a real browser,
   # Debian's Chromium driven by chromedriver (tests/browser)
   chromium chromium-driver

