@@ -154,6 +154,9 @@ class BpfUnwindTables {
 
   void run();
   void load_process(const ProcessSnapshot& snap);
+  // True if newer work for `pid` (a later snapshot, or its exit) is queued:
+  // the load in progress is stale. Takes mu_.
+  bool superseded(uint32_t pid) const;
   void unload_process(uint32_t pid, bool delete_entry);
   // `loading`: keys the process being loaded holds so far.
   LoadedBinary* load_binary(const UnwindTableCache::Ref& ref, std::vector<std::string>* loading);
@@ -186,6 +189,7 @@ class BpfUnwindTables {
   uint32_t rules_used_ = 0;
 
   Counter& loads_;
+  Counter& abandoned_;
   Counter& binary_loads_;
   Counter& binaries_reused_;
   Counter& retained_gauge_;

@@ -5,6 +5,7 @@
 // after the quarantine.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 
 #include "agent/unwind/bpf_tables.h"
@@ -25,8 +26,13 @@ class FakeMaps final : public UnwindMapWriter {
   bool write_rows(uint64_t first, const ember_unwind_row* r, size_t n) override {
     std::copy(r, r + n, rows.begin() + long(first));
     rows_written += n;
+    ++binaries_written;
+    if (on_write_rows) on_write_rows();
     return true;
   }
+  // Called on the loader thread after each binary's rows are written.
+  std::function<void()> on_write_rows;
+  int binaries_written = 0;
   bool write_index(uint32_t first, const ember_text_page* e, size_t n) override {
     std::copy(e, e + n, idx.begin() + first);
     return true;
@@ -299,6 +305,53 @@ TEST(BpfUnwindTables, AReloadReplacesTheEntryWithoutLeaking) {
   rig.tables->process_seen(self_snapshot(100));
   rig.tables->flush();
   EXPECT_EQ(rig.tables->stats().mapping_entries, s.mapping_entries / 5 + s.mapping_entries / 5);
+}
+
+TEST(BpfUnwindTables, ALoadGoesStaleWhenANewerSnapshotOfTheProcessIsQueued) {
+  // Between fork and exec a child has its parent's mappings, and its exec
+  // sends a new snapshot while the old one's tables are still being built:
+  // the old load stops at the next binary and the new one goes next.
+  auto parent_image = self_snapshot(100);
+  int full_load = 0;  // binaries a whole load of the parent image writes
+  {
+    Rig whole;
+    whole.tables->process_seen(parent_image);
+    whole.tables->flush();
+    full_load = whole.maps->binaries_written;
+  }
+  ASSERT_GT(full_load, 2);
+  Rig rig(0.5);  // binaries no process maps stay loaded
+  // The new image: this process's first file mapping only.
+  auto exec_image = std::make_shared<ProcessSnapshot>(*parent_image);
+  exec_image->mappings.clear();
+  for (const auto& m : parent_image->mappings)
+    if (m.is_file()) {
+      exec_image->mappings.push_back(m);
+      break;
+    }
+  bool queued = false;
+  rig.maps->on_write_rows = [&] {
+    if (queued) return;
+    queued = true;
+    rig.tables->process_seen(exec_image);  // from the loader thread: only queues
+  };
+  rig.tables->process_seen(parent_image);
+  rig.tables->flush();
+  EXPECT_TRUE(queued);
+  EXPECT_EQ(rig.metrics.total("ember_unwind_process_loads_abandoned_total"), 1u);
+  EXPECT_EQ(rig.metrics.total("ember_unwind_process_loads_total"), 1u);  // the new image only
+  // The parent image stopped after its first binary (which the new image
+  // maps too, and reuses); the new image's one mapping is what is published.
+  EXPECT_EQ(rig.maps->binaries_written, 1) << "of " << full_load;
+  ASSERT_EQ(rig.maps->procs.count(100), 1u);
+  EXPECT_EQ(rig.maps->procs[100].count, exec_image->mappings.size());
+  EXPECT_EQ(rig.tables->stats().processes, 1u);
+  // Nothing of the abandoned load is held: with the process gone, every
+  // binary is released.
+  rig.tables->process_exited(100);
+  rig.tables->flush();
+  EXPECT_EQ(rig.tables->stats().processes, 0u);
+  EXPECT_EQ(rig.tables->stats().binaries, rig.tables->stats().retained);
 }
 
 TEST(BpfUnwindTables, FullMapsAreCountedNotFatal) {
