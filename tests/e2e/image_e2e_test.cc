@@ -46,20 +46,6 @@ bool apparmor_enabled() {
   return !s.empty() && s[0] == 'Y';
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 // The chart's objects, by kind.
 struct Rendered {
   YAML::Node config_map, daemon_set;
@@ -110,7 +96,7 @@ TEST_F(ImageE2E, TheChartsPodProfilesAHostContainerWithItsPodLabels) {
   std::fprintf(stderr, "[ info     ] %s", built.out.c_str());
 
   // --- the chart, rendered by Helm ----------------------------------------------
-  const int metrics_port = free_port();
+  const int metrics_port = testing::reserve_port();
   ASSERT_GT(metrics_port, 0);
   RunResult rendered = run({"bash", std::string(SOURCE_DIR) + "/tests/chart/chart_test.sh", "render", HELM_DIR,
                             std::string(SOURCE_DIR) + "/charts/ember", EMBER_BINARY, PYTHON3,

@@ -92,19 +92,6 @@ inline Record parse_record(const std::string& line) {
   return r;
 }
 
-// A free TCP port on 127.0.0.1 (bound, then released), for a server that
-// must start later at a known address.
-inline int reserve_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class PyroServer {
  public:

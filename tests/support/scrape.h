@@ -1,5 +1,6 @@
-// Reads an agent's /metrics endpoint from a test: a plain HTTP GET and the
-// value of one series. Sockets only, so any test binary can use it.
+// Talks to local servers from a test: a free port to give one, a plain HTTP
+// GET (an agent's /metrics and /healthz) and the value of one series.
+// Sockets only, so any test binary can use it.
 #pragma once
 
 #include <arpa/inet.h>
@@ -13,6 +14,20 @@
 #include <string>
 
 namespace ember::testing {
+
+// A free TCP port on 127.0.0.1 (bound, then released), for a server that
+// must start later at a known address.
+inline int reserve_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 // A plain HTTP GET to 127.0.0.1:port (for /metrics and /healthz); returns
 // the whole response, status line and headers included ("" if no connection).
