@@ -122,6 +122,9 @@ ctx=$work/context
 mkdir -p "$ctx"
 cp packaging/container/Dockerfile "$ctx/"
 cp "$deb" "$ctx/ember.deb"
+# The image this tag named before: removed once replaced, so rebuilds do not
+# pile up untagged images (7 MiB of layers each).
+old_id=$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 # Host networking for the one RUN step: on a base without the dependencies
 # (the official one) apt fetches them, and works wherever it works on the host.
 case "$engine" in
@@ -129,6 +132,11 @@ case "$engine" in
   podman) podman build --network host --pull=never --build-arg BASE="$base_tag" -t "$tag" -t ember:latest "$ctx" ;;
   buildah) buildah bud --network host --pull-never --build-arg BASE="$base_tag" -t "$tag" -t ember:latest "$ctx" ;;
 esac >"$work/build.log" 2>&1 || die "$engine build failed: $(tail -30 "$work/build.log")"
+
+new_id=$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+  "$engine" rmi "$old_id" >/dev/null 2>&1 || true  # still used by a container: kept
+fi
 
 if [ -n "$save" ]; then
   case "$engine" in
