@@ -195,6 +195,7 @@ void BpfUnwindTables::process_seen(std::shared_ptr<const ProcessSnapshot> snap) 
       return;
     }
   }
+  ++queued_per_pid_[uint32_t(snap->pid)];
   queue_.push_back(Work{uint32_t(snap->pid), std::move(snap)});
   // Only an idle loader needs waking; a busy one takes the queue as it goes.
   if (idle_) cv_.notify_all();
@@ -206,6 +207,7 @@ void BpfUnwindTables::process_exited(uint32_t pid) {
   // next wakeup (at most a second away), not with a wakeup of its own: a
   // storm of short-lived processes otherwise woke it twice per process.
   std::lock_guard<std::mutex> lock(mu_);
+  ++queued_per_pid_[pid];
   queue_.push_back(Work{pid, nullptr});
 }
 
@@ -261,6 +263,8 @@ void BpfUnwindTables::run() {
     if (queue_.empty()) continue;
     Work w = std::move(queue_.front());
     queue_.pop_front();
+    if (auto q = queued_per_pid_.find(w.pid); q != queued_per_pid_.end() && --q->second == 0)
+      queued_per_pid_.erase(q);
     busy_ = true;
     lock.unlock();
     if (w.snap) load_process(*w.snap);
@@ -456,9 +460,7 @@ void BpfUnwindTables::unref_binary(const std::string& key) {
 
 bool BpfUnwindTables::superseded(uint32_t pid) const {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Work& w : queue_)
-    if (w.pid == pid) return true;
-  return false;
+  return queued_per_pid_.count(pid) != 0;
 }
 
 void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
@@ -477,7 +479,9 @@ void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
     // 50-100 ms, and samples of the new image meanwhile had no tables for
     // libc (1.5% of UnwindE2E.CallbackFromLibcQsortUnwindsBackToMain's
     // samples, in 2 of 40 runs). So between binaries, newer work wins.
-    if (superseded(pid)) {
+    // Checked only where a table may be built: anonymous mappings cost nothing.
+    const bool has_code = m.is_file() || m.path == "[vdso]";
+    if (has_code && superseded(pid)) {
       abandoned_.add();
       for (const auto& k : keys) unref_binary(k);
       return;
@@ -486,7 +490,7 @@ void BpfUnwindTables::load_process(const ProcessSnapshot& snap) {
     e.start = m.start;
     e.end = m.end;
     e.flags = EMBER_MAPPING_F_NO_TABLE;  // until a table proves otherwise
-    if (m.is_file() || m.path == "[vdso]") {
+    if (has_code) {
       UnwindTableCache::Ref ref = cache_.for_mapping(snap, m);
       uint64_t bias = 0;
       LoadedBinary* b = nullptr;

@@ -205,6 +205,9 @@ class BpfUnwindTables {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Work> queue_;
+  // Work items in queue_ per pid: superseded() is a lookup, not a scan of a
+  // queue an exec storm can make thousands long, once per binary loaded.
+  std::unordered_map<uint32_t, uint32_t> queued_per_pid_;
   bool busy_ = false;
   bool idle_ = false;  // the loader waits for work (mu_): only then is it woken
   bool stop_ = false;
