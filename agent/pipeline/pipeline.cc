@@ -51,7 +51,8 @@ void Pipeline::on_sample(RawSample&& s) {
   received_.add();
   if (processes_ && !s.meta.process && s.meta.pid != 0 &&
       !(s.flags & EMBER_SAMPLE_F_KERNEL_THREAD))
-    s.meta.process = processes_->snapshot_for(s.meta.pid, s.user_stack);
+    s.meta.process =
+        processes_->snapshot_for(s.meta.pid, s.user_stack, s.stack_copy ? s.meta.time_ns : 0);
   if (pending_.size() >= opts_.max_queued_samples) {
     queue_full_.add();
     return;

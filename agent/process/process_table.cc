@@ -21,6 +21,9 @@ ProcessTable::ProcessTable(Options opts, const Clock& clock, Metrics& metrics)
                               "Mapped files opened at snapshot time, before the symbolizer had them")),
       pin_budget_exhausted_(metrics.counter("ember_files_not_pinned_total", "",
                                             "Files not pinned because max_pinned_total fds were open")),
+      copy_rereads_(metrics.counter("ember_process_copy_rereads_total", "",
+                                    "Process maps re-read at drain time because a stack copy, to be "
+                                    "walked later, was taken after the snapshot was read")),
       miss_rereads_(metrics.counter("ember_process_miss_rereads_total", "",
                                     "Re-reads of /proc/PID/maps because a sample's address was not mapped")),
       evicted_(metrics.counter("ember_processes_evicted_total", "",
@@ -102,7 +105,7 @@ void ProcessTable::pin_unknown_files(ProcessSnapshot& s) {
 }
 
 std::shared_ptr<const ProcessSnapshot> ProcessTable::snapshot_for(
-    uint32_t pid, const std::vector<uint64_t>& user_stack) {
+    uint32_t pid, const std::vector<uint64_t>& user_stack, uint64_t copy_taken_ns) {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t now = clock_.monotonic_ns();
   auto [it, inserted] = table_.try_emplace(pid);
@@ -120,7 +123,7 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::snapshot_for(
       !e.stale && e.snap &&
       (e.snap->maps_ok || now - e.last_read_ns < opts_.refresh_min_interval_ns);
   if (!fresh_enough) return read(pid, e);
-  if (!e.snap->maps_ok || user_stack.empty()) return e.snap;
+  if (!e.snap->maps_ok || (user_stack.empty() && !copy_taken_ns)) return e.snap;
 
   bool covered = true;
   for (uint64_t addr : user_stack) {
@@ -129,8 +132,14 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::snapshot_for(
       break;
     }
   }
-  if (covered || now - e.last_read_ns < e.miss_backoff_ns) return e.snap;
-  miss_rereads_.add();
+  // A stack copy is walked later, on the pipeline thread, through whatever
+  // this snapshot maps; by then a short-lived process is gone. If the copy
+  // was taken after the snapshot was read, the walk may meet a library
+  // mapped in between (libc, mapped by the loader just after the first
+  // snapshot), so read again now, while the process still exists.
+  bool copy_newer = copy_taken_ns != 0 && copy_taken_ns > e.last_read_ns;
+  if ((covered && !copy_newer) || now - e.last_read_ns < e.miss_backoff_ns) return e.snap;
+  (covered ? copy_rereads_ : miss_rereads_).add();
   auto before = e.snap;
   auto after = read(pid, e);
   if (!after->maps_ok) {
@@ -141,11 +150,14 @@ std::shared_ptr<const ProcessSnapshot> ProcessTable::snapshot_for(
   bool now_covered = true;
   for (uint64_t addr : user_stack)
     if (addr != 0 && !after->find(addr)) now_covered = false;
-  // Re-reading did not help: stray addresses, so back off.
-  e.miss_backoff_ns = now_covered ? 0
-                                  : std::min(opts_.refresh_min_interval_ns,
-                                             std::max(opts_.miss_reread_initial_ns,
-                                                      e.miss_backoff_ns * 2));
+  // A re-read that found what was missing, or found the mappings changing
+  // (a loader at work), may be repeated at once; one that changed nothing
+  // backs off, so stray addresses or a process whose tables never load
+  // cannot cause a storm of reads.
+  bool helped = covered ? after->mappings.size() != before->mappings.size() : now_covered;
+  e.miss_backoff_ns = helped ? 0
+                             : std::min(opts_.refresh_min_interval_ns,
+                                        std::max(opts_.miss_reread_initial_ns, e.miss_backoff_ns * 2));
   return after;
 }
 

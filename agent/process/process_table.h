@@ -65,11 +65,14 @@ class ProcessTable {
 
   // Drain thread: the snapshot samples of `pid` taken now should use. If
   // some of `user_stack` lies in no mapping of the current snapshot (the
-  // first one may predate the dynamic loader mapping libc), the maps are
-  // re-read at once while the process still exists, with exponential
-  // backoff so stray addresses cannot cause a storm of reads.
+  // first one may predate the dynamic loader mapping libc), or the sample
+  // carries a stack copy taken (at `copy_taken_ns`, CLOCK_MONOTONIC; 0: no
+  // copy) after the snapshot was read, the maps are re-read at once while
+  // the process still exists, with exponential backoff so stray addresses
+  // cannot cause a storm of reads.
   std::shared_ptr<const ProcessSnapshot> snapshot_for(uint32_t pid,
-                                                      const std::vector<uint64_t>& user_stack = {});
+                                                      const std::vector<uint64_t>& user_stack = {},
+                                                      uint64_t copy_taken_ns = 0);
   void on_exec(const ExecEvent& e);
   void on_exit(const ExitEvent& e);
 
@@ -110,6 +113,7 @@ class ProcessTable {
   Counter& pinned_;
   Counter& pin_budget_exhausted_;
   std::shared_ptr<std::atomic<size_t>> pinned_live_ = std::make_shared<std::atomic<size_t>>(0);
+  Counter& copy_rereads_;
   Counter& miss_rereads_;
   Counter& evicted_;
   Counter& tracked_;

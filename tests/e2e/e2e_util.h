@@ -251,6 +251,8 @@ struct ShortLivedFigures {
   uint64_t user = 0, named = 0, complete = 0, named_and_complete = 0;
   uint64_t loader = 0;          // in the dynamic loader (named from its debug file)
   uint64_t loader_unnamed = 0;  // ... shown as ld-linux-x86-64.so.2+0x...
+  uint64_t symbol_poor = 0;     // with a frame shown as module+0x... (placed, not named)
+  uint64_t unplaced = 0;        // with a frame shown as [unknown] (in no mapping known)
   std::vector<std::string> bad;  // a few stacks that were not named and complete
 };
 
@@ -266,15 +268,19 @@ inline ShortLivedFigures judge_short_lived(const std::vector<FoldedStack>& stack
   for (const auto& s : stacks) {
     if (s.frames.size() < 2 || s.frames[0] != comm || is_kernel_frame(s.frames.back())) continue;
     f.user += s.count;
-    bool named = true, loader_unnamed = false, loader = false;
+    bool named = true, loader_unnamed = false, loader = false, poor = false, unplaced = false;
     for (size_t i = 1; i < s.frames.size(); ++i) {
       const auto& x = s.frames[i];
-      if (x == "[unknown]" || x.find("+0x") != std::string::npos) named = false;
+      poor |= x.find("+0x") != std::string::npos;
+      unplaced |= x == "[unknown]";
+      if (poor || unplaced) named = false;
       if (x.rfind("ld-linux", 0) == 0) loader_unnamed = true;
       for (const auto& l : loader_functions) loader |= x == l;
     }
     bool complete = s.frames[1] == "_start";
     if (named) f.named += s.count;
+    if (poor) f.symbol_poor += s.count;
+    if (unplaced) f.unplaced += s.count;
     if (complete) f.complete += s.count;
     if (named && complete) {
       f.named_and_complete += s.count;
@@ -287,6 +293,20 @@ inline ShortLivedFigures judge_short_lived(const std::vector<FoldedStack>& stack
     if (loader_unnamed) f.loader_unnamed += s.count;
   }
   return f;
+}
+
+// The sum of a counter's series as `ember record -v` prints them on stderr
+// ("ember:   name{labels} value"); 0 if none is printed (zero counters are not).
+inline uint64_t counter_in(const std::string& verbose_err, const std::string& name) {
+  uint64_t sum = 0;
+  std::istringstream in(verbose_err);
+  std::string line, prefix = "ember:   " + name + "{";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    auto sp = line.rfind(' ');
+    if (sp != std::string::npos) sum += std::stoull(line.substr(sp + 1));
+  }
+  return sum;
 }
 
 inline bool have_program(const std::string& name) {

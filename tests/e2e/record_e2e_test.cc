@@ -185,7 +185,17 @@ TEST_F(RecordE2E, StrippedShortLivedProcessesAreNamedFromTheirDebugFiles) {
   ASSERT_GE(f.user, 600u);
   expect_share_at_least("named_and_complete", double(f.named_and_complete), double(f.user), 0.99);
   // Every binary here has a debug file: none may show as module+offset.
-  EXPECT_EQ(f.named, f.user);
+  EXPECT_EQ(f.symbol_poor, 0u);
+  // A frame in no known mapping is allowed only where the agent says why: a
+  // process whose whole life fell between two drains of the ring is gone
+  // before its maps can be read, and then only its executable is placed (by
+  // the exec event), so its libc frames are [unknown]. That is counted, and
+  // it must be the only cause.
+  report_figure("unplaced_samples", double(f.unplaced));
+  if (f.unplaced > 0) {
+    EXPECT_GT(counter_in(r.err, "ember_process_snapshot_failures_total"), 0u)
+        << f.unplaced << " samples have [unknown] frames, yet every process's maps were read";
+  }
   // The loader was sampled, and named from its debug file (its internal
   // functions are in no other symbol table).
   EXPECT_GT(f.loader, 0u);

@@ -170,6 +170,50 @@ TEST_F(ProcessTableTest, AnUnmappedAddressAtDrainTimeRereadsAtOnceThenBacksOff) 
   EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 3u);
 }
 
+// A new process's samples carry stack copies (its tables are not loaded
+// yet) whose only address BPF recorded is the pc, in the executable. The
+// walk of the copy, later, needs libc; the snapshot read before the loader
+// mapped it must be re-read while the process still exists.
+TEST_F(ProcessTableTest, AStackCopyTakenAfterTheSnapshotRereadsAtDrainTime) {
+  write_process(10, kMapsA, "app");
+  clock_.advance(1'000'000'000);
+  ProcessTable t(opts(), clock_, metrics_);
+  auto a = t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1000);
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 0u);  // copy predates the read
+  write_process(10, kMapsB, "app");
+  clock_.advance(3'000'000);
+  // Taken after the first read: its pc is covered, yet the maps are read again.
+  auto b = t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1000);
+  ASSERT_NE(b.get(), a.get());
+  EXPECT_TRUE(b->find(0x7f0000100010));
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 1u);
+  // The maps changed, so the next newer copy may read again at once ...
+  clock_.advance(1'000);
+  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 2u);
+  // ... but that read found nothing new: back off (2 ms, then doubling).
+  clock_.advance(1'000'000);
+  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 2u);
+  clock_.advance(1'500'000);
+  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 3u);
+  clock_.advance(3'000'000);
+  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 3u);
+  // A copy older than the last read, or no copy, never reads.
+  clock_.advance(5'000'000'000);
+  t.snapshot_for(10, {0x400010}, 1);
+  t.snapshot_for(10, {0x400010});
+  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 3u);
+  EXPECT_EQ(metrics_.total("ember_process_miss_rereads_total"), 0u);
+  // Gone since: the last snapshot stays.
+  auto last = t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
+  remove_process(10);
+  clock_.advance(2'000'000'000);
+  EXPECT_EQ(t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1).get(), last.get());
+}
+
 TEST_F(ProcessTableTest, PinsUnknownFilesWithinABudget) {
   // Real files, so they can be opened: this test binary and libc.
   std::string self = fs::read_symlink("/proc/self/exe").string();
