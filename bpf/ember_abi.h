@@ -63,6 +63,11 @@ enum ember_counter {
   EMBER_CTR_TARGETS_FULL,       /* a forked child could not be added to the target set */
   EMBER_CTR_STACK_COPIES,       /* samples whose walk user space finishes */
   EMBER_CTR_VERDICT_SKIPPED,    /* samples of processes relabeling dropped (verdict maps) */
+  EMBER_CTR_OFFCPU_INTERVALS,   /* off-CPU: waits measured (switch-in after a recorded switch-out) */
+  EMBER_CTR_OFFCPU_UNDRAWN,     /* off-CPU: waits shorter than the period, not drawn */
+  EMBER_CTR_OFFCPU_NO_SLOT,     /* off-CPU: switch-out not recorded, offcpu_start full (time lost) */
+  EMBER_CTR_OFFCPU_UNMATCHED,   /* off-CPU: a drawn wait whose system call did not return on its CPU */
+  EMBER_CTR_OFFCPU_RUNNABLE,    /* off-CPU: switch-outs of runnable threads (run queue), not profiled */
   EMBER_CTR_STOP_BASE,          /* EMBER_STOP_MAX counters, one per stop reason */
   EMBER_CTR_MAX = EMBER_CTR_STOP_BASE + EMBER_STOP_MAX,
 };

@@ -151,11 +151,19 @@ struct signal_struct {
   atomic_t live;
 };
 
+/* The run state moved from `long state` to `unsigned int __state` in 5.14;
+ * the older name is declared as a flavor and read when __state is absent. */
 struct task_struct {
+  pid_t pid;
+  unsigned int __state;
   pid_t tgid;
   char comm[16];
   struct mm_struct* mm;
   struct signal_struct* signal;
+};
+
+struct task_struct___pre514 {
+  long state;
 };
 
 struct linux_binprm {

@@ -2,6 +2,8 @@
 /* Ember's sampler: a perf_event program that fires on a CPU-clock software
  * event on every online CPU, plus three scheduler tracepoints that keep user
  * space's view of processes right (exec, exit, and fork for target sets).
+ * For off-CPU and wall-clock profiles, a pair of scheduler hooks measures
+ * how long each thread was switched out (switch_out, switch_in below).
  *
  * Every sample goes to user space through one ring buffer, in the order it
  * was taken, interleaved with exec/exit events. Nothing is aggregated here:
@@ -44,6 +46,12 @@ const volatile bool check_verdicts = false;
  * their user registers from the task's saved entry registers. Set from a
  * probe, not from CO-RE, so tests can turn it off on a newer kernel. */
 const volatile bool have_task_pt_regs = false;
+/* Off-CPU sampling period: an interval of d ns off CPU is emitted with
+ * probability min(1, d / offcpu_period_ns) and weight max(d, period), so the
+ * expected weight is d whatever the mix of short and long waits (no bias
+ * toward either), and a storm of short switches costs about one sample per
+ * period of time switched out, not one per switch. */
+const volatile __u64 offcpu_period_ns = 10000000;
 /* Written by user space after load (not a knob): relabeling dropped the
  * kernel-thread series. */
 volatile bool drop_kernel_threads = false;
@@ -138,6 +146,41 @@ struct {
   __type(value, __u64);
 } seen_tgids SEC(".maps");
 
+/* --- off-CPU state (the programs are further down) ------------------------ */
+struct offcpu_wait {
+  __u64 t_out;
+  __u64 user_ip, user_sp; /* 0: unknown (no bpf_task_pt_regs) */
+};
+
+/* Off-CPU: the threads now switched out, by tid. An entry lives while its
+ * thread waits, so the bound is the threads that can wait at once; a full
+ * map loses that interval and counts it. Preallocated: written inside the
+ * scheduler. Never per-CPU: a thread often wakes on another CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536); /* resized from config before load */
+  __type(key, __u32);
+  __type(value, struct offcpu_wait);
+} offcpu_start SEC(".maps");
+
+/* A drawn wait owed to this CPU until its thread's system call returns. */
+struct offcpu_owed {
+  __u32 tid;  /* 0: none */
+  __s32 kerr; /* bpf_get_task_stack's error, or 0 */
+  __u32 klen; /* kernel frames in kstack */
+  __u32 pad;
+  __u64 weight;
+  __u64 user_ip, user_sp;
+  __u64 kstack[EMBER_MAX_STACK_DEPTH];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct offcpu_owed);
+} offcpu_owed SEC(".maps");
+
 /* Scratch space for building a sample before it is copied to the ring: the
  * BPF stack (512 bytes) cannot hold two 127-frame stacks. */
 struct {
@@ -207,10 +250,13 @@ struct user_regs {
  * was in user mode, else from the registers the kernel saved on entry. All
  * sixteen general registers go to `gpr` (DWARF numbering) for rules that
  * name them in the first frame. */
-static __always_inline bool user_regs_of(struct bpf_perf_event_data* ctx, bool in_user,
-                                         struct user_regs* r, __u64* gpr) {
+static __always_inline bool user_regs_of(void* raw_ctx, bool in_user, struct user_regs* r,
+                                         __u64* gpr) {
 #if defined(__TARGET_ARCH_x86)
   if (in_user) {
+    /* Only perf_event programs pass in_user; the others pass a constant
+     * false and this branch is compiled out of them. */
+    struct bpf_perf_event_data* ctx = raw_ctx;
     r->ip = *(volatile __u64*)&ctx->regs.ip;
     r->sp = *(volatile __u64*)&ctx->regs.sp;
     r->bp = *(volatile __u64*)&ctx->regs.bp;
@@ -556,27 +602,13 @@ static __always_inline long walk_tables(struct ember_sample* s, __u32 klen, cons
   return w->n;
 }
 
-static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool use_tables) {
-  __u64 id = bpf_get_current_pid_tgid();
-  __u32 tgid = id >> 32;
-  __u32 tid = (__u32)id;
-
-  count(EMBER_CTR_SAMPLES);
-  if (tid == 0) { /* the idle task of this CPU */
-    if (!include_idle || filter_targets) {
-      count(EMBER_CTR_IDLE);
-      return 0;
-    }
-  }
-  if (!is_target(tgid)) {
-    count(EMBER_CTR_FILTERED);
-    return 0;
-  }
-  if (check_verdicts && is_dropped(tgid)) {
-    count(EMBER_CTR_VERDICT_SKIPPED);
-    return 0;
-  }
-
+/* Builds one sample of the current task and puts it on the ring. `ctx` is
+ * the program's context (for bpf_get_stack); `in_user` says the CPU was in
+ * user mode, so the context's registers are the user's (perf_event only:
+ * the scheduler hooks always run in the kernel). */
+static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in_user, __u32 tgid,
+                                       __u32 tid, __u8 event, __u64 value,
+                                       const struct offcpu_owed* owed) {
   __u32 zero = 0;
   struct ember_sample* s = bpf_map_lookup_elem(&sample_scratch, &zero);
   if (!s) return 0;
@@ -592,17 +624,21 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
   s->cgroup_id = bpf_get_current_cgroup_id();
   s->flags = 0;
   s->unwind_stop = use_tables ? EMBER_STOP_END : EMBER_STOP_FP_ONLY;
-  s->event = EMBER_EVENT_CPU;
-  s->value = sample_period_ns;
+  s->event = event;
+  s->value = value;
   if (!mm) s->flags |= EMBER_SAMPLE_F_KERNEL_THREAD;
-  /* The sampled registers are the user ones unless the CPU was in the kernel. */
-  bool in_user = sampled_in_user_mode(ctx);
   if (!in_user) s->flags |= EMBER_SAMPLE_F_IN_KERNEL;
   bpf_get_current_comm(s->comm, sizeof(s->comm));
 
   long klen = 0;
   s->kstack_err = 0;
-  if (include_kernel && !in_user) {
+  if (owed) {
+    /* Taken when the wait ended: it says why the thread slept. */
+    klen = owed->klen;
+    if (klen > EMBER_MAX_STACK_DEPTH) klen = EMBER_MAX_STACK_DEPTH;
+    s->kstack_err = owed->kerr;
+    bpf_probe_read_kernel(s->stack, sizeof(owed->kstack), owed->kstack);
+  } else if (include_kernel && !in_user) {
     klen = bpf_get_stack(ctx, s->stack, EMBER_MAX_STACK_DEPTH * sizeof(__u64), 0);
     if (klen < 0) {
       s->kstack_err = (__s32)klen;
@@ -678,6 +714,31 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
   return 0;
 }
 
+static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool use_tables) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  __u32 tid = (__u32)id;
+
+  count(EMBER_CTR_SAMPLES);
+  if (tid == 0) { /* the idle task of this CPU */
+    if (!include_idle || filter_targets) {
+      count(EMBER_CTR_IDLE);
+      return 0;
+    }
+  }
+  if (!is_target(tgid)) {
+    count(EMBER_CTR_FILTERED);
+    return 0;
+  }
+  if (check_verdicts && is_dropped(tgid)) {
+    count(EMBER_CTR_VERDICT_SKIPPED);
+    return 0;
+  }
+  /* The sampled registers are the user ones unless the CPU was in the kernel. */
+  return emit_sample(ctx, use_tables, sampled_in_user_mode(ctx), tgid, tid, EMBER_EVENT_CPU,
+                     sample_period_ns, NULL);
+}
+
 /* Frame pointers only: any kernel with BPF ring buffers. */
 SEC("perf_event")
 int ember_sample_fp(struct bpf_perf_event_data* ctx) { return sample(ctx, false); }
@@ -685,6 +746,159 @@ int ember_sample_fp(struct bpf_perf_event_data* ctx) { return sample(ctx, false)
 /* Unwind tables (with frame pointers where none exist): needs bpf_loop. */
 SEC("perf_event")
 int ember_sample_dwarf(struct bpf_perf_event_data* ctx) { return sample(ctx, true); }
+
+/* --- off-CPU ---------------------------------------------------------------
+ * Tracepoints only (kprobes and BPF trampolines are missing from some
+ * kernels Ember runs on), in three steps:
+ *  - switch-out (sched_switch, prev: a user thread going to sleep in the
+ *    kernel) notes the time, and where the thread entered the kernel (its
+ *    saved user ip and sp): one map write, no stack;
+ *  - switch-in (sched_switch, next) measures the interval d and draws it
+ *    with probability min(1, d / offcpu_period_ns), weight max(d, period):
+ *    the expected weight is d whatever the mix of short and long waits, and
+ *    a storm of short switches costs about one sample per period of time
+ *    waited, not one per switch. A drawn wait takes next's kernel stack now
+ *    (it says why it slept: schedule under do_nanosleep, futex_wait,
+ *    pipe_read...) and is owed to this CPU;
+ *  - the thread's user stack can only be read in its own context, and does
+ *    not change until it returns to user space: at sys_exit, on the same CPU
+ *    and with the same user ip and sp, the owed sample is sent with it.
+ * Run-queue waits (a preempted thread) and waits outside system calls (a
+ * page fault's I/O) are counted, not profiled. libbpf-tools' offcputime
+ * takes stacks at every switch-out instead, which costs a stack walk per
+ * switch under a storm. Only the first three arguments of sched_switch are
+ * named: 5.18 appended prev_state, and the program loads before and after. */
+#define EMBER_TASK_DEAD 0x80 /* include/linux/sched.h, unchanged since 2.6 */
+
+static __always_inline __u32 task_state(struct task_struct* t) {
+  if (bpf_core_field_exists(t->__state)) return BPF_CORE_READ(t, __state);
+  struct task_struct___pre514* old = (void*)t;
+  return (__u32)BPF_CORE_READ(old, state);
+}
+
+/* The current task's user ip and sp as saved at kernel entry; zeros where
+ * the kernel lacks bpf_task_pt_regs (then owed samples are not matched). */
+static __always_inline void current_user_ip_sp(__u64* ip, __u64* sp) {
+  *ip = 0;
+  *sp = 0;
+#if defined(__TARGET_ARCH_x86)
+  if (!have_task_pt_regs) return;
+  const struct ember_user_regs* regs =
+      (const struct ember_user_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
+  if (!regs) return;
+  bpf_probe_read_kernel(ip, sizeof(*ip), &regs->ip);
+  bpf_probe_read_kernel(sp, sizeof(*sp), &regs->sp);
+#endif
+}
+
+static __always_inline void switch_out(bool preempt, struct task_struct* prev, __u64 now) {
+  __u32 tid = BPF_CORE_READ(prev, pid);
+  if (tid == 0) return; /* the idle task */
+  __u32 state = task_state(prev);
+  if (state & EMBER_TASK_DEAD) {
+    /* Its last switch: no switch-in follows, and the tid may be reused. */
+    bpf_map_delete_elem(&offcpu_start, &tid);
+    return;
+  }
+  if (!BPF_CORE_READ(prev, mm)) return; /* kernel threads: not profiled off CPU */
+  __u32 tgid = BPF_CORE_READ(prev, tgid);
+  if (!is_target(tgid)) return;
+  /* current is still prev here, so is_dropped's cgroup is prev's. */
+  if (check_verdicts && is_dropped(tgid)) return;
+  if (preempt || state == 0) {
+    /* Preempted or yielding: still runnable, waiting in the run queue. */
+    count(EMBER_CTR_OFFCPU_RUNNABLE);
+    return;
+  }
+  struct offcpu_wait w = {.t_out = now};
+  current_user_ip_sp(&w.user_ip, &w.user_sp);
+  if (bpf_map_update_elem(&offcpu_start, &tid, &w, BPF_ANY) < 0) count(EMBER_CTR_OFFCPU_NO_SLOT);
+}
+
+static __always_inline void switch_in(struct task_struct* next, __u64 now) {
+  __u32 tid = BPF_CORE_READ(next, pid);
+  if (tid == 0) return;
+  struct offcpu_wait* w = bpf_map_lookup_elem(&offcpu_start, &tid);
+  if (!w) return; /* not one we measure, or switched out before we attached */
+  __u64 d = now > w->t_out ? now - w->t_out : 0;
+  __u64 ip = w->user_ip, sp = w->user_sp;
+  bpf_map_delete_elem(&offcpu_start, &tid);
+  count(EMBER_CTR_OFFCPU_INTERVALS);
+  __u64 weight = d;
+  if (d < offcpu_period_ns) {
+    /* Drawn with probability d / period: a uniform 32-bit draw scaled to
+     * [0, period) falls below d. The product fits: period < 2^32. */
+    __u64 draw = ((__u64)bpf_get_prandom_u32() * offcpu_period_ns) >> 32;
+    if (draw >= d) {
+      count(EMBER_CTR_OFFCPU_UNDRAWN);
+      return;
+    }
+    weight = offcpu_period_ns;
+  }
+  __u32 zero = 0;
+  struct offcpu_owed* o = bpf_map_lookup_elem(&offcpu_owed, &zero);
+  if (!o) return;
+  if (o->tid != 0) {
+    if (o->tid == tid && o->user_ip == ip && o->user_sp == sp) {
+      /* A second wait in the same system call: same user stack. */
+      o->weight += weight;
+      return;
+    }
+    count(EMBER_CTR_OFFCPU_UNMATCHED); /* its system call never returned here */
+  }
+  o->tid = tid;
+  o->weight = weight;
+  o->user_ip = ip;
+  o->user_sp = sp;
+  o->kerr = 0;
+  long klen = 0;
+  if (include_kernel) {
+    klen = bpf_get_task_stack(next, o->kstack, sizeof(o->kstack), 0);
+    if (klen < 0) {
+      o->kerr = (__s32)klen;
+      count(EMBER_CTR_KSTACK_ERROR);
+      klen = 0;
+    }
+    klen /= sizeof(__u64);
+  }
+  o->klen = (__u32)klen;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ember_switch, bool preempt, struct task_struct* prev, struct task_struct* next) {
+  __u64 now = bpf_ktime_get_ns();
+  switch_out(preempt, prev, now);
+  switch_in(next, now);
+  return 0;
+}
+
+static __always_inline int send_owed(void* ctx, const bool use_tables) {
+  __u32 zero = 0;
+  struct offcpu_owed* o = bpf_map_lookup_elem(&offcpu_owed, &zero);
+  if (!o || o->tid == 0) return 0;
+  __u64 id = bpf_get_current_pid_tgid();
+  if (o->tid != (__u32)id) return 0;
+  __u64 ip, sp;
+  current_user_ip_sp(&ip, &sp);
+  if (ip != o->user_ip || sp != o->user_sp) {
+    /* Not the system call it waited in: it waited elsewhere (a page
+     * fault), and this user stack is not the one it waited with. */
+    count(EMBER_CTR_OFFCPU_UNMATCHED);
+    o->tid = 0;
+    return 0;
+  }
+  o->tid = 0;
+  return emit_sample(ctx, use_tables, false, (__u32)(id >> 32), (__u32)id, EMBER_EVENT_OFF_CPU,
+                     o->weight, o);
+}
+
+/* raw_syscalls:sys_exit, every system call's return: one per-CPU lookup
+ * and a compare unless a sample is owed to this thread. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ember_sys_exit_fp) { return send_owed(ctx, false); }
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ember_sys_exit_dwarf) { return send_owed(ctx, true); }
 
 /* A new process image: tell user space its executable and where its text was
  * loaded, so frames of a process that exits before user space reads its

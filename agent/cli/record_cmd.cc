@@ -41,7 +41,9 @@ class CollectingExporter final : public Exporter {
   void export_batch(ProfileBatch&& batch) override {
     for (auto& p : batch.profiles) profiles_.push_back(std::move(p));
   }
-  // One profile of `event` covering everything recorded.
+  // One profile of `event` covering everything recorded. A wall-clock one is
+  // the CPU samples (each worth its period in nanoseconds) and the off-CPU
+  // intervals together.
   Profile merged(EventKind event, int frequency_hz, uint64_t start_ns, uint64_t end_ns) {
     Profile out;
     out.event = event;
@@ -52,7 +54,9 @@ class CollectingExporter final : public Exporter {
     out.start_time_ns = start_ns;
     out.end_time_ns = end_ns;
     for (auto& p : profiles_) {
-      if (p.event != event) continue;
+      bool part = p.event == event ||
+                  (event == EventKind::kWall && (p.event == EventKind::kCpu || p.event == EventKind::kOffCpu));
+      if (!part) continue;
       if (!out.labels) out.labels = p.labels;
       for (auto& s : p.samples) out.samples.push_back(std::move(s));
     }
@@ -257,6 +261,9 @@ int run_record(int argc, char** argv) {
       ("upload-timeout", "How long to keep retrying the upload after the run",
        cxxopts::value<std::string>()->default_value("30s"))
       ("upload-required", "Exit non-zero (3) if the upload fails, even if the command succeeded")
+      ("profile", "What to measure: cpu (where threads run), off-cpu (where they wait: sleeps, "
+       "locks, I/O, by time switched out) or wall (per thread, both added up)",
+       cxxopts::value<std::string>()->default_value("cpu"))
       ("idle", "With -a, also count idle CPU time")
       ("bpf-stats", "Report the kernel-measured cost of the BPF sampler")
       ("q,quiet", "Print nothing but errors")
@@ -284,6 +291,18 @@ int run_record(int argc, char** argv) {
   config.frequency_hz = args["frequency"].as<int>();
   config.sampler.kernel_stacks = args.count("no-kernel") == 0;
   config.sampler.include_idle = args.count("idle") > 0;
+  const std::string profile_kind = args["profile"].as<std::string>();
+  EventKind event = EventKind::kCpu;
+  if (profile_kind == "off-cpu" || profile_kind == "off_cpu") {
+    event = EventKind::kOffCpu;
+    config.profiles = {false, true, false};
+  } else if (profile_kind == "wall") {
+    event = EventKind::kWall;
+    config.profiles = {false, false, true};
+  } else if (profile_kind != "cpu") {
+    std::cerr << "ember record: --profile must be cpu, off-cpu or wall" << std::endl;
+    return kExitUsage;
+  }
   {
     std::string text = args["unwinder"].as<std::string>();
     auto u = parse_unwinder(text == "dwarf" ? "tables" : text);  // perf's word for it
@@ -516,7 +535,7 @@ int run_record(int argc, char** argv) {
   bool upload_failed = false;
   if (!ship_plan.servers.empty()) upload_failed = !ship(ship_plan, collector.intervals(), quiet);
 
-  Profile profile = collector.merged(EventKind::kCpu, config.frequency_hz, start_real,
+  Profile profile = collector.merged(event, config.frequency_hz, start_real,
                                      start_real + (end_mono - start_mono));
   WriteOptions wo;
   std::string what = child ? join_args(command)
@@ -553,6 +572,9 @@ int run_record(int argc, char** argv) {
                  (unsigned long long)profile.total_count(), pids.size(), pids.size() == 1 ? "" : "es",
                  secs_recorded, (unsigned long long)m.total("ember_samples_lost_total"),
                  written.c_str());
+    if (event != EventKind::kCpu)
+      std::fprintf(stderr, "ember: %.3f s %s in all threads\n", double(profile.total_value()) / 1e9,
+                   event == EventKind::kOffCpu ? "off CPU" : "on and off CPU");
     if (child && child_done) {
       auto secs_of = [](const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; };
       double user = secs_of(child_usage.ru_utime), sys = secs_of(child_usage.ru_stime);

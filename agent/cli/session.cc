@@ -89,6 +89,9 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
 
   SamplerOptions sa;
   sa.frequency_hz = c.frequency_hz;
+  // A wall-clock profile is made of both kinds of sample.
+  sa.cpu = c.profiles.cpu || c.profiles.wall;
+  sa.off_cpu = c.profiles.off_cpu || c.profiles.wall;
   // A tenth of the interval, between 100 ms and 1 s: samples of long-lived
   // processes reach their interval's profile however late in it they come,
   // and the agent at its default 10 s drains once a second (a quarter of

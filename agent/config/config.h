@@ -110,6 +110,13 @@ inline const char* const kKernelFeatureNames[] = {"bpf_loop", "task_pt_regs"};
 
 struct Config {
   int frequency_hz = 100;
+  // Which profiles to take. cpu: where threads run (timer samples). off_cpu:
+  // where they wait, by time switched out. wall: per thread, both added up.
+  struct Profiles {
+    bool cpu = true;
+    bool off_cpu = false;
+    bool wall = false;
+  } profiles;
   Duration interval = std::chrono::seconds(10);
   log::Level log_level = log::Level::kInfo;
   // Static labels added to every profile.

@@ -130,6 +130,15 @@ const char* counter_metric(int idx, std::string* labels) {
     case EMBER_CTR_TARGETS_FULL: return "ember_bpf_targets_full_total";
     case EMBER_CTR_STACK_COPIES: return "ember_bpf_stack_copies_total";
     case EMBER_CTR_VERDICT_SKIPPED: *labels = "reason=\"relabel_drop\""; return "ember_bpf_samples_skipped_total";
+    case EMBER_CTR_OFFCPU_INTERVALS: return "ember_bpf_offcpu_intervals_total";
+    case EMBER_CTR_OFFCPU_UNDRAWN: return "ember_bpf_offcpu_intervals_undrawn_total";
+    case EMBER_CTR_OFFCPU_NO_SLOT:
+      *labels = "reason=\"waiting_threads_full\"";
+      return "ember_bpf_offcpu_intervals_lost_total";
+    case EMBER_CTR_OFFCPU_UNMATCHED:
+      *labels = "reason=\"not_in_system_call\"";
+      return "ember_bpf_offcpu_intervals_lost_total";
+    case EMBER_CTR_OFFCPU_RUNNABLE: return "ember_bpf_offcpu_runnable_switches_total";
   }
   return "ember_bpf_unknown_total";
 }
@@ -137,7 +146,7 @@ const char* counter_metric(int idx, std::string* labels) {
 // The verdict maps' keys are what BpfVerdictMaps passes (ember_abi.h).
 static_assert(sizeof(ember_verdict_tgid_key) == sizeof(uint32_t));
 static_assert(sizeof(ember_verdict_cgroup_key) == sizeof(uint64_t));
-static_assert(EMBER_CTR_VERDICT_SKIPPED < EMBER_CTR_STOP_BASE);
+static_assert(EMBER_CTR_OFFCPU_RUNNABLE < EMBER_CTR_STOP_BASE);
 
 // The label stage's verdicts, written straight into the sampler's maps.
 // Pipeline thread only (see VerdictSink).
@@ -238,6 +247,10 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   bpf_program__set_autoload(skel->progs.ember_sample_fp, !tables || plan.check_only);
   // The fork tracker only matters when following a process tree.
   bpf_program__set_autoload(skel->progs.ember_fork, opts.filter_targets || plan.check_only);
+  const bool off_cpu = opts.off_cpu;
+  bpf_program__set_autoload(skel->progs.ember_switch, off_cpu || plan.check_only);
+  bpf_program__set_autoload(skel->progs.ember_sys_exit_dwarf, tables && (off_cpu || plan.check_only));
+  bpf_program__set_autoload(skel->progs.ember_sys_exit_fp, (off_cpu && !tables) || plan.check_only);
 
   // Knobs and sizes are fixed before load. A check loads the programs with
   // every optional path on, and maps at their smallest.
@@ -247,6 +260,8 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   skel->rodata->include_kernel = opts.kernel_stacks;
   skel->rodata->include_user = opts.user_stacks;
   skel->rodata->sample_period_ns = 1'000'000'000ull / uint64_t(std::max(opts.frequency_hz, 1));
+  // Below 2^32 (the draw's arithmetic needs it): frequency is at least 1 Hz.
+  skel->rodata->offcpu_period_ns = skel->rodata->sample_period_ns;
   skel->rodata->check_verdicts = opts.check_verdicts || plan.check_only;
   skel->rodata->have_task_pt_regs = plan.features.task_pt_regs;
   skel->rodata->ring_wake_bytes = plan.check_only ? 0 : plan.ring_bytes / 4;
@@ -256,6 +271,8 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   bpf_map__set_max_entries(skel->maps.events, plan.check_only ? 64 << 10 : uint32_t(plan.ring_bytes));
   bpf_map__set_max_entries(skel->maps.targets, size(opts.max_targets, 16));
   bpf_map__set_max_entries(skel->maps.seen_tgids, size(opts.max_processes, 16));
+  bpf_map__set_max_entries(skel->maps.offcpu_start,
+                           off_cpu ? size(opts.max_waiting_threads, 16) : 1);
   if (tables) {
     uint32_t pages = uint32_t(std::max<uint64_t>(opts.unwind_table_bytes / sizeof(ember_row_page), 1));
     if (plan.check_only) pages = 1;
@@ -306,6 +323,8 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
                                                        Metrics& metrics) {
   libbpf_set_print(libbpf_log);
   if (opts.frequency_hz <= 0) return Errorf("frequency must be positive");
+  if (!opts.cpu && !opts.off_cpu) return Errorf("nothing to measure");
+  const bool off_cpu = opts.off_cpu;
   auto cpus = online_cpus(opts.sysfs_root);
   if (!cpus) return cpus.error();
 
@@ -390,6 +409,18 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
       return Errorf("cannot attach %s: %s", bpf_program__name(prog), std::strerror(errno));
     s->links_.emplace_back(link);
   }
+
+  if (off_cpu) {
+    // The system-call exit first, so no owed sample waits for a hook that
+    // is not there yet.
+    for (bpf_program* prog : {tables ? skel->progs.ember_sys_exit_dwarf : skel->progs.ember_sys_exit_fp,
+                              skel->progs.ember_switch}) {
+      bpf_link* link = bpf_program__attach(prog);
+      if (!link) return Errorf("cannot attach %s: %s", bpf_program__name(prog), std::strerror(errno));
+      s->links_.emplace_back(link);
+    }
+  }
+  if (!opts.cpu) return s;  // off-CPU only: no timer
 
   perf_event_attr attr{};
   attr.type = PERF_TYPE_SOFTWARE;

@@ -34,7 +34,18 @@ struct ring_buffer;
 namespace ember {
 
 struct SamplerOptions {
+  // Samples per second per CPU of the CPU-clock timer; its period is also
+  // the off-CPU sampling period (see offcpu_period_ns in profile.bpf.c).
   int frequency_hz = 100;
+  // What to measure. cpu: timer samples of running threads. off_cpu: how
+  // long threads were switched out, from two scheduler hooks. (A wall-clock
+  // profile is both, added up after the ring.)
+  bool cpu = true;
+  bool off_cpu = false;
+  // Threads that can be switched out at once with their switch-out time
+  // kept (off-CPU only); past it an interval is lost and counted.
+  uint32_t max_waiting_threads = 65536;
+
   uint64_t ring_buffer_bytes = 0;  // rounded up to a power of two; 0: auto_ring_buffer_bytes()
   uint32_t max_targets = 16384;
   uint32_t max_processes = 65536;  // sizes the "seen process" map
@@ -172,7 +183,7 @@ class BpfSampler {
   bool uses_tables_ = false;
   KernelFeatures features_;
   uint64_t unwind_map_bytes_ = 0;
-  size_t cpus_ = 0;     // CPUs with an attached perf event
+  size_t cpus_ = 0;     // CPUs with an attached perf event (0 when off-CPU only)
   UniqueFd stats_fd_;  // keeps kernel BPF run-time stats on while held
   std::atomic<bool> stop_{false};
   std::thread drain_thread_;

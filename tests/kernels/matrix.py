@@ -310,7 +310,7 @@ def shared_libraries(binary):
 def build_initramfs(build, dest):
     ember = os.path.join(build, "ember")
     fixtures = os.path.join(build, "tests", "fixtures")
-    work = ["ratio_fp", "unwind_nofp", "short_lived_nofp", "exec_driver"]
+    work = ["ratio_fp", "unwind_nofp", "short_lived_nofp", "exec_driver", "offcpu_workload"]
     c = Cpio()
     for d in ("proc", "sys", "dev", "tmp", "etc", "usr/bin", "sys/fs/cgroup", "sys/kernel/debug"):
         c.dir(d)
@@ -605,6 +605,34 @@ class Judge:
                 self.fail(f"short: {total} samples in short_lived_nofp's own code")
             elif named < 0.97 * total:
                 self.fail(f"short: {named} of {total} samples in short_lived_nofp's code are named")
+        # Off-CPU: each wait within 25% of the workload's own clock (wider
+        # than on the host: emulation stretches the time spent running), and
+        # nearly all of it with the scheduler below it.
+        if self.step_ok("offcpu"):
+            stacks = parse_folded(r["files"].get("offcpu.folded", ""))
+            logtext = r["files"].get("offcpu.log", "")
+            truth = {k: int(v) / 1000 for k, v in re.findall(r'"(sleep_ns|pipe_ns)": (\d+)', logtext)}
+            got, in_schedule = {"sleep_ns": 0, "pipe_ns": 0}, 0
+            for f, c in stacks:
+                if not f or f[0] != "offcpu_workload":
+                    continue
+                key = "sleep_ns" if "sleeps_here" in f else "pipe_ns" if "waits_on_pipe" in f else None
+                if key:
+                    got[key] += c
+                    if "schedule_[k]" in f or "__schedule_[k]" in f:
+                        in_schedule += c
+            self.figures["offcpu"] = {"sleep_us": got["sleep_ns"], "pipe_us": got["pipe_ns"],
+                                      "truth_sleep_us": truth.get("sleep_ns", 0),
+                                      "truth_pipe_us": truth.get("pipe_ns", 0)}
+            if len(truth) != 2:
+                self.fail(f"offcpu: no truth line in the workload's output: {logtext[-800:]}")
+            else:
+                for key in ("sleep_ns", "pipe_ns"):
+                    if abs(got[key] - truth[key]) > 0.25 * truth[key]:
+                        self.fail(f"offcpu: {key[:-3]} {got[key]} us against {truth[key]:.0f} us measured")
+                waited = got["sleep_ns"] + got["pipe_ns"]
+                if in_schedule < 0.9 * waited:
+                    self.fail(f"offcpu: {in_schedule} of {waited} us have schedule below them")
         # Older kernels' fallbacks, forced off here.
         if self.step_ok("nofeatures"):
             self.check_ratio("nofeatures", 0.97)
@@ -733,6 +761,10 @@ def summarize(e):
         parts.append(f"passed on a second boot (the first stopped in step {e['stalls'][0]['step']})")
     if "short" in f:
         parts.append(f"short-lived: {f['short']['named']}/{f['short']['in_own_code']} named")
+    if "offcpu" in f:
+        o = f["offcpu"]
+        parts.append(f"off-CPU sleep {o['sleep_us'] / 1000:.0f}/{o['truth_sleep_us'] / 1000:.0f} ms, "
+                     f"pipe {o['pipe_us'] / 1000:.0f}/{o['truth_pipe_us'] / 1000:.0f} ms")
     for name in ("cost-tables_ns", "cost-fp_ns"):
         if name in f:
             label = name[:-3]

@@ -77,6 +77,12 @@ step tables $E record -F 99 -d 1s --unwinder tables -o /tmp/tables.folded -- $W/
 step short $E record -F 199 -o /tmp/short.folded -- $W/exec_driver 40 $W/short_lived_nofp 30
 send short.folded /tmp/short.folded
 
+# 4b. Off-CPU: a main thread that sleeps, blocks on a pipe and burns, timing
+#     each (its JSON line is in the log): the waits under their functions,
+#     with the scheduler's frames below them.
+step offcpu $E record --profile off-cpu -o /tmp/offcpu.folded -- $W/offcpu_workload 10 20 15 5
+send offcpu.folded /tmp/offcpu.folded
+
 # 5. The fallbacks of older kernels, forced on this one.
 step nofeatures $E record -F 199 --disable-kernel-feature bpf_loop \
   --disable-kernel-feature task_pt_regs -o /tmp/nofeatures.folded -- $W/ratio_fp 3
