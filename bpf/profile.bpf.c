@@ -648,7 +648,12 @@ static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in
     klen /= sizeof(__u64);
   }
   if (klen > EMBER_MAX_STACK_DEPTH) klen = EMBER_MAX_STACK_DEPTH;
-  klen &= 0x7f; /* tells the verifier the offsets below stay inside `stack` */
+  /* The mask tells the verifier the offsets below stay inside `stack`. The
+   * empty asm makes clang keep it: where it can prove the bound itself (a
+   * length loaded from the off-CPU slot and clamped), it drops the mask, and
+   * verifiers before 6.8 then lose the bound (seen on 5.10 to 6.1). */
+  asm volatile("" : "+r"(klen));
+  klen &= 0x7f;
 
   long ulen = 0;
   s->ustack_err = 0;
