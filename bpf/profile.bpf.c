@@ -2,8 +2,9 @@
 /* Ember's sampler: a perf_event program that fires on a CPU-clock software
  * event on every online CPU, plus three scheduler tracepoints that keep user
  * space's view of processes right (exec, exit, and fork for target sets).
- * For off-CPU and wall-clock profiles, a pair of scheduler hooks measures
- * how long each thread was switched out (switch_out, switch_in below).
+ * For off-CPU and wall-clock profiles, sched_switch measures how long each
+ * thread was switched out, and sys_exit sends the waits drawn (see the
+ * off-CPU section below).
  *
  * Every sample goes to user space through one ring buffer, in the order it
  * was taken, interleaved with exec/exit events. Nothing is aggregated here:
@@ -246,6 +247,19 @@ struct user_regs {
   __u64 ip, sp, bp;
 };
 
+/* The current task's user registers as the kernel saved them at entry
+ * (bpf_task_pt_regs, 5.15), in one read of that fixed ABI layout
+ * (kernel_types.h). False without the helper: bpf_task_pt_regs wants a
+ * BTF-typed task pointer (bpf_get_current_task_btf, 5.11), and when the
+ * knob is off the verifier prunes the call, so the helpers' absence on older
+ * kernels does not matter. */
+static __always_inline bool saved_user_regs(struct ember_user_regs* out) {
+  if (!have_task_pt_regs) return false;
+  const void* regs = (const void*)bpf_task_pt_regs(bpf_get_current_task_btf());
+  if (!regs) return false;
+  return bpf_probe_read_kernel(out, sizeof(*out), regs) == 0;
+}
+
 /* The user registers of the sampled task: from the perf context when the CPU
  * was in user mode, else from the registers the kernel saved on entry. All
  * sixteen general registers go to `gpr` (DWARF numbering) for rules that
@@ -275,16 +289,8 @@ static __always_inline bool user_regs_of(void* raw_ctx, bool in_user, struct use
     gpr[14] = *(volatile __u64*)&ctx->regs.r14;
     gpr[15] = *(volatile __u64*)&ctx->regs.r15;
   } else {
-    /* bpf_task_pt_regs (5.15) wants a BTF-typed task pointer
-     * (bpf_get_current_task_btf, 5.11). Without it the verifier prunes this
-     * branch, so the helpers' absence on older kernels does not matter. */
-    if (!have_task_pt_regs) return false;
-    const void* regs = (const void*)bpf_task_pt_regs(bpf_get_current_task_btf());
-    if (!regs) return false;
-    /* One read of the saved registers (a fixed ABI layout, see
-     * kernel_types.h); fields then come from the copy. */
     struct ember_user_regs copy;
-    if (bpf_probe_read_kernel(&copy, sizeof(copy), regs) != 0) return false;
+    if (!saved_user_regs(&copy)) return false;
     r->ip = copy.ip;
     r->sp = copy.sp;
     r->bp = copy.bp;
@@ -635,7 +641,6 @@ static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in
   if (owed) {
     /* Taken when the wait ended: it says why the thread slept. */
     klen = owed->klen;
-    if (klen > EMBER_MAX_STACK_DEPTH) klen = EMBER_MAX_STACK_DEPTH;
     s->kstack_err = owed->kerr;
     bpf_probe_read_kernel(s->stack, sizeof(owed->kstack), owed->kstack);
   } else if (include_kernel && !in_user) {
@@ -763,8 +768,9 @@ int ember_sample_dwarf(struct bpf_perf_event_data* ctx) { return sample(ctx, tru
  *    the expected weight is d whatever the mix of short and long waits, and
  *    a storm of short switches costs about one sample per period of time
  *    waited, not one per switch. A drawn wait takes next's kernel stack now
- *    (it says why it slept: schedule under do_nanosleep, futex_wait,
- *    pipe_read...) and is owed to this CPU;
+ *    (it says why it slept: hrtimer_nanosleep, pipe_read...; the kernel's
+ *    walk of a task that is not running leaves out the scheduler's own
+ *    functions, schedule among them) and is owed to this CPU;
  *  - the thread's user stack can only be read in its own context, and does
  *    not change until it returns to user space: at sys_exit, on the same CPU
  *    and with the same user ip and sp, the owed sample is sent with it.
@@ -787,12 +793,10 @@ static __always_inline void current_user_ip_sp(__u64* ip, __u64* sp) {
   *ip = 0;
   *sp = 0;
 #if defined(__TARGET_ARCH_x86)
-  if (!have_task_pt_regs) return;
-  const struct ember_user_regs* regs =
-      (const struct ember_user_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
-  if (!regs) return;
-  bpf_probe_read_kernel(ip, sizeof(*ip), &regs->ip);
-  bpf_probe_read_kernel(sp, sizeof(*sp), &regs->sp);
+  struct ember_user_regs regs;
+  if (!saved_user_regs(&regs)) return;
+  *ip = regs.ip;
+  *sp = regs.sp;
 #endif
 }
 

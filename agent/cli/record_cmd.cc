@@ -291,18 +291,15 @@ int run_record(int argc, char** argv) {
   config.frequency_hz = args["frequency"].as<int>();
   config.sampler.kernel_stacks = args.count("no-kernel") == 0;
   config.sampler.include_idle = args.count("idle") > 0;
-  const std::string profile_kind = args["profile"].as<std::string>();
-  EventKind event = EventKind::kCpu;
-  if (profile_kind == "off-cpu" || profile_kind == "off_cpu") {
-    event = EventKind::kOffCpu;
-    config.profiles = {false, true, false};
-  } else if (profile_kind == "wall") {
-    event = EventKind::kWall;
-    config.profiles = {false, false, true};
-  } else if (profile_kind != "cpu") {
+  const auto kind = event_kind_from_name(args["profile"].as<std::string>());
+  if (!kind) {
     std::cerr << "ember record: --profile must be cpu, off-cpu or wall" << std::endl;
     return kExitUsage;
   }
+  const EventKind event = *kind;
+  config.profiles.cpu = event == EventKind::kCpu;
+  config.profiles.off_cpu = event == EventKind::kOffCpu;
+  config.profiles.wall = event == EventKind::kWall;
   {
     std::string text = args["unwinder"].as<std::string>();
     auto u = parse_unwinder(text == "dwarf" ? "tables" : text);  // perf's word for it

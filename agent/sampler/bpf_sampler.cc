@@ -247,10 +247,12 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   bpf_program__set_autoload(skel->progs.ember_sample_fp, !tables || plan.check_only);
   // The fork tracker only matters when following a process tree.
   bpf_program__set_autoload(skel->progs.ember_fork, opts.filter_targets || plan.check_only);
-  const bool off_cpu = opts.off_cpu;
-  bpf_program__set_autoload(skel->progs.ember_switch, off_cpu || plan.check_only);
-  bpf_program__set_autoload(skel->progs.ember_sys_exit_dwarf, tables && (off_cpu || plan.check_only));
-  bpf_program__set_autoload(skel->progs.ember_sys_exit_fp, (off_cpu && !tables) || plan.check_only);
+  // Off-CPU programs as the sampling ones: the table variant where tables
+  // are in use, the frame-pointer one otherwise, and a check loads both.
+  const bool off_cpu = opts.off_cpu || plan.check_only;
+  bpf_program__set_autoload(skel->progs.ember_switch, off_cpu);
+  bpf_program__set_autoload(skel->progs.ember_sys_exit_dwarf, off_cpu && tables);
+  bpf_program__set_autoload(skel->progs.ember_sys_exit_fp, off_cpu && (!tables || plan.check_only));
 
   // Knobs and sizes are fixed before load. A check loads the programs with
   // every optional path on, and maps at their smallest.
@@ -324,7 +326,6 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
   libbpf_set_print(libbpf_log);
   if (opts.frequency_hz <= 0) return Errorf("frequency must be positive");
   if (!opts.cpu && !opts.off_cpu) return Errorf("nothing to measure");
-  const bool off_cpu = opts.off_cpu;
   auto cpus = online_cpus(opts.sysfs_root);
   if (!cpus) return cpus.error();
 
@@ -410,7 +411,7 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
     s->links_.emplace_back(link);
   }
 
-  if (off_cpu) {
+  if (opts.off_cpu) {
     // The system-call exit first, so no owed sample waits for a hook that
     // is not there yet.
     for (bpf_program* prog : {tables ? skel->progs.ember_sys_exit_dwarf : skel->progs.ember_sys_exit_fp,

@@ -38,8 +38,8 @@ struct SamplerOptions {
   // the off-CPU sampling period (see offcpu_period_ns in profile.bpf.c).
   int frequency_hz = 100;
   // What to measure. cpu: timer samples of running threads. off_cpu: how
-  // long threads were switched out, from two scheduler hooks. (A wall-clock
-  // profile is both, added up after the ring.)
+  // long threads waited switched out (the sched_switch and sys_exit
+  // tracepoints). A wall-clock profile is both, added up after the ring.
   bool cpu = true;
   bool off_cpu = false;
   // Threads that can be switched out at once with their switch-out time

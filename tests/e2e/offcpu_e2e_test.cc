@@ -107,8 +107,10 @@ TEST_F(OffCpuE2E, EachWaitIsMeasuredUnderItsFunctionWithTheKernelsReasonBelowIt)
   EXPECT_NEAR(m.pipe, pipe_us, 0.10 * pipe_us) << dump(stacks);
   expect_share_at_least("sleep_with_reason", m.sleep_with_reason, m.sleep, 0.95);
   expect_share_at_least("pipe_with_reason", m.pipe_with_reason, m.pipe, 0.95);
-  // A CPU-bound function waits only when preempted: little off-CPU time.
-  EXPECT_LT(m.burn, 0.5 * t.burn_ns / 1000);
+  // A CPU-bound function waits only when preempted, in the run queue, and
+  // run-queue waits are counted, not profiled: none of its time may show
+  // (it makes no system call an owed sample could be sent from).
+  EXPECT_EQ(m.burn, 0) << dump(stacks);
 }
 
 // Wall clock: per thread, time on CPU (samples x period) and time waiting

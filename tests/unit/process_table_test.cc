@@ -187,20 +187,18 @@ TEST_F(ProcessTableTest, AStackCopyTakenAfterTheSnapshotRereadsAtDrainTime) {
   ASSERT_NE(b.get(), a.get());
   EXPECT_TRUE(b->find(0x7f0000100010));
   EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 1u);
+  // Copies taken just before each drain, `after_ns` apart: how many re-reads so far.
+  auto copy_after = [&](uint64_t after_ns) {
+    clock_.advance(after_ns);
+    t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
+    return metrics_.total("ember_process_copy_rereads_total");
+  };
   // The maps changed, so the next newer copy may read again at once ...
-  clock_.advance(1'000);
-  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
-  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 2u);
+  EXPECT_EQ(copy_after(1'000), 2u);
   // ... but that read found nothing new: back off (2 ms, then doubling).
-  clock_.advance(1'000'000);
-  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
-  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 2u);
-  clock_.advance(1'500'000);
-  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
-  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 3u);
-  clock_.advance(3'000'000);
-  t.snapshot_for(10, {0x400010}, clock_.monotonic_ns() - 1);
-  EXPECT_EQ(metrics_.total("ember_process_copy_rereads_total"), 3u);
+  EXPECT_EQ(copy_after(1'000'000), 2u);
+  EXPECT_EQ(copy_after(1'500'000), 3u);
+  EXPECT_EQ(copy_after(3'000'000), 3u);
   // A copy older than the last read, or no copy, never reads.
   clock_.advance(5'000'000'000);
   t.snapshot_for(10, {0x400010}, 1);
