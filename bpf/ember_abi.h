@@ -68,6 +68,9 @@ enum ember_counter {
   EMBER_CTR_OFFCPU_NO_SLOT,     /* off-CPU: switch-out not recorded, offcpu_start full (time lost) */
   EMBER_CTR_OFFCPU_UNMATCHED,   /* off-CPU: a drawn wait whose system call did not return on its CPU */
   EMBER_CTR_OFFCPU_RUNNABLE,    /* off-CPU: switch-outs of runnable threads (run queue), not profiled */
+  EMBER_CTR_OFFCPU_DROPPED,     /* off-CPU: switch-outs of processes relabeling dropped, not recorded */
+  EMBER_CTR_OFFCPU_SHORT,       /* off-CPU: waits shorter than offcpu_min_wait_ns, left out */
+  EMBER_CTR_OFFCPU_LONG,        /* off-CPU: waits longer than offcpu_max_wait_ns, left out */
   EMBER_CTR_STOP_BASE,          /* EMBER_STOP_MAX counters, one per stop reason */
   EMBER_CTR_MAX = EMBER_CTR_STOP_BASE + EMBER_STOP_MAX,
 };

@@ -53,6 +53,11 @@ const volatile bool have_task_pt_regs = false;
  * toward either), and a storm of short switches costs about one sample per
  * period of time switched out, not one per switch. */
 const volatile __u64 offcpu_period_ns = 10000000;
+/* Waits left out, before the draw: shorter than the minimum (short lock
+ * handoffs), longer than the maximum (a pool thread parked until work came;
+ * idle waits). 0: no bound. Each is counted. */
+const volatile __u64 offcpu_min_wait_ns = 0;
+const volatile __u64 offcpu_max_wait_ns = 0;
 /* Written by user space after load (not a knob): relabeling dropped the
  * kernel-thread series. */
 volatile bool drop_kernel_threads = false;
@@ -813,7 +818,10 @@ static __always_inline void switch_out(bool preempt, struct task_struct* prev, _
   __u32 tgid = BPF_CORE_READ(prev, tgid);
   if (!is_target(tgid)) return;
   /* current is still prev here, so is_dropped's cgroup is prev's. */
-  if (check_verdicts && is_dropped(tgid)) return;
+  if (check_verdicts && is_dropped(tgid)) {
+    count(EMBER_CTR_OFFCPU_DROPPED);
+    return;
+  }
   if (preempt || state == 0) {
     /* Preempted or yielding: still runnable, waiting in the run queue. */
     count(EMBER_CTR_OFFCPU_RUNNABLE);
@@ -833,6 +841,14 @@ static __always_inline void switch_in(struct task_struct* next, __u64 now) {
   __u64 ip = w->user_ip, sp = w->user_sp;
   bpf_map_delete_elem(&offcpu_start, &tid);
   count(EMBER_CTR_OFFCPU_INTERVALS);
+  if (d < offcpu_min_wait_ns) {
+    count(EMBER_CTR_OFFCPU_SHORT);
+    return;
+  }
+  if (offcpu_max_wait_ns && d > offcpu_max_wait_ns) {
+    count(EMBER_CTR_OFFCPU_LONG);
+    return;
+  }
   __u64 weight = d;
   if (d < offcpu_period_ns) {
     /* Drawn with probability d / period: a uniform 32-bit draw scaled to

@@ -32,7 +32,7 @@ void StackAggregator::add(LabeledSample&& ls) {
   if (ls.pending) {
     auto [git, inserted] = pending_groups_.try_emplace(ls.pending.get());
     if (inserted) git->second.pending = ls.pending;  // the key points into it
-    count_into(git->second.stacks, ls);
+    if (count_into(git->second.stacks, ls)) ++git->second.samples;
     return;
   }
   if (!ls.labels) return;
@@ -42,30 +42,46 @@ void StackAggregator::add(LabeledSample&& ls) {
   count_into(series.stacks, ls);
 }
 
-void StackAggregator::count_into(std::unordered_map<Key, Entry, KeyHash>& stacks,
-                                 LabeledSample& ls) {
+bool StackAggregator::count_into(Stacks& stacks, LabeledSample& ls) {
+  const EventKind own = ls.sample.meta.event;
+  const size_t k = size_t(own) < kEventKinds ? size_t(own) : 0;
+  const bool wall = opts_.profiles[size_t(EventKind::kWall)] &&
+                    (own == EventKind::kCpu || own == EventKind::kOffCpu);
+  const bool own_profile = opts_.profiles[k] || !wall;
+
   Key key;
   key.pid = ls.sample.meta.pid;
-  key.event = ls.sample.meta.event;
+  key.event = own_profile ? own : EventKind::kWall;
   key.comm = ls.sample.meta.comm;
   key.frames.reserve(ls.sample.stack.size());
   for (const auto& loc : ls.sample.stack) key.frames.push_back(loc.get());
+  if (own_profile && wall) {
+    Key wall_key = key;
+    wall_key.event = EventKind::kWall;
+    count_as(stacks, std::move(wall_key), ls, /*copy=*/true);
+  }
+  if (!count_as(stacks, std::move(key), ls, /*copy=*/false)) return false;
+  aggregated_[k]->add();
+  ++pending_;
+  return true;
+}
 
+bool StackAggregator::count_as(Stacks& stacks, Key&& key, LabeledSample& ls, bool copy) {
   auto it = stacks.find(key);
   if (it == stacks.end()) {
     if (stacks_ >= opts_.max_stacks) {
       dropped_.add();
-      return;
+      return false;
     }
     Entry e;
-    e.stack = std::move(ls.sample.stack);
+    if (copy) e.stack = ls.sample.stack;
+    else e.stack = std::move(ls.sample.stack);
     it = stacks.emplace(std::move(key), std::move(e)).first;
     ++stacks_;
   }
   it->second.count++;
   it->second.value += ls.sample.meta.value;
-  ++pending_;
-  aggregated_[size_t(key.event) < kEventKinds ? size_t(key.event) : 0]->add();
+  return true;
 }
 
 ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns) {
@@ -74,8 +90,7 @@ ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns)
   for (auto& [_, group] : pending_groups_) {
     const PendingLabels& p = *group.pending;
     LabelSetRef final_labels = opts_.resolve_pending ? opts_.resolve_pending(p) : p.provisional;
-    uint64_t n = 0;
-    for (const auto& [key, e] : group.stacks) n += e.count;
+    const uint64_t n = group.samples;  // not the entries' counts: wall repeats some
     if (!final_labels) {
       late_dropped_.add(n);
       continue;

@@ -13,7 +13,13 @@
 // so a pod that shows up before the interval ends labels all of them.
 //
 // Each series yields one Profile per event kind it saw (CPU samples and
-// off-CPU intervals of one process are different profiles: different units).
+// off-CPU intervals of one process are different profiles: different units),
+// among the kinds Options::profiles asks for. A wall-clock profile is made
+// here from the other two: every CPU sample (worth its period in ns) and
+// every off-CPU interval also counts into the wall profile of its series,
+// under the same stack. A sample whose own kind is not asked for and that
+// feeds no wall profile still gets its own profile: nothing is dropped
+// silently.
 //
 // Runs on the pipeline thread. Bounded by `max_stacks` distinct stacks per
 // interval; samples past that are counted as dropped, not silently merged.
@@ -36,6 +42,8 @@ class StackAggregator final : public Aggregator {
     Options(int hz, size_t stacks) : frequency_hz(hz), max_stacks(stacks) {}
     int frequency_hz = 100;
     size_t max_stacks = 1'000'000;
+    // Profiles to make, by EventKind: cpu and off_cpu by default.
+    std::array<bool, kEventKinds> profiles{true, true, false};
     // Final labels of a pending group at take() time; null result: drop its
     // samples. Unset: the provisional labels are final.
     std::function<LabelSetRef(const PendingLabels&)> resolve_pending;
@@ -64,9 +72,10 @@ class StackAggregator final : public Aggregator {
     uint64_t count = 0;
     uint64_t value = 0;
   };
+  using Stacks = std::unordered_map<Key, Entry, KeyHash>;
   struct Series {
     LabelSetRef labels;
-    std::unordered_map<Key, Entry, KeyHash> stacks;
+    Stacks stacks;
   };
   struct LabelSetHash {
     size_t operator()(const LabelSet* l) const { return l->hash(); }
@@ -77,9 +86,15 @@ class StackAggregator final : public Aggregator {
 
   struct PendingGroup {
     PendingLabelsRef pending;
-    std::unordered_map<Key, Entry, KeyHash> stacks;
+    Stacks stacks;
+    uint64_t samples = 0;
   };
-  void count_into(std::unordered_map<Key, Entry, KeyHash>& stacks, LabeledSample& ls);
+  // Counts `ls` into its own kind's profile and into the wall one, as asked;
+  // false when the stack bound dropped it.
+  bool count_into(Stacks& stacks, LabeledSample& ls);
+  // One stack entry of `key` (the stack moved in, or copied when `copy`);
+  // false when the stack bound dropped it (counted).
+  bool count_as(Stacks& stacks, Key&& key, LabeledSample& ls, bool copy);
 
   Options opts_;
   std::unordered_map<const LabelSet*, Series, LabelSetHash, LabelSetEq> series_;

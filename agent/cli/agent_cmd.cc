@@ -342,11 +342,13 @@ int run_agent(int argc, char** argv) {
   if (!config.relabel_configs.empty()) {
     Metrics& m = s.metrics();
     EMBER_INFO("relabel_configs: %llu processes labeled, %llu dropped; %llu samples skipped in "
-               "the kernel (drop entries: %llu by cgroup, %llu by pid); %llu late-pod samples "
-               "labeled at aggregation",
+               "the kernel and %llu off-CPU switch-outs (drop entries: %llu by cgroup, %llu by "
+               "pid); %llu late-pod samples labeled at aggregation",
                (unsigned long long)m.counter("ember_label_processes_total", "result=\"labeled\"").value(),
                (unsigned long long)m.counter("ember_label_processes_total", "result=\"dropped\"").value(),
                (unsigned long long)m.total("ember_bpf_samples_skipped_total"),
+               (unsigned long long)m.counter("ember_bpf_offcpu_intervals_skipped_total",
+                                             "reason=\"relabel_drop\"").value(),
                (unsigned long long)m.counter("ember_label_kernel_verdicts_total", "key=\"cgroup\"").value(),
                (unsigned long long)m.counter("ember_label_kernel_verdicts_total", "key=\"tgid\"").value(),
                (unsigned long long)m.counter("ember_label_late_pod_samples_total", "result=\"labeled\"").value());

@@ -41,9 +41,8 @@ class CollectingExporter final : public Exporter {
   void export_batch(ProfileBatch&& batch) override {
     for (auto& p : batch.profiles) profiles_.push_back(std::move(p));
   }
-  // One profile of `event` covering everything recorded. A wall-clock one is
-  // the CPU samples (each worth its period in nanoseconds) and the off-CPU
-  // intervals together.
+  // One profile of `event` covering everything recorded (the aggregator made
+  // the wall-clock one from CPU samples and off-CPU intervals).
   Profile merged(EventKind event, int frequency_hz, uint64_t start_ns, uint64_t end_ns) {
     Profile out;
     out.event = event;
@@ -54,9 +53,7 @@ class CollectingExporter final : public Exporter {
     out.start_time_ns = start_ns;
     out.end_time_ns = end_ns;
     for (auto& p : profiles_) {
-      bool part = p.event == event ||
-                  (event == EventKind::kWall && (p.event == EventKind::kCpu || p.event == EventKind::kOffCpu));
-      if (!part) continue;
+      if (p.event != event) continue;
       if (!out.labels) out.labels = p.labels;
       for (auto& s : p.samples) out.samples.push_back(std::move(s));
     }
@@ -264,6 +261,10 @@ int run_record(int argc, char** argv) {
       ("profile", "What to measure: cpu (where threads run), off-cpu (where they wait: sleeps, "
        "locks, I/O, by time switched out) or wall (per thread, both added up)",
        cxxopts::value<std::string>()->default_value("cpu"))
+      ("min-wait", "off-cpu and wall: leave out waits shorter than this (e.g. 1ms)",
+       cxxopts::value<std::string>())
+      ("max-wait", "off-cpu and wall: leave out waits longer than this (e.g. 1s: idle threads "
+       "parked until work came)", cxxopts::value<std::string>())
       ("idle", "With -a, also count idle CPU time")
       ("bpf-stats", "Report the kernel-measured cost of the BPF sampler")
       ("q,quiet", "Print nothing but errors")
@@ -324,6 +325,20 @@ int run_record(int argc, char** argv) {
     for (const auto& d : args["debug-dir"].as<std::vector<std::string>>()) add_debug_dir(&config, d);
   if (args.count("debuginfod")) config.symbolizer.debuginfod.urls = args["debuginfod"].as<std::vector<std::string>>();
   if (args.count("debuginfod-cache")) config.symbolizer.debuginfod.cache_dir = args["debuginfod-cache"].as<std::string>();
+  for (auto [flag, out] : {std::pair{"min-wait", &config.off_cpu.min_wait},
+                           std::pair{"max-wait", &config.off_cpu.max_wait}}) {
+    if (!args.count(flag)) continue;
+    auto d = parse_duration(args[flag].as<std::string>());
+    if (!d) {
+      std::cerr << "ember record: --" << flag << ": " << d.error().message << std::endl;
+      return kExitUsage;
+    }
+    if (event == EventKind::kCpu) {
+      std::cerr << "ember record: --" << flag << " needs --profile off-cpu or wall" << std::endl;
+      return kExitUsage;
+    }
+    *out = *d;
+  }
   if (auto st = validate_config(config); !st) {
     std::cerr << "ember record: " << st.error().message << std::endl;
     return kExitUsage;

@@ -77,6 +77,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   s->labeler_ = std::make_unique<ProcessLabeler>(lo);
   StackAggregator::Options ao;
   ao.frequency_hz = c.frequency_hz;
+  ao.profiles = {c.profiles.cpu, c.profiles.off_cpu, c.profiles.wall};
   ProcessLabeler* labeler = s->labeler_.get();
   ao.resolve_pending = [labeler](const PendingLabels& p) { return labeler->resolve_pending(p); };
   s->aggregator_ = std::make_unique<StackAggregator>(ao, s->metrics_);
@@ -92,6 +93,9 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts, Exp
   // A wall-clock profile is made of both kinds of sample.
   sa.cpu = c.profiles.cpu || c.profiles.wall;
   sa.off_cpu = c.profiles.off_cpu || c.profiles.wall;
+  sa.max_waiting_threads = uint32_t(c.off_cpu.max_waiting_threads);
+  sa.off_cpu_min_wait_ns = uint64_t(c.off_cpu.min_wait.count());
+  sa.off_cpu_max_wait_ns = uint64_t(c.off_cpu.max_wait.count());
   // A tenth of the interval, between 100 ms and 1 s: samples of long-lived
   // processes reach their interval's profile however late in it they come,
   // and the agent at its default 10 s drains once a second (a quarter of

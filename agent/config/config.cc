@@ -731,6 +731,19 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
       {"ca_file", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.kubernetes.ca_file, false); }},
       {"node_name", [&](const YAML::Node& n, const std::string& k) { r.string(n, k, &c.kubernetes.node_name, false); }},
   };
+  std::map<std::string, H> off_cpu = {
+      {"min_wait", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, Duration(0), std::chrono::hours(1), &c.off_cpu.min_wait);
+       }},
+      {"max_wait", [&](const YAML::Node& n, const std::string& k) {
+         r.duration(n, k, Duration(0), std::chrono::hours(24), &c.off_cpu.max_wait);
+       }},
+      {"max_waiting_threads", [&](const YAML::Node& n, const std::string& k) {
+         i64 = int64_t(c.off_cpu.max_waiting_threads);
+         r.integer(n, k, 16, 1 << 22, &i64);
+         c.off_cpu.max_waiting_threads = uint64_t(i64);
+       }},
+  };
   std::optional<YAML::Mark> server_mark;
   std::map<std::string, H> top = {
       {"frequency", [&](const YAML::Node& n, const std::string& k) {
@@ -767,6 +780,28 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
            c.labels[name] = it->second.Scalar();
          }
        }},
+      {"profiles", [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsSequence() || n.size() == 0) {
+           r.error(n, k, "expected a list of profiles, e.g. [cpu, off_cpu]");
+           return;
+         }
+         Config::Profiles p{false, false, false};
+         bool ok = true;
+         for (size_t i = 0; i < n.size(); ++i) {
+           std::string v;
+           std::string key = k + "[" + std::to_string(i) + "]";
+           r.string(n[i], key, &v, true);
+           if (v == "cpu") p.cpu = true;
+           else if (v == "off_cpu" || v == "off-cpu") p.off_cpu = true;
+           else if (v == "wall") p.wall = true;
+           else {
+             if (!v.empty()) r.error(n[i], key, "unknown profile '" + v + "' (expected cpu, off_cpu or wall)");
+             ok = false;
+           }
+         }
+         if (ok) c.profiles = p;
+       }},
+      {"off_cpu", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, off_cpu); }},
       {"output", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, output); }},
       {"sampler", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, sampler); }},
       {"symbolizer", [&](const YAML::Node& n, const std::string& k) { r.walk(n, k, symbolizer); }},
@@ -860,6 +895,14 @@ Status validate_config(const Config& c) {
     return Errorf("frequency: %d is out of range [1, 10000]", c.frequency_hz);
   if (c.interval < std::chrono::seconds(1) || c.interval > std::chrono::hours(1))
     return Errorf("interval: %s is out of range [1s, 1h]", format_duration(c.interval).c_str());
+  if (!c.profiles.cpu && !c.profiles.off_cpu && !c.profiles.wall)
+    return Errorf("profiles: none named; expected cpu, off_cpu or wall");
+  if (c.off_cpu.max_wait.count() && c.off_cpu.max_wait < c.off_cpu.min_wait)
+    return Errorf("off_cpu.max_wait: %s is below off_cpu.min_wait (%s)",
+                  format_duration(c.off_cpu.max_wait).c_str(), format_duration(c.off_cpu.min_wait).c_str());
+  if (c.off_cpu.max_waiting_threads < 16 || c.off_cpu.max_waiting_threads > (1u << 22))
+    return Errorf("off_cpu.max_waiting_threads: %llu is out of range [16, 4194304]",
+                  (unsigned long long)c.off_cpu.max_waiting_threads);
   if (!c.sampler.kernel_stacks && !c.sampler.user_stacks)
     return Errorf("sampler: kernel_stacks and user_stacks are both false; nothing to sample");
   if (c.output.directory.empty()) return Errorf("output.directory: must not be empty");
@@ -950,7 +993,25 @@ std::string render_config(const Config& c) {
      << "# How often profiles are aggregated and written or sent.\n"
      << "interval: " << format_duration(c.interval) << "\n"
      << "# debug, info, warn or error.\n"
-     << "log_level: " << log::level_name(c.log_level) << "\n";
+     << "log_level: " << log::level_name(c.log_level) << "\n"
+     << "# Which profiles to take, each shipped as its own profile: cpu (where\n"
+     << "# threads run), off_cpu (where they wait, by time switched out), wall\n"
+     << "# (per thread, both added up).\n"
+     << "profiles: [" << [&] {
+          std::string list;
+          if (c.profiles.cpu) list += "cpu";
+          if (c.profiles.off_cpu) list += std::string(list.empty() ? "" : ", ") + "off_cpu";
+          if (c.profiles.wall) list += std::string(list.empty() ? "" : ", ") + "wall";
+          return list;
+        }() << "]\n"
+     << "off_cpu:\n"
+     << "  # Waits left out (and counted): shorter than min_wait, longer than\n"
+     << "  # max_wait (e.g. 1s leaves out pool threads parked until work came).\n"
+     << "  # 0s: no bound.\n"
+     << "  min_wait: " << format_duration(c.off_cpu.min_wait) << "\n"
+     << "  max_wait: " << format_duration(c.off_cpu.max_wait) << "\n"
+     << "  # Threads switched out at once whose waits can be measured.\n"
+     << "  max_waiting_threads: " << c.off_cpu.max_waiting_threads << "\n";
   if (!c.labels.empty()) {
     os << "# Added to every profile.\nlabels:\n";
     for (const auto& [k, v] : c.labels) os << "  " << k << ": \"" << v << "\"\n";

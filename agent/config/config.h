@@ -112,11 +112,24 @@ struct Config {
   int frequency_hz = 100;
   // Which profiles to take. cpu: where threads run (timer samples). off_cpu:
   // where they wait, by time switched out. wall: per thread, both added up.
+  // `profiles: [cpu, off_cpu, wall]`; each is shipped as its own profile.
   struct Profiles {
     bool cpu = true;
     bool off_cpu = false;
     bool wall = false;
+    bool operator==(const Profiles&) const = default;
   } profiles;
+  // Off-CPU measurement (off_cpu and wall profiles). Waits shorter than
+  // min_wait or longer than max_wait are left out in BPF and counted
+  // (ember_bpf_offcpu_intervals_skipped_total); zero: no bound. A long
+  // max_wait bound is how idle waits (pool threads parked until work comes)
+  // are left out.
+  struct OffCpu {
+    Duration min_wait{0};
+    Duration max_wait{0};
+    // Threads switched out at once whose wait can be measured.
+    uint64_t max_waiting_threads = 65536;
+  } off_cpu;
   Duration interval = std::chrono::seconds(10);
   log::Level log_level = log::Level::kInfo;
   // Static labels added to every profile.

@@ -139,6 +139,15 @@ const char* counter_metric(int idx, std::string* labels) {
       *labels = "reason=\"not_in_system_call\"";
       return "ember_bpf_offcpu_intervals_lost_total";
     case EMBER_CTR_OFFCPU_RUNNABLE: return "ember_bpf_offcpu_runnable_switches_total";
+    case EMBER_CTR_OFFCPU_DROPPED:
+      *labels = "reason=\"relabel_drop\"";
+      return "ember_bpf_offcpu_intervals_skipped_total";
+    case EMBER_CTR_OFFCPU_SHORT:
+      *labels = "reason=\"shorter_than_min_wait\"";
+      return "ember_bpf_offcpu_intervals_skipped_total";
+    case EMBER_CTR_OFFCPU_LONG:
+      *labels = "reason=\"longer_than_max_wait\"";
+      return "ember_bpf_offcpu_intervals_skipped_total";
   }
   return "ember_bpf_unknown_total";
 }
@@ -146,7 +155,7 @@ const char* counter_metric(int idx, std::string* labels) {
 // The verdict maps' keys are what BpfVerdictMaps passes (ember_abi.h).
 static_assert(sizeof(ember_verdict_tgid_key) == sizeof(uint32_t));
 static_assert(sizeof(ember_verdict_cgroup_key) == sizeof(uint64_t));
-static_assert(EMBER_CTR_OFFCPU_RUNNABLE < EMBER_CTR_STOP_BASE);
+static_assert(EMBER_CTR_OFFCPU_LONG < EMBER_CTR_STOP_BASE);
 
 // The label stage's verdicts, written straight into the sampler's maps.
 // Pipeline thread only (see VerdictSink).
@@ -264,6 +273,8 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   skel->rodata->sample_period_ns = 1'000'000'000ull / uint64_t(std::max(opts.frequency_hz, 1));
   // Below 2^32 (the draw's arithmetic needs it): frequency is at least 1 Hz.
   skel->rodata->offcpu_period_ns = skel->rodata->sample_period_ns;
+  skel->rodata->offcpu_min_wait_ns = opts.off_cpu_min_wait_ns;
+  skel->rodata->offcpu_max_wait_ns = opts.off_cpu_max_wait_ns;
   skel->rodata->check_verdicts = opts.check_verdicts || plan.check_only;
   skel->rodata->have_task_pt_regs = plan.features.task_pt_regs;
   skel->rodata->ring_wake_bytes = plan.check_only ? 0 : plan.ring_bytes / 4;

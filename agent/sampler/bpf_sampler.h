@@ -45,6 +45,10 @@ struct SamplerOptions {
   // Threads that can be switched out at once with their switch-out time
   // kept (off-CPU only); past it an interval is lost and counted.
   uint32_t max_waiting_threads = 65536;
+  // Waits left out in BPF (counted): shorter than the minimum, longer than
+  // the maximum. 0: no bound.
+  uint64_t off_cpu_min_wait_ns = 0;
+  uint64_t off_cpu_max_wait_ns = 0;
 
   uint64_t ring_buffer_bytes = 0;  // rounded up to a power of two; 0: auto_ring_buffer_bytes()
   uint32_t max_targets = 16384;

@@ -156,6 +156,61 @@ TEST(Config, RenderedConfigParsesBackToTheSameValues) {
   EXPECT_EQ(back->sampler.ring_buffer_bytes, 4ull << 20);
 }
 
+TEST(Config, ProfilesAndOffCpuKeys) {
+  auto d = parse_config("", "d.yaml");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->profiles.cpu);
+  EXPECT_FALSE(d->profiles.off_cpu);
+  EXPECT_FALSE(d->profiles.wall);
+  EXPECT_EQ(d->off_cpu.min_wait.count(), 0);
+  EXPECT_EQ(d->off_cpu.max_wait.count(), 0);
+
+  auto c = parse_config("profiles: [off_cpu, wall]\noff_cpu:\n  min_wait: 2ms\n  max_wait: 1s\n"
+                        "  max_waiting_threads: 1024\n",
+                        "p.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_FALSE(c->profiles.cpu);
+  EXPECT_TRUE(c->profiles.off_cpu);
+  EXPECT_TRUE(c->profiles.wall);
+  EXPECT_EQ(c->off_cpu.min_wait, std::chrono::milliseconds(2));
+  EXPECT_EQ(c->off_cpu.max_wait, std::chrono::seconds(1));
+  EXPECT_EQ(c->off_cpu.max_waiting_threads, 1024u);
+  // perf's spelling is taken too.
+  auto dash = parse_config("profiles: [cpu, off-cpu]\n", "p.yaml");
+  ASSERT_TRUE(dash.ok());
+  EXPECT_TRUE(dash->profiles.off_cpu);
+
+  auto unknown = parse_config("frequency: 99\nprofiles: [cpu, heap]\n", "p.yaml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.error().message,
+              HasSubstr("p.yaml:2: profiles[1]: unknown profile 'heap' (expected cpu, off_cpu or wall)"));
+  auto empty = parse_config("profiles: []\n", "p.yaml");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(empty.error().message, HasSubstr("p.yaml:1: profiles: expected a list of profiles"));
+  auto scalar = parse_config("profiles: cpu\n", "p.yaml");
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_THAT(scalar.error().message, HasSubstr("profiles: expected a list"));
+  auto backwards = parse_config("off_cpu:\n  min_wait: 1s\n  max_wait: 10ms\n", "p.yaml");
+  ASSERT_FALSE(backwards.ok());
+  EXPECT_THAT(backwards.error().message, HasSubstr("off_cpu.max_wait: 10ms is below off_cpu.min_wait"));
+  auto typo = parse_config("off_cpu:\n  min_wiat: 1s\n", "p.yaml");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(typo.error().message, HasSubstr("p.yaml:2: off_cpu.min_wiat: unknown key (did you mean 'off_cpu.min_wait'?)"));
+
+  Config r;
+  r.profiles = {true, false, true};
+  r.off_cpu.min_wait = std::chrono::microseconds(500);
+  r.off_cpu.max_wait = std::chrono::seconds(2);
+  auto back = parse_config(render_config(r), "rendered");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->profiles, r.profiles);
+  EXPECT_EQ(back->off_cpu.min_wait, r.off_cpu.min_wait);
+  EXPECT_EQ(back->off_cpu.max_wait, r.off_cpu.max_wait);
+  auto defaults = parse_config(render_config(Config{}), "rendered");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->off_cpu.max_wait.count(), 0);
+}
+
 TEST(Config, UnwinderAndSymbolizerKeys) {
   const char* yaml = R"(
 sampler:
