@@ -23,6 +23,7 @@ enum ember_record_kind {
   EMBER_REC_SAMPLE = 1,
   EMBER_REC_EXEC = 2,
   EMBER_REC_EXIT = 3,
+  EMBER_REC_WAIT_END = 4,
 };
 
 /* What a sample measured (ember_sample.event); agent/model/event.h names
@@ -71,6 +72,8 @@ enum ember_counter {
   EMBER_CTR_OFFCPU_DROPPED,     /* off-CPU: switch-outs of processes relabeling dropped, not recorded */
   EMBER_CTR_OFFCPU_SHORT,       /* off-CPU: waits shorter than offcpu_min_wait_ns, left out */
   EMBER_CTR_OFFCPU_LONG,        /* off-CPU: waits longer than offcpu_max_wait_ns, left out */
+  EMBER_CTR_RUNQ_UNDRAWN,       /* off-CPU: run-queue waits not drawn (their time is in the drawn ones') */
+  EMBER_CTR_RUNQ_END_LOST,      /* off-CPU: a run-queue wait's end record lost: ring buffer full */
   EMBER_CTR_STOP_BASE,          /* EMBER_STOP_MAX counters, one per stop reason */
   EMBER_CTR_MAX = EMBER_CTR_STOP_BASE + EMBER_STOP_MAX,
 };
@@ -118,6 +121,10 @@ struct ember_sample {
 #define EMBER_SAMPLE_F_KERNEL_THREAD 1u /* no user address space */
 #define EMBER_SAMPLE_F_IN_KERNEL 2u     /* the CPU was in kernel mode */
 #define EMBER_SAMPLE_F_STACK_COPY 4u    /* carries an ember_stack_copy */
+/* An off-CPU sample taken when a runnable thread was switched out (it waits
+ * in the run queue): its value comes in the ember_wait_end of the same tid
+ * that follows it on the ring when the thread runs again. */
+#define EMBER_SAMPLE_F_VALUE_FOLLOWS 8u
 
 /* User frames whose pc is not a return address (the frame a signal
  * interrupted) carry this bit; user addresses never reach it. */
@@ -225,6 +232,15 @@ struct ember_exit_event {
   __u32 kind; /* EMBER_REC_EXIT */
   __u32 pid;
   __u64 time_ns;
+};
+
+/* The end of a run-queue wait whose sample was sent when it began
+ * (EMBER_SAMPLE_F_VALUE_FOLLOWS): the sample's value, its weight in ns. */
+struct ember_wait_end {
+  __u32 kind; /* EMBER_REC_WAIT_END */
+  __u32 tid;
+  __u64 time_ns;
+  __u64 value;
 };
 
 /* --- relabel verdicts (see agent/label/verdict.h) --------------------------

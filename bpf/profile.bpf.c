@@ -156,6 +156,11 @@ struct {
 struct offcpu_wait {
   __u64 t_out;
   __u64 user_ip, user_sp; /* 0: unknown (no bpf_task_pt_regs) */
+  /* A run-queue wait (the thread was runnable when switched out): nonzero,
+   * the estimate it was drawn with (see runq_estimate); 0 for a sleep. */
+  __u64 runq_est;
+  __u32 runq_drawn; /* its sample was sent; the end record owes its value */
+  __u32 pad;
 };
 
 /* Off-CPU: the threads now switched out, by tid. An entry lives while its
@@ -168,6 +173,15 @@ struct {
   __type(key, __u32);
   __type(value, struct offcpu_wait);
 } offcpu_start SEC(".maps");
+
+/* Each CPU's running estimate of a run-queue wait's length (ns, an
+ * exponentially weighted mean over the waits that ended there). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} runq_estimate SEC(".maps");
 
 /* A drawn wait owed to this CPU until its thread's system call returns. */
 struct offcpu_owed {
@@ -619,7 +633,7 @@ static __always_inline long walk_tables(struct ember_sample* s, __u32 klen, cons
  * the scheduler hooks always run in the kernel). */
 static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in_user, __u32 tgid,
                                        __u32 tid, __u8 event, __u64 value,
-                                       const struct offcpu_owed* owed) {
+                                       const struct offcpu_owed* owed, __u16 flags) {
   __u32 zero = 0;
   struct ember_sample* s = bpf_map_lookup_elem(&sample_scratch, &zero);
   if (!s) return 0;
@@ -633,7 +647,7 @@ static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in
   s->cpu = bpf_get_smp_processor_id();
   s->time_ns = bpf_ktime_get_ns();
   s->cgroup_id = bpf_get_current_cgroup_id();
-  s->flags = 0;
+  s->flags = flags;
   s->unwind_stop = use_tables ? EMBER_STOP_END : EMBER_STOP_FP_ONLY;
   s->event = event;
   s->value = value;
@@ -751,7 +765,7 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
   }
   /* The sampled registers are the user ones unless the CPU was in the kernel. */
   return emit_sample(ctx, use_tables, sampled_in_user_mode(ctx), tgid, tid, EMBER_EVENT_CPU,
-                     sample_period_ns, NULL);
+                     sample_period_ns, NULL, 0);
 }
 
 /* Frame pointers only: any kernel with BPF ring buffers. */
@@ -779,8 +793,9 @@ int ember_sample_dwarf(struct bpf_perf_event_data* ctx) { return sample(ctx, tru
  *  - the thread's user stack can only be read in its own context, and does
  *    not change until it returns to user space: at sys_exit, on the same CPU
  *    and with the same user ip and sp, the owed sample is sent with it.
- * Run-queue waits (a preempted thread) and waits outside system calls (a
- * page fault's I/O) are counted, not profiled. libbpf-tools' offcputime
+ * Run-queue waits (a preempted thread) are drawn at switch-out instead (see
+ * runnable_out). Waits outside system calls (a page fault's I/O) are
+ * counted, not profiled. libbpf-tools' offcputime
  * takes stacks at every switch-out instead, which costs a stack walk per
  * switch under a storm. Only the first three arguments of sched_switch are
  * named: 5.18 appended prev_state, and the program loads before and after. */
@@ -805,7 +820,57 @@ static __always_inline void current_user_ip_sp(__u64* ip, __u64* sp) {
 #endif
 }
 
-static __always_inline void switch_out(bool preempt, struct task_struct* prev, __u64 now) {
+/* A runnable thread switched out (preempted, or yielding) waits in the run
+ * queue. Its wait's length is unknown now, and its user stack can only be
+ * read now (it returns to user space through no tracepoint), so the draw is
+ * made now: with probability q = min(1, est / period), where est is this
+ * CPU's recent mean run-queue wait, its sample is sent at once, kernel stack
+ * included (preempt_schedule_irq: why it waited), and when it runs again
+ * the wait's end carries its weight d / q. The expected weight is d (q does
+ * not depend on this wait), and the cost is about one sample per period of
+ * run-queue time, as for sleeps. */
+static __always_inline void runnable_out(void* ctx, const bool use_tables, __u32 tgid, __u32 tid,
+                                         __u64 now) {
+  __u32 zero = 0;
+  __u64* estp = bpf_map_lookup_elem(&runq_estimate, &zero);
+  if (!estp) return;
+  __u64 est = *estp;
+  if (est == 0 || est > offcpu_period_ns) est = offcpu_period_ns;
+  struct offcpu_wait w = {.t_out = now, .runq_est = est};
+  current_user_ip_sp(&w.user_ip, &w.user_sp);
+  if (est >= offcpu_period_ns ||
+      (((__u64)bpf_get_prandom_u32() * offcpu_period_ns) >> 32) < est) {
+    w.runq_drawn = 1;
+    emit_sample(ctx, use_tables, false, tgid, tid, EMBER_EVENT_OFF_CPU, 0, NULL,
+                EMBER_SAMPLE_F_VALUE_FOLLOWS);
+  } else {
+    count(EMBER_CTR_RUNQ_UNDRAWN);
+  }
+  if (bpf_map_update_elem(&offcpu_start, &tid, &w, BPF_ANY) < 0) count(EMBER_CTR_OFFCPU_NO_SLOT);
+}
+
+/* The end of a run-queue wait: the estimate learns from it, and a drawn
+ * one's end record goes out with its weight. */
+static __always_inline void runnable_in(__u32 tid, const struct offcpu_wait* w, __u64 d, __u64 now) {
+  __u32 zero = 0;
+  __u64* estp = bpf_map_lookup_elem(&runq_estimate, &zero);
+  if (estp) {
+    __u64 e = *estp ? *estp : offcpu_period_ns;
+    /* e += (d - e) / 8, in unsigned arithmetic */
+    *estp = d > e ? e + ((d - e) >> 3) : e - ((e - d) >> 3);
+  }
+  if (!w->runq_drawn) return;
+  __u64 est = w->runq_est;
+  __u64 weight = d;
+  if (est < offcpu_period_ns && est > 0)
+    weight = d < (~0ull) / offcpu_period_ns ? d * offcpu_period_ns / est : d / est * offcpu_period_ns;
+  struct ember_wait_end e = {.kind = EMBER_REC_WAIT_END, .tid = tid, .time_ns = now, .value = weight};
+  /* No wakeup: the drain's timer collects it, after its sample. */
+  if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_NO_WAKEUP) < 0) count(EMBER_CTR_RUNQ_END_LOST);
+}
+
+static __always_inline void switch_out(void* ctx, const bool use_tables, bool preempt,
+                                       struct task_struct* prev, __u64 now) {
   __u32 tid = BPF_CORE_READ(prev, pid);
   if (tid == 0) return; /* the idle task */
   __u32 state = task_state(prev);
@@ -825,6 +890,7 @@ static __always_inline void switch_out(bool preempt, struct task_struct* prev, _
   if (preempt || state == 0) {
     /* Preempted or yielding: still runnable, waiting in the run queue. */
     count(EMBER_CTR_OFFCPU_RUNNABLE);
+    runnable_out(ctx, use_tables, tgid, tid, now);
     return;
   }
   struct offcpu_wait w = {.t_out = now};
@@ -839,6 +905,11 @@ static __always_inline void switch_in(struct task_struct* next, __u64 now) {
   if (!w) return; /* not one we measure, or switched out before we attached */
   __u64 d = now > w->t_out ? now - w->t_out : 0;
   __u64 ip = w->user_ip, sp = w->user_sp;
+  if (w->runq_est) {
+    runnable_in(tid, w, d, now);
+    bpf_map_delete_elem(&offcpu_start, &tid);
+    return;
+  }
   bpf_map_delete_elem(&offcpu_start, &tid);
   count(EMBER_CTR_OFFCPU_INTERVALS);
   if (d < offcpu_min_wait_ns) {
@@ -889,12 +960,24 @@ static __always_inline void switch_in(struct task_struct* next, __u64 now) {
   o->klen = (__u32)klen;
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(ember_switch, bool preempt, struct task_struct* prev, struct task_struct* next) {
+static __always_inline int on_switch(void* ctx, const bool use_tables, bool preempt,
+                                     struct task_struct* prev, struct task_struct* next) {
   __u64 now = bpf_ktime_get_ns();
-  switch_out(preempt, prev, now);
+  switch_out(ctx, use_tables, preempt, prev, now);
   switch_in(next, now);
   return 0;
+}
+
+/* Two variants, as for sampling: a run-queue wait's sample is unwound at
+ * switch-out, by frame pointers or by the tables. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ember_switch_fp, bool preempt, struct task_struct* prev, struct task_struct* next) {
+  return on_switch(ctx, false, preempt, prev, next);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ember_switch_dwarf, bool preempt, struct task_struct* prev, struct task_struct* next) {
+  return on_switch(ctx, true, preempt, prev, next);
 }
 
 static __always_inline int send_owed(void* ctx, const bool use_tables) {
@@ -914,7 +997,7 @@ static __always_inline int send_owed(void* ctx, const bool use_tables) {
   }
   o->tid = 0;
   return emit_sample(ctx, use_tables, false, (__u32)(id >> 32), (__u32)id, EMBER_EVENT_OFF_CPU,
-                     o->weight, o);
+                     o->weight, o, 0);
 }
 
 /* raw_syscalls:sys_exit, every system call's return: one per-CPU lookup

@@ -22,6 +22,7 @@ constexpr std::array<std::pair<Drop, DropInfo>, kDropCount> kTable = {{
     {Drop::kSampleTooManyStacks, {kSamplesLost, "too_many_stacks", kSamplesLostHelp}},
     {Drop::kSampleExportQueueFull, {kSamplesLost, "export_queue_full", kSamplesLostHelp}},
     {Drop::kSampleEncodeFailed, {kSamplesLost, "encode_failed", kSamplesLostHelp}},
+    {Drop::kSampleWaitNeverEnded, {kSamplesLost, "wait_never_ended", kSamplesLostHelp}},
     {Drop::kEventRingBufferFull,
      {"ember_events_lost_total", "ring_buffer_full", "Exec and exit events lost, by reason"}},
     {Drop::kFrameNoMapping, {kFrames, "no_mapping", kFramesHelp}},

@@ -19,6 +19,7 @@ enum class Drop : uint8_t {
   kSampleTooManyStacks,    // the interval's distinct-stack bound was reached
   kSampleExportQueueFull,  // a sink (disk, encoder) fell behind by whole intervals
   kSampleEncodeFailed,     // protobuf or zlib failed (out of memory)
+  kSampleWaitNeverEnded,   // a run-queue wait's sample whose end (its value) never came
   // Exec and exit events lost (ember_events_lost_total).
   kEventRingBufferFull,
   // Frames shown as a placeholder, not a name (ember_frames_unresolved_total).

@@ -24,7 +24,8 @@ Pipeline::Pipeline(Options opts, Stages stages, ProcessTable* processes, const C
       malformed_(metrics.counter("ember_records_malformed_total", "",
                                  "Ring buffer records that could not be decoded")),
       filtered_(metrics.counter("ember_samples_unlabeled_total", "",
-                                "Samples the label stage chose not to profile")) {
+                                "Samples the label stage chose not to profile")),
+      waits_(metrics) {
   interval_start_ns_ = clock_.realtime_ns();
 }
 
@@ -37,6 +38,8 @@ void Pipeline::on_record(const void* data, size_t size) {
   } else if (auto* e = std::get_if<ExecEvent>(&rec)) {
     if (processes_) processes_->on_exec(*e);
     enqueue_event(Item::Kind::kExec, e->pid);
+  } else if (auto* w = std::get_if<WaitEndEvent>(&rec)) {
+    if (auto s = waits_.complete(*w)) enqueue_sample(std::move(*s));
   } else if (auto* x = std::get_if<ExitEvent>(&rec)) {
     if (processes_) processes_->on_exit(*x);
     enqueue_event(Item::Kind::kExit, x->pid);
@@ -53,6 +56,14 @@ void Pipeline::on_sample(RawSample&& s) {
       !(s.flags & EMBER_SAMPLE_F_KERNEL_THREAD))
     s.meta.process =
         processes_->snapshot_for(s.meta.pid, s.user_stack, s.stack_copy ? s.meta.time_ns : 0);
+  if (s.flags & EMBER_SAMPLE_F_VALUE_FOLLOWS) {
+    waits_.hold(std::move(s));
+    return;
+  }
+  enqueue_sample(std::move(s));
+}
+
+void Pipeline::enqueue_sample(RawSample&& s) {
   if (pending_.size() >= opts_.max_queued_samples) {
     queue_full_.add();
     return;
@@ -129,7 +140,10 @@ void Pipeline::start() {
 }
 
 void Pipeline::stop() {
-  on_drained();  // the drain thread has stopped: its last batch
+  // The drain thread has stopped: run-queue waits still open now never end
+  // inside the recording, and its last batch goes.
+  waits_.drop_all();
+  on_drained();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && !thread_.joinable()) return;

@@ -4,7 +4,8 @@
 //  - the drain thread (owned by the sampler) calls on_record() for each ring
 //    record: it decodes it, applies exec/exit events to the ProcessTable and
 //    attaches the process snapshot to each sample *in ring order*, then
-//    keeps the sample in its own batch. This part must be quick: it decides
+//    keeps the sample in its own batch (a run-queue wait's sample first
+//    waits for its value, in WaitJoin). This part must be quick: it decides
 //    whether a short-lived process can still be symbolized. After each drain
 //    of the ring it calls on_drained(), which hands the batch over under one
 //    lock with at most one wakeup (a handoff per sample, a lock and a futex
@@ -26,6 +27,7 @@
 
 #include "common/metrics.h"
 #include "agent/model/stages.h"
+#include "agent/pipeline/wait_join.h"
 #include "agent/process/process_table.h"
 #include "common/clock.h"
 #include "common/duration.h"
@@ -87,6 +89,7 @@ class Pipeline {
   };
   void run();
   void enqueue_event(Item::Kind kind, uint32_t pid);
+  void enqueue_sample(RawSample&& s);  // into the drain thread's batch
   void handle(Item&& item);
 
   Options opts_;
@@ -98,6 +101,9 @@ class Pipeline {
   Counter& queue_full_;
   Counter& malformed_;
   Counter& filtered_;
+
+  // Run-queue samples waiting for their value (drain thread only).
+  WaitJoin waits_;
 
   // The drain thread's batch, handed over by on_drained() (drain thread only).
   std::vector<Item> pending_;

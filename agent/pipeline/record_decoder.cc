@@ -116,6 +116,12 @@ DecodedRecord decode_record(const void* data, size_t size) {
       std::memcpy(&e, data, sizeof(e));
       return ExitEvent{e.pid, e.time_ns};
     }
+    case EMBER_REC_WAIT_END: {
+      if (size < sizeof(ember_wait_end)) return DecodeError{"wait end truncated"};
+      ember_wait_end e;
+      std::memcpy(&e, data, sizeof(e));
+      return WaitEndEvent{e.tid, e.time_ns, e.value};
+    }
     default:
       return DecodeError{"unknown record kind " + std::to_string(kind)};
   }

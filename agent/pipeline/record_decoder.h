@@ -10,11 +10,20 @@
 
 namespace ember {
 
+// The end of a run-queue wait whose off-CPU sample came first, when the
+// wait began (EMBER_SAMPLE_F_VALUE_FOLLOWS): that sample's value, in ns.
+// Drain-thread only: WaitJoin pairs it with its sample.
+struct WaitEndEvent {
+  uint32_t tid = 0;
+  uint64_t time_ns = 0;
+  uint64_t value = 0;
+};
+
 struct DecodeError {
   std::string reason;
 };
 
-using DecodedRecord = std::variant<RawSample, ExecEvent, ExitEvent, DecodeError>;
+using DecodedRecord = std::variant<RawSample, ExecEvent, ExitEvent, WaitEndEvent, DecodeError>;
 
 DecodedRecord decode_record(const void* data, size_t size);
 

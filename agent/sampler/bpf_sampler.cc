@@ -145,6 +145,10 @@ const char* counter_metric(int idx, std::string* labels) {
     case EMBER_CTR_OFFCPU_SHORT:
       *labels = "reason=\"shorter_than_min_wait\"";
       return "ember_bpf_offcpu_intervals_skipped_total";
+    case EMBER_CTR_RUNQ_UNDRAWN: return "ember_bpf_offcpu_runqueue_undrawn_total";
+    case EMBER_CTR_RUNQ_END_LOST:
+      *labels = "reason=\"ring_buffer_full\"";
+      return "ember_bpf_offcpu_runqueue_ends_lost_total";
     case EMBER_CTR_OFFCPU_LONG:
       *labels = "reason=\"longer_than_max_wait\"";
       return "ember_bpf_offcpu_intervals_skipped_total";
@@ -155,7 +159,7 @@ const char* counter_metric(int idx, std::string* labels) {
 // The verdict maps' keys are what BpfVerdictMaps passes (ember_abi.h).
 static_assert(sizeof(ember_verdict_tgid_key) == sizeof(uint32_t));
 static_assert(sizeof(ember_verdict_cgroup_key) == sizeof(uint64_t));
-static_assert(EMBER_CTR_OFFCPU_LONG < EMBER_CTR_STOP_BASE);
+static_assert(EMBER_CTR_RUNQ_END_LOST < EMBER_CTR_STOP_BASE);
 
 // The label stage's verdicts, written straight into the sampler's maps.
 // Pipeline thread only (see VerdictSink).
@@ -259,7 +263,8 @@ Result<BpfSampler::SkelPtr> BpfSampler::load_skeleton(const SamplerOptions& opts
   // Off-CPU programs as the sampling ones: the table variant where tables
   // are in use, the frame-pointer one otherwise, and a check loads both.
   const bool off_cpu = opts.off_cpu || plan.check_only;
-  bpf_program__set_autoload(skel->progs.ember_switch, off_cpu);
+  bpf_program__set_autoload(skel->progs.ember_switch_dwarf, off_cpu && tables);
+  bpf_program__set_autoload(skel->progs.ember_switch_fp, off_cpu && (!tables || plan.check_only));
   bpf_program__set_autoload(skel->progs.ember_sys_exit_dwarf, off_cpu && tables);
   bpf_program__set_autoload(skel->progs.ember_sys_exit_fp, off_cpu && (!tables || plan.check_only));
 
@@ -426,7 +431,7 @@ Result<std::unique_ptr<BpfSampler>> BpfSampler::create(const SamplerOptions& opt
     // The system-call exit first, so no owed sample waits for a hook that
     // is not there yet.
     for (bpf_program* prog : {tables ? skel->progs.ember_sys_exit_dwarf : skel->progs.ember_sys_exit_fp,
-                              skel->progs.ember_switch}) {
+                              tables ? skel->progs.ember_switch_dwarf : skel->progs.ember_switch_fp}) {
       bpf_link* link = bpf_program__attach(prog);
       if (!link) return Errorf("cannot attach %s: %s", bpf_program__name(prog), std::strerror(errno));
       s->links_.emplace_back(link);

@@ -97,7 +97,24 @@ SymbolizedSample DefaultSymbolizeStage::symbolize(UnwoundSample&& in) {
     }
     out.stack.push_back(std::move(loc));
   }
+  if (out.meta.event == EventKind::kOffCpu) drop_tracing_frames(out.stack);
   return out;
+}
+
+// The innermost kernel frames of the tracepoint that ran our program: the
+// program itself and the kernel's code between the tracepoint and it.
+static bool is_tracing_frame(const Location& loc) {
+  if (!loc.kernel() || loc.lines.empty()) return false;
+  const std::string& n = loc.lines.front().system_name;
+  auto starts = [&n](const char* p) { return n.rfind(p, 0) == 0; };
+  return starts("bpf_prog_") || starts("bpf_trace_run") || starts("__bpf_trace_") ||
+         starts("__traceiter_") || starts("trace_call_bpf");
+}
+
+void DefaultSymbolizeStage::drop_tracing_frames(std::vector<LocationRef>& stack) {
+  size_t n = 0;
+  while (n < stack.size() && stack[n] && is_tracing_frame(*stack[n])) ++n;
+  if (n) stack.erase(stack.begin(), stack.begin() + long(n));
 }
 
 void DefaultSymbolizeStage::end_interval() {

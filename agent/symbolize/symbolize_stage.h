@@ -14,6 +14,12 @@
 // process's maps once per sample (a library loaded after the snapshot) and
 // asks again.
 //
+// An off-CPU sample taken inside the scheduler (a run-queue wait's, at
+// sched_switch) begins with the tracepoint's glue and Ember's own BPF
+// program (bpf_prog_*, bpf_trace_run4...): those innermost frames are the
+// profiler's, not the workload's, and are dropped here, by name, because
+// how many there are differs between kernels.
+//
 // Runs on the pipeline thread only.
 #pragma once
 
@@ -39,6 +45,7 @@ class DefaultSymbolizeStage final : public SymbolizeStage {
   void end_interval() override;
 
  private:
+  static void drop_tracing_frames(std::vector<LocationRef>& stack);
   struct FrameKey {
     uint64_t address;
     uint64_t aux;

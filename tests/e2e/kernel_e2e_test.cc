@@ -20,8 +20,8 @@ TEST_F(KernelE2E, KernelCheckLoadsEveryProgramHereAndAgainstThisKernelsBtf) {
   auto r = run({ember_bin(), "kernel-check"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("OK: loaded"), std::string::npos) << r.out;
-  for (const char* prog : {"ember_sample_fp", "ember_exec", "ember_exit", "ember_fork", "ember_switch",
-                           "ember_sys_exit_fp", "ember_sys_exit_dwarf"})
+  for (const char* prog : {"ember_sample_fp", "ember_exec", "ember_exit", "ember_fork", "ember_switch_fp",
+                           "ember_switch_dwarf", "ember_sys_exit_fp", "ember_sys_exit_dwarf"})
     EXPECT_NE(r.out.find(prog), std::string::npos) << prog << "\n" << r.out;
   auto btf = run({ember_bin(), "kernel-check", "--btf", "/sys/kernel/btf/vmlinux"});
   EXPECT_EQ(btf.exit_code, 0) << btf.out << btf.err;

@@ -531,6 +531,10 @@ class Judge:
         if not fig["leaf"]:
             self.fail(f"{name}: no samples in leaf")
             return
+        # In the form scripts/flake_report.py collects, to calibrate from.
+        if fig["samples"]:
+            print(f"[ figure ] kernels.{self.k.name} {name}_to_main="
+                  f"{fig['complete_to_main'] / fig['samples']:.4g}", file=sys.stderr, flush=True)
         if fig["complete_to_main"] < min_complete * fig["samples"]:
             self.fail(f"{name}: {fig['complete_to_main']} of {fig['samples']} samples reach main "
                       f"(expected {min_complete:.0%})")
@@ -640,9 +644,14 @@ class Judge:
                 waited = got["sleep_ns"] + got["pipe_ns"]
                 if to_main < 0.9 * waited:
                     self.fail(f"offcpu: {to_main} of {waited} us have user stacks that reach main")
-        # Older kernels' fallbacks, forced off here.
+        # Older kernels' fallbacks, forced off here. Without task_pt_regs, a
+        # sample taken in the kernel gets the kernel's own frame-pointer walk
+        # of the user stack, which misses more: 97.7-98.5% reach main alone
+        # (152 runs of the matrix), and a busy host (the guest then spends
+        # more of its time in interrupts) took it to 96.9% once with tests
+        # running beside it, and to 96.0% with a second matrix beside it.
         if self.step_ok("nofeatures"):
-            self.check_ratio("nofeatures", 0.97)
+            self.check_ratio("nofeatures", 0.94)
             logtext = r["files"].get("nofeatures.log", "")
             if tables and "bpf_loop is off" not in logtext:
                 self.fail("nofeatures: disabling bpf_loop was not logged")

@@ -239,5 +239,72 @@ TEST(Pipeline, QueueOverflowIsCounted) {
   EXPECT_EQ(rig.metrics.total("ember_samples_lost_total"), 6u);
 }
 
+// A run-queue wait's sample (sent when the wait began) waits for the wait's
+// end, which carries its value; samples whose end never comes are counted
+// as lost, and an end with no sample is counted apart.
+TEST(Pipeline, RunQueueSamplesAreJoinedWithTheirWaitsEnd) {
+  Rig rig(true);
+  auto waiting = [](uint32_t tid) {
+    RawSample s = user_sample(0, {0x10});
+    s.meta.tid = tid;
+    s.meta.event = EventKind::kOffCpu;
+    s.flags = EMBER_SAMPLE_F_VALUE_FOLLOWS;
+    return s;
+  };
+  auto end = [&](uint32_t tid, uint64_t value) {
+    ember_wait_end e{EMBER_REC_WAIT_END, tid, 0, value};
+    rig.pipeline.on_record(&e, sizeof(e));
+  };
+  rig.pipeline.on_sample(waiting(7));
+  rig.pipeline.on_sample(waiting(8));
+  end(7, 3'000'000);
+  end(9, 1);               // its sample was lost to a full ring
+  rig.pipeline.on_sample(waiting(8));  // 8's first end never came
+  end(8, 2'000'000);
+  rig.pipeline.on_sample(waiting(10));  // still waiting at stop
+  rig.pipeline.start();
+  rig.pipeline.stop();
+
+  ASSERT_EQ(rig.exporter.batches.size(), 1u);
+  uint64_t count = 0, value = 0;
+  for (const auto& p : rig.exporter.batches[0].profiles) {
+    EXPECT_EQ(p.event, EventKind::kOffCpu);
+    count += p.total_count();
+    value += p.total_value();
+  }
+  EXPECT_EQ(count, 2u);
+  EXPECT_EQ(value, 5'000'000u);
+  EXPECT_EQ(rig.metrics.counter("ember_samples_lost_total", "reason=\"wait_never_ended\"").value(), 2u);
+  EXPECT_EQ(rig.metrics.total("ember_offcpu_runqueue_ends_unmatched_total"), 1u);
+  EXPECT_EQ(rig.metrics.total("ember_offcpu_runqueue_samples_total"), 2u);
+}
+
+// The bound: past WaitJoin::kMaxHeld samples held at once, the oldest go.
+TEST(WaitJoin, HoldsAtMostItsBoundOldestFirst) {
+  Metrics m;
+  WaitJoin j(m);
+  for (uint32_t tid = 1; tid <= WaitJoin::kMaxHeld + 5; ++tid) {
+    RawSample s;
+    s.meta.tid = tid;
+    j.hold(std::move(s));
+  }
+  EXPECT_EQ(j.held(), WaitJoin::kMaxHeld);
+  EXPECT_EQ(m.total("ember_samples_lost_total"), 5u);
+  EXPECT_FALSE(j.complete(WaitEndEvent{1, 0, 1}).has_value());  // pushed out
+  auto last = j.complete(WaitEndEvent{uint32_t(WaitJoin::kMaxHeld + 5), 0, 42});
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->meta.value, 42u);
+  EXPECT_EQ(last->flags & EMBER_SAMPLE_F_VALUE_FOLLOWS, 0u);
+  // A thread held again and again keeps one entry, and the bookkeeping of
+  // the order stays bounded.
+  for (int i = 0; i < 100000; ++i) {
+    RawSample s;
+    s.meta.tid = 99999;
+    j.hold(std::move(s));
+    j.complete(WaitEndEvent{99999, 0, 1});
+  }
+  EXPECT_LE(j.held(), WaitJoin::kMaxHeld);
+}
+
 }  // namespace
 }  // namespace ember

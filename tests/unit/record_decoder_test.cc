@@ -139,6 +139,17 @@ TEST(RecordDecoder, DecodesExecWithDeviceConversion) {
   EXPECT_EQ(ev->filename, "/usr/bin/ls");
 }
 
+TEST(RecordDecoder, DecodesWaitEnd) {
+  ember_wait_end w{EMBER_REC_WAIT_END, 42, 1000, 7'000'000};
+  auto rec = decode_record(&w, sizeof(w));
+  auto* ev = std::get_if<WaitEndEvent>(&rec);
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(ev->tid, 42u);
+  EXPECT_EQ(ev->time_ns, 1000u);
+  EXPECT_EQ(ev->value, 7'000'000u);
+  EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_record(&w, sizeof(w) - 1)));
+}
+
 TEST(RecordDecoder, DecodesExit) {
   ember_exit_event x{EMBER_REC_EXIT, 9, 11};
   auto rec = decode_record(&x, sizeof(x));
