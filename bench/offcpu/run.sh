@@ -19,6 +19,9 @@
 # the switching threads and shows in the slowdown, not in its CPU column.
 #
 # Usage (root): bench/offcpu/run.sh [ROUND_TRIPS] [REPS]
+# Environment: PIN (default 0): the CPU both ping-pong threads run on, so each
+# pass is a switch on that CPU (150k+ per second here; unpinned, each pass
+# is a cross-CPU wakeup, about half as many); PIN= leaves them free.
 # Needs build/ember (scripts/build.sh); perf and bpftrace from
 # scripts/install-deps.sh --bench.
 set -uo pipefail
@@ -37,7 +40,11 @@ cc -O2 -pthread -o "$TMP/pingpong" bench/offcpu/pingpong.c || exit 1
 sysctl -q kernel.bpf_stats_enabled=1
 
 # run_pingpong: prints "wall_s switches".
-run_pingpong() { "$TMP/pingpong" "$TRIPS" | awk '{print $2, $3}'; }
+PIN=${PIN-0}
+run_pingpong() {
+  if [ -n "$PIN" ]; then taskset -c "$PIN" "$TMP/pingpong" "$TRIPS"; else "$TMP/pingpong" "$TRIPS"; fi |
+    awk '{print $2, $3}'
+}
 
 # Run time in seconds of the loaded BPF programs whose line matches $1.
 bpf_seconds() {
@@ -94,7 +101,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) p
 
 profilers=(alone ember perf)
 command -v bpftrace >/dev/null && profilers+=(bpftrace)
-echo "workload: pingpong $TRIPS round trips; $REPS repetitions each; $(nproc) CPUs; kernel $(uname -r)"
+echo "workload: pingpong $TRIPS round trips${PIN:+ on CPU $PIN}; $REPS repetitions each; $(nproc) CPUs; kernel $(uname -r)"
 for rep in $(seq "$REPS"); do
   for p in "${profilers[@]}"; do
     case "$p" in
