@@ -239,7 +239,7 @@ struct ember_exit_event {
 struct ember_wait_end {
   __u32 kind; /* EMBER_REC_WAIT_END */
   __u32 tid;
-  __u64 time_ns;
+  __u64 start_ns; /* when the wait began: its sample's time_ns */
   __u64 value;
 };
 

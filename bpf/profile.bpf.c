@@ -631,9 +631,11 @@ static __always_inline long walk_tables(struct ember_sample* s, __u32 klen, cons
  * the program's context (for bpf_get_stack); `in_user` says the CPU was in
  * user mode, so the context's registers are the user's (perf_event only:
  * the scheduler hooks always run in the kernel). */
+/* `time_ns`: the sample's time, or 0 for now. Returns 0 when the sample went
+ * on the ring, -1 when it was lost (counted). */
 static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in_user, __u32 tgid,
                                        __u32 tid, __u8 event, __u64 value,
-                                       const struct offcpu_owed* owed, __u16 flags) {
+                                       const struct offcpu_owed* owed, __u16 flags, __u64 time_ns) {
   __u32 zero = 0;
   struct ember_sample* s = bpf_map_lookup_elem(&sample_scratch, &zero);
   if (!s) return 0;
@@ -645,7 +647,7 @@ static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in
   s->pid = tgid;
   s->tid = tid;
   s->cpu = bpf_get_smp_processor_id();
-  s->time_ns = bpf_ktime_get_ns();
+  s->time_ns = time_ns ? time_ns : bpf_ktime_get_ns();
   s->cgroup_id = bpf_get_current_cgroup_id();
   s->flags = flags;
   s->unwind_stop = use_tables ? EMBER_STOP_END : EMBER_STOP_FP_ONLY;
@@ -737,7 +739,7 @@ static __always_inline int emit_sample(void* ctx, const bool use_tables, bool in
     wakeup = BPF_RB_FORCE_WAKEUP;
   if (bpf_ringbuf_output(&events, s, size, wakeup) < 0) {
     count(EMBER_CTR_DROP_RINGBUF_FULL);
-    return 0;
+    return -1;
   }
   count(EMBER_CTR_SAMPLES_SENT);
   return 0;
@@ -764,8 +766,9 @@ static __always_inline int sample(struct bpf_perf_event_data* ctx, const bool us
     return 0;
   }
   /* The sampled registers are the user ones unless the CPU was in the kernel. */
-  return emit_sample(ctx, use_tables, sampled_in_user_mode(ctx), tgid, tid, EMBER_EVENT_CPU,
-                     sample_period_ns, NULL, 0);
+  emit_sample(ctx, use_tables, sampled_in_user_mode(ctx), tgid, tid, EMBER_EVENT_CPU,
+              sample_period_ns, NULL, 0, 0);
+  return 0;
 }
 
 /* Frame pointers only: any kernel with BPF ring buffers. */
@@ -838,20 +841,28 @@ static __always_inline void runnable_out(void* ctx, const bool use_tables, __u32
   if (est == 0 || est > offcpu_period_ns) est = offcpu_period_ns;
   struct offcpu_wait w = {.t_out = now, .runq_est = est};
   current_user_ip_sp(&w.user_ip, &w.user_sp);
-  if (est >= offcpu_period_ns ||
-      (((__u64)bpf_get_prandom_u32() * offcpu_period_ns) >> 32) < est) {
-    w.runq_drawn = 1;
-    emit_sample(ctx, use_tables, false, tgid, tid, EMBER_EVENT_OFF_CPU, 0, NULL,
-                EMBER_SAMPLE_F_VALUE_FOLLOWS);
-  } else {
-    count(EMBER_CTR_RUNQ_UNDRAWN);
+  /* The entry first: a sample whose wait cannot be followed is not sent. */
+  if (bpf_map_update_elem(&offcpu_start, &tid, &w, BPF_ANY) < 0) {
+    count(EMBER_CTR_OFFCPU_NO_SLOT);
+    return;
   }
-  if (bpf_map_update_elem(&offcpu_start, &tid, &w, BPF_ANY) < 0) count(EMBER_CTR_OFFCPU_NO_SLOT);
+  if (est < offcpu_period_ns &&
+      (((__u64)bpf_get_prandom_u32() * offcpu_period_ns) >> 32) >= est) {
+    count(EMBER_CTR_RUNQ_UNDRAWN);
+    return;
+  }
+  /* Stamped with the switch-out time, which the end record repeats: user
+   * space pairs the two by thread and time. */
+  if (emit_sample(ctx, use_tables, false, tgid, tid, EMBER_EVENT_OFF_CPU, 0, NULL,
+                  EMBER_SAMPLE_F_VALUE_FOLLOWS, now) < 0)
+    return; /* lost to a full ring (counted): no end record either */
+  struct offcpu_wait* e = bpf_map_lookup_elem(&offcpu_start, &tid);
+  if (e) e->runq_drawn = 1;
 }
 
 /* The end of a run-queue wait: the estimate learns from it, and a drawn
  * one's end record goes out with its weight. */
-static __always_inline void runnable_in(__u32 tid, const struct offcpu_wait* w, __u64 d, __u64 now) {
+static __always_inline void runnable_in(__u32 tid, const struct offcpu_wait* w, __u64 d) {
   __u32 zero = 0;
   __u64* estp = bpf_map_lookup_elem(&runq_estimate, &zero);
   if (estp) {
@@ -864,7 +875,7 @@ static __always_inline void runnable_in(__u32 tid, const struct offcpu_wait* w, 
   __u64 weight = d;
   if (est < offcpu_period_ns && est > 0)
     weight = d < (~0ull) / offcpu_period_ns ? d * offcpu_period_ns / est : d / est * offcpu_period_ns;
-  struct ember_wait_end e = {.kind = EMBER_REC_WAIT_END, .tid = tid, .time_ns = now, .value = weight};
+  struct ember_wait_end e = {.kind = EMBER_REC_WAIT_END, .tid = tid, .start_ns = w->t_out, .value = weight};
   /* No wakeup: the drain's timer collects it, after its sample. */
   if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_NO_WAKEUP) < 0) count(EMBER_CTR_RUNQ_END_LOST);
 }
@@ -906,7 +917,7 @@ static __always_inline void switch_in(struct task_struct* next, __u64 now) {
   __u64 d = now > w->t_out ? now - w->t_out : 0;
   __u64 ip = w->user_ip, sp = w->user_sp;
   if (w->runq_est) {
-    runnable_in(tid, w, d, now);
+    runnable_in(tid, w, d);
     bpf_map_delete_elem(&offcpu_start, &tid);
     return;
   }
@@ -996,8 +1007,9 @@ static __always_inline int send_owed(void* ctx, const bool use_tables) {
     return 0;
   }
   o->tid = 0;
-  return emit_sample(ctx, use_tables, false, (__u32)(id >> 32), (__u32)id, EMBER_EVENT_OFF_CPU,
-                     o->weight, o, 0);
+  emit_sample(ctx, use_tables, false, (__u32)(id >> 32), (__u32)id, EMBER_EVENT_OFF_CPU,
+              o->weight, o, 0, 0);
+  return 0;
 }
 
 /* raw_syscalls:sys_exit, every system call's return: one per-CPU lookup

@@ -2,6 +2,7 @@
 #include "common/drops.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace ember {
 
@@ -55,24 +56,31 @@ bool StackAggregator::count_into(Stacks& stacks, LabeledSample& ls) {
   key.comm = ls.sample.meta.comm;
   key.frames.reserve(ls.sample.stack.size());
   for (const auto& loc : ls.sample.stack) key.frames.push_back(loc.get());
+  std::optional<Key> wall_key;
   if (own_profile && wall) {
-    Key wall_key = key;
-    wall_key.event = EventKind::kWall;
-    count_as(stacks, std::move(wall_key), ls, /*copy=*/true);
+    wall_key = key;
+    wall_key->event = EventKind::kWall;
   }
-  if (!count_as(stacks, std::move(key), ls, /*copy=*/false)) return false;
+  // Both entries or neither, so wall stays the sum of the other two; a
+  // sample the bound drops is counted once.
+  auto it = stacks.find(key);
+  auto wit = wall_key ? stacks.find(*wall_key) : stacks.end();
+  const size_t fresh = size_t(it == stacks.end()) + size_t(wall_key && wit == stacks.end());
+  if (stacks_ + fresh > opts_.max_stacks) {
+    dropped_.add();
+    return false;
+  }
+  // (Found again inside: an insertion may rehash and move the entries.)
+  if (wall_key) add_to(stacks, std::move(*wall_key), ls, /*copy=*/true);
+  add_to(stacks, std::move(key), ls, /*copy=*/false);
   aggregated_[k]->add();
   ++pending_;
   return true;
 }
 
-bool StackAggregator::count_as(Stacks& stacks, Key&& key, LabeledSample& ls, bool copy) {
+void StackAggregator::add_to(Stacks& stacks, Key&& key, LabeledSample& ls, bool copy) {
   auto it = stacks.find(key);
   if (it == stacks.end()) {
-    if (stacks_ >= opts_.max_stacks) {
-      dropped_.add();
-      return false;
-    }
     Entry e;
     if (copy) e.stack = ls.sample.stack;
     else e.stack = std::move(ls.sample.stack);
@@ -81,7 +89,6 @@ bool StackAggregator::count_as(Stacks& stacks, Key&& key, LabeledSample& ls, boo
   }
   it->second.count++;
   it->second.value += ls.sample.meta.value;
-  return true;
 }
 
 ProfileBatch StackAggregator::take(uint64_t start_time_ns, uint64_t end_time_ns) {

@@ -92,9 +92,9 @@ class StackAggregator final : public Aggregator {
   // Counts `ls` into its own kind's profile and into the wall one, as asked;
   // false when the stack bound dropped it.
   bool count_into(Stacks& stacks, LabeledSample& ls);
-  // One stack entry of `key` (the stack moved in, or copied when `copy`);
-  // false when the stack bound dropped it (counted).
-  bool count_as(Stacks& stacks, Key&& key, LabeledSample& ls, bool copy);
+  // Counts `ls` into the entry of `key`, made if new (the stack moved in,
+  // or copied when `copy`); the caller checked the bound.
+  void add_to(Stacks& stacks, Key&& key, LabeledSample& ls, bool copy);
 
   Options opts_;
   std::unordered_map<const LabelSet*, Series, LabelSetHash, LabelSetEq> series_;

@@ -740,7 +740,8 @@ Result<Config> parse_config(const std::string& yaml, const std::string& source) 
        }},
       {"max_waiting_threads", [&](const YAML::Node& n, const std::string& k) {
          i64 = int64_t(c.off_cpu.max_waiting_threads);
-         r.integer(n, k, 16, 1 << 22, &i64);
+         // 48 bytes a thread, preallocated in the kernel: 1M is 48 MiB.
+         r.integer(n, k, 16, 1 << 20, &i64);
          c.off_cpu.max_waiting_threads = uint64_t(i64);
        }},
   };
@@ -897,11 +898,18 @@ Status validate_config(const Config& c) {
     return Errorf("interval: %s is out of range [1s, 1h]", format_duration(c.interval).c_str());
   if (!c.profiles.cpu && !c.profiles.off_cpu && !c.profiles.wall)
     return Errorf("profiles: none named; expected cpu, off_cpu or wall");
+  if (c.off_cpu.min_wait < Duration(0) || c.off_cpu.min_wait > std::chrono::hours(1))
+    return Errorf("off_cpu.min_wait: %s is out of range [0s, 1h]", format_duration(c.off_cpu.min_wait).c_str());
+  if (c.off_cpu.max_wait < Duration(0) || c.off_cpu.max_wait > std::chrono::hours(24))
+    return Errorf("off_cpu.max_wait: %s is out of range [0s, 24h]", format_duration(c.off_cpu.max_wait).c_str());
+  if ((c.off_cpu.min_wait.count() || c.off_cpu.max_wait.count()) && !c.profiles.off_cpu && !c.profiles.wall)
+    return Errorf("off_cpu.%s: set, but profiles has neither off_cpu nor wall",
+                  c.off_cpu.min_wait.count() ? "min_wait" : "max_wait");
   if (c.off_cpu.max_wait.count() && c.off_cpu.max_wait < c.off_cpu.min_wait)
     return Errorf("off_cpu.max_wait: %s is below off_cpu.min_wait (%s)",
                   format_duration(c.off_cpu.max_wait).c_str(), format_duration(c.off_cpu.min_wait).c_str());
-  if (c.off_cpu.max_waiting_threads < 16 || c.off_cpu.max_waiting_threads > (1u << 22))
-    return Errorf("off_cpu.max_waiting_threads: %llu is out of range [16, 4194304]",
+  if (c.off_cpu.max_waiting_threads < 16 || c.off_cpu.max_waiting_threads > (1u << 20))
+    return Errorf("off_cpu.max_waiting_threads: %llu is out of range [16, 1048576]",
                   (unsigned long long)c.off_cpu.max_waiting_threads);
   if (!c.sampler.kernel_stacks && !c.sampler.user_stacks)
     return Errorf("sampler: kernel_stacks and user_stacks are both false; nothing to sample");

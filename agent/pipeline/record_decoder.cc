@@ -120,7 +120,7 @@ DecodedRecord decode_record(const void* data, size_t size) {
       if (size < sizeof(ember_wait_end)) return DecodeError{"wait end truncated"};
       ember_wait_end e;
       std::memcpy(&e, data, sizeof(e));
-      return WaitEndEvent{e.tid, e.time_ns, e.value};
+      return WaitEndEvent{e.tid, e.start_ns, e.value};
     }
     default:
       return DecodeError{"unknown record kind " + std::to_string(kind)};

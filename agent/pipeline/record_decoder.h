@@ -15,7 +15,7 @@ namespace ember {
 // Drain-thread only: WaitJoin pairs it with its sample.
 struct WaitEndEvent {
   uint32_t tid = 0;
-  uint64_t time_ns = 0;
+  uint64_t start_ns = 0;  // when the wait began: its sample's time
   uint64_t value = 0;
 };
 

@@ -48,6 +48,16 @@ std::optional<RawSample> WaitJoin::complete(const WaitEndEvent& e) {
     unmatched_.add();
     return std::nullopt;
   }
+  if (it->second.sample.meta.time_ns != e.start_ns) {
+    // Another wait of the thread: this end's sample, and the held one's end,
+    // were lost (a full ring loses both kinds).
+    unmatched_.add();
+    if (it->second.sample.meta.time_ns < e.start_ns) {
+      lost_.add();
+      held_.erase(it);
+    }
+    return std::nullopt;
+  }
   RawSample s = std::move(it->second.sample);
   held_.erase(it);
   s.meta.value = e.value;

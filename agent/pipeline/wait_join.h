@@ -4,8 +4,9 @@
 // WaitEndEvent when the thread runs again; both come through the one ring,
 // the sample first. This pairs them by thread id.
 //
-// Drain thread only. Bounded: at most kMaxHeld samples (a thread holds one
-// at a time, and a run-queue wait lasts milliseconds); a sample superseded
+// Both carry the wait's start time, so a sample is paired only with its own
+// wait's end. Drain thread only. Bounded: at most kMaxHeld samples (a thread
+// holds one at a time, and a run-queue wait lasts milliseconds); a sample superseded
 // by its thread's next one, pushed out by the bound, or still held at stop
 // is lost and counted (ember_samples_lost_total{reason="wait_never_ended"}),
 // and an end with no sample (the sample was lost to a full ring, counted
@@ -26,7 +27,10 @@ namespace ember {
 
 class WaitJoin {
  public:
-  static constexpr size_t kMaxHeld = 4096;
+  // A thread holds one at a time, and only while it waits runnable: this is
+  // many times the threads that can. A sample with a stack copy is up to
+  // about 20 KiB, so the bound also caps the memory (about 20 MiB).
+  static constexpr size_t kMaxHeld = 1024;
   explicit WaitJoin(Metrics& metrics);
 
   void hold(RawSample&& sample);
@@ -35,6 +39,7 @@ class WaitJoin {
   // Drops (and counts) every sample still held.
   void drop_all();
   size_t held() const { return held_.size(); }
+  size_t order_entries() const { return order_.size(); }  // for tests: the bookkeeping's size
 
  private:
   struct Held {

@@ -215,5 +215,28 @@ TEST(Aggregator, PendingSamplesFeedingWallAreCountedOnce) {
   EXPECT_EQ(m.counter("ember_label_late_pod_samples_total", "result=\"labeled\"").value(), 2u);
 }
 
+// The stack bound takes a sample's own entry and its wall entry together or
+// not at all, and counts a sample it drops once: wall stays the sum.
+TEST(Aggregator, TheStackBoundKeepsWallTheSumOfTheOthers) {
+  Metrics m;
+  StackAggregator::Options o(100, 3);
+  o.profiles = {true, true, true};
+  StackAggregator agg(o, m);
+  auto map = make_mapping("/a", 0, 100);
+  auto a = make_location(1, map, {"a"});
+  auto b = make_location(2, map, {"b"});
+  auto l = labels({});
+  agg.add(timed(l, {a}, EventKind::kCpu, 10));     // two new entries: 2 of 3
+  agg.add(timed(l, {b}, EventKind::kOffCpu, 20));  // two more would be 4: dropped
+  agg.add(timed(l, {a}, EventKind::kCpu, 10));     // existing entries: kept
+  EXPECT_EQ(m.total("ember_samples_lost_total"), 1u);
+  EXPECT_EQ(agg.pending_samples(), 2u);
+  ProfileBatch batch = agg.take(0, 1);
+  uint64_t wall = 0, others = 0;
+  for (const auto& p : batch.profiles) (p.event == EventKind::kWall ? wall : others) += p.total_value();
+  EXPECT_EQ(wall, 20u);
+  EXPECT_EQ(others, 20u);
+}
+
 }  // namespace
 }  // namespace ember

@@ -190,7 +190,10 @@ TEST(Config, ProfilesAndOffCpuKeys) {
   auto scalar = parse_config("profiles: cpu\n", "p.yaml");
   ASSERT_FALSE(scalar.ok());
   EXPECT_THAT(scalar.error().message, HasSubstr("profiles: expected a list"));
-  auto backwards = parse_config("off_cpu:\n  min_wait: 1s\n  max_wait: 10ms\n", "p.yaml");
+  auto unused = parse_config("off_cpu:\n  max_wait: 1s\n", "p.yaml");
+  ASSERT_FALSE(unused.ok());
+  EXPECT_THAT(unused.error().message, HasSubstr("off_cpu.max_wait: set, but profiles has neither off_cpu nor wall"));
+  auto backwards = parse_config("profiles: [off_cpu]\noff_cpu:\n  min_wait: 1s\n  max_wait: 10ms\n", "p.yaml");
   ASSERT_FALSE(backwards.ok());
   EXPECT_THAT(backwards.error().message, HasSubstr("off_cpu.max_wait: 10ms is below off_cpu.min_wait"));
   auto typo = parse_config("off_cpu:\n  min_wiat: 1s\n", "p.yaml");
@@ -199,6 +202,10 @@ TEST(Config, ProfilesAndOffCpuKeys) {
 
   Config r;
   r.profiles = {true, false, true};
+  Config long_wait;
+  long_wait.profiles.off_cpu = true;
+  long_wait.off_cpu.min_wait = std::chrono::hours(2);  // as --min-wait could set it
+  EXPECT_FALSE(validate_config(long_wait).ok());
   r.off_cpu.min_wait = std::chrono::microseconds(500);
   r.off_cpu.max_wait = std::chrono::seconds(2);
   auto back = parse_config(render_config(r), "rendered");

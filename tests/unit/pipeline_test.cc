@@ -304,6 +304,16 @@ TEST(WaitJoin, HoldsAtMostItsBoundOldestFirst) {
     j.complete(WaitEndEvent{99999, 0, 1});
   }
   EXPECT_LE(j.held(), WaitJoin::kMaxHeld);
+  EXPECT_LE(j.order_entries(), 4 * WaitJoin::kMaxHeld + 1);
+  // An end is paired only with the sample of its own wait (same start).
+  RawSample s;
+  s.meta.tid = 5;
+  s.meta.time_ns = 2000;
+  j.hold(std::move(s));
+  EXPECT_FALSE(j.complete(WaitEndEvent{5, 1000, 7}).has_value());  // an older wait's end
+  auto own = j.complete(WaitEndEvent{5, 2000, 9});
+  ASSERT_TRUE(own.has_value());
+  EXPECT_EQ(own->meta.value, 9u);
 }
 
 }  // namespace

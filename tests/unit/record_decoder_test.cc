@@ -145,7 +145,7 @@ TEST(RecordDecoder, DecodesWaitEnd) {
   auto* ev = std::get_if<WaitEndEvent>(&rec);
   ASSERT_NE(ev, nullptr);
   EXPECT_EQ(ev->tid, 42u);
-  EXPECT_EQ(ev->time_ns, 1000u);
+  EXPECT_EQ(ev->start_ns, 1000u);
   EXPECT_EQ(ev->value, 7'000'000u);
   EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_record(&w, sizeof(w) - 1)));
 }
