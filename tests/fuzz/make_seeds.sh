@@ -99,7 +99,7 @@ printf 'HEAD /healthz?x=1 HTTP/1.0\n\n' >"$out/http/healthz"
 # Ring buffer records (bpf/ember_abi.h), little-endian. A sample with kernel
 # and user frames; one whose walk BPF left to user space, with a stack copy
 # (pc is an offset into the fuzz target's own text, where it moves it); an
-# exec and an exit event.
+# exec and an exit event; a run-queue wait's sample and its end.
 u8() { printf "\\$(printf '%03o' "$1")"; }
 u16() { u8 $(($1 & 255)); u8 $(($1 >> 8 & 255)); }
 u32() { u16 $(($1 & 65535)); u16 $(($1 >> 16 & 65535)); }
@@ -120,6 +120,10 @@ sample_header() {  # kernel frames, user frames, flags, unwind stop
 { u32 2; u32 4242; u64 123456789; u64 1234; u32 0x800001; u32 0; u64 0x400000; u64 0x500000
   u64 0x401000; printf 'seedcomm'; zeros 8; printf '/usr/bin/seed'; zeros 243; } >"$out/ring/exec"
 { u32 3; u32 4242; u64 123456789; } >"$out/ring/exit"
+# A run-queue wait's sample (its value follows) and the wait's end.
+{ sample_header 1 2 10 0
+  u32 0x81000010; u32 0xffffffff; u64 0x401010; u64 0x402020; } >"$out/ring/runq_sample"
+{ u32 4; u32 4243; u64 123456789; u64 5000000; } >"$out/ring/wait_end"
 
 # Profiles for ember report and diff: folded stacks, and a minimal pprof
 # (one sample type cpu/nanoseconds, one sample of main) by hand, plain and
