@@ -828,7 +828,8 @@ static __always_inline void current_user_ip_sp(__u64* ip, __u64* sp) {
  * read now (it returns to user space through no tracepoint), so the draw is
  * made now: with probability q = min(1, est / period), where est is this
  * CPU's recent mean run-queue wait, its sample is sent at once, kernel stack
- * included (preempt_schedule_irq: why it waited), and when it runs again
+ * included (schedule under irqentry_exit_to_user_mode or __cond_resched:
+ * why it waited), and when it runs again
  * the wait's end carries its weight d / q. The expected weight is d (q does
  * not depend on this wait), and the cost is about one sample per period of
  * run-queue time, as for sleeps. */
